@@ -1,0 +1,184 @@
+//! The commands of SPEC §2: `serve`, `check`, `routes`, `token`. Each returns the process exit code.
+
+use crate::config::diag::Diagnostics;
+use crate::config::env::ProcessEnv;
+use crate::config::model::AuthMode;
+use std::path::Path;
+use std::sync::Arc;
+
+fn print_diagnostics(diags: &Diagnostics) {
+    for d in diags.items() {
+        eprintln!("{d}");
+    }
+}
+
+/// `facade check`: every problem, exit 0 (warnings only) or 1.
+pub fn check(config: &Path) -> i32 {
+    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    print_diagnostics(&diags);
+    let errors = diags.errors().count();
+    let warnings = diags.warnings().count();
+    match plan {
+        Some(plan) if errors == 0 => {
+            println!(
+                "ok: {} endpoint(s), {} service(s); {} warning(s)",
+                plan.endpoints.len(),
+                plan.services.len(),
+                warnings
+            );
+            0
+        }
+        _ => {
+            eprintln!("{errors} error(s), {warnings} warning(s)");
+            1
+        }
+    }
+}
+
+/// `facade routes`: a table of every route.
+pub fn routes(config: &Path) -> i32 {
+    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    let Some(plan) = plan else {
+        print_diagnostics(&diags);
+        return 1;
+    };
+    let mut rows = vec![[
+        "METHOD".to_string(),
+        "PATH".into(),
+        "KIND".into(),
+        "AUTH".into(),
+        "RATE LIMIT".into(),
+    ]];
+    for ep in &plan.endpoints {
+        let auth = match ep.auth {
+            AuthMode::Required if ep.roles.is_empty() => "required".to_string(),
+            AuthMode::Required | AuthMode::Optional if !ep.roles.is_empty() => {
+                format!("{} roles={}", mode(ep.auth), ep.roles.join(","))
+            }
+            other => mode(other).to_string(),
+        };
+        rows.push([
+            ep.method.as_str().to_string(),
+            ep.path.clone(),
+            "rest".into(),
+            auth,
+            ep.rate_limit.clone().unwrap_or_else(|| "none".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    0
+}
+
+fn mode(m: AuthMode) -> &'static str {
+    match m {
+        AuthMode::Required => "required",
+        AuthMode::Optional => "optional",
+        AuthMode::None => "none",
+    }
+}
+
+/// `facade token`: mints an HS* development token.
+pub fn token(config: &Path, sub: &str, roles: &[String], ttl: &str, claims: &[String]) -> i32 {
+    let (loaded, diags) = crate::config::load(config, &ProcessEnv);
+    let gateway_errors: Vec<_> = diags
+        .errors()
+        .filter(|d| d.file.as_ref() == config.to_string_lossy())
+        .collect();
+    if !gateway_errors.is_empty() {
+        for d in gateway_errors {
+            eprintln!("{d}");
+        }
+        return 1;
+    }
+    let Some(jwt) = loaded
+        .as_ref()
+        .and_then(|l| l.gateway.auth.as_ref())
+        .and_then(|a| a.jwt.as_ref())
+    else {
+        eprintln!("error: {} has no auth.jwt section to sign with", config.display());
+        return 1;
+    };
+    let Some(ttl) = crate::config::read::parse_duration(ttl) else {
+        eprintln!("error: --ttl must be a duration like 30m or 1h");
+        return 1;
+    };
+    let mut extra = Vec::new();
+    for c in claims {
+        let Some((k, v)) = c.split_once('=') else {
+            eprintln!("error: --claim must be key=value, found `{c}`");
+            return 1;
+        };
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+        extra.push((k.to_string(), value));
+    }
+    match crate::jwt::mint(jwt, sub, roles, ttl, &extra) {
+        Ok(t) => {
+            println!("{t}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// `facade serve`: load, compile, (start the demo backends,) serve until SIGTERM/SIGINT.
+pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
+    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    for d in diags.warnings() {
+        tracing::warn!("{d}");
+    }
+    let Some(mut plan) = plan else {
+        print_diagnostics(&diags);
+        eprintln!("facade: the configuration has errors; not starting");
+        return 1;
+    };
+    for key in &plan.not_in_force {
+        tracing::warn!(key = %key, "`{key}` is accepted and checked, but not in force yet in this version");
+    }
+    if plan.demo_secret {
+        tracing::warn!("auth.jwt.secret is the default written in facade.yaml (the demo secret): set JWT_SECRET for anything but a demo");
+    }
+    if demo {
+        if let Err(e) = crate::demo::start_all(&mut plan).await {
+            eprintln!("facade: cannot start the demo backends: {e}");
+            return 1;
+        }
+    }
+    let addr = listen.map(str::to_string).unwrap_or_else(|| plan.listen.clone());
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("facade: cannot listen on {addr}: {e}");
+            return 1;
+        }
+    };
+    let clock: Arc<dyn crate::exec::cache::Clock> = Arc::new(crate::exec::cache::SystemClock::default());
+    let exec = match crate::exec::new_exec(&plan, clock) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("facade: cannot build the backend client: {e}");
+            return 1;
+        }
+    };
+    let endpoints = plan.endpoints.len();
+    let state = crate::state::AppState::new(plan, exec);
+    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), endpoints, "facade is serving");
+    match crate::server::serve(listener, state, crate::server::shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(e) => {
+            eprintln!("facade: server error: {e}");
+            1
+        }
+    }
+}

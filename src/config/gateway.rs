@@ -1,0 +1,578 @@
+//! Reads `facade.yaml` (SPEC §3) into a `GatewayConfig`, reporting every problem with its location.
+
+use super::diag::Loc;
+use super::model::*;
+use super::read::{Fields, Reader};
+use super::yaml::{EnvUse, Node, NodeKind};
+use base64::Engine;
+use std::path::Path;
+
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "compositions",
+    "schemas",
+    "services",
+    "auth",
+    "rate_limits",
+    "routes",
+    "graphql",
+    "limits",
+    "watch",
+];
+const SERVICE_KEYS: &[&str] = &["url", "schema", "timeout", "retries", "circuit_breaker", "demo"];
+const JWT_KEYS: &[&str] = &[
+    "algorithms",
+    "secret",
+    "secret_base64",
+    "public_key",
+    "jwks_url",
+    "issuer",
+    "audience",
+    "leeway",
+    "roles_claim",
+];
+/// Every algorithm the product supports (SPEC §3).
+pub const ALGORITHMS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// Reads an auth mode word.
+pub fn auth_mode(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<AuthMode>> {
+    let word = r.one_of(node, "auth", &["required", "optional", "none"])?;
+    let value = match word {
+        "required" => AuthMode::Required,
+        "optional" => AuthMode::Optional,
+        _ => AuthMode::None,
+    };
+    Some(Spanned { value, loc: node.loc })
+}
+
+/// Reads a spanned string.
+pub fn spanned_string(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Spanned<String>> {
+    r.string(node, what).map(|value| Spanned { value, loc: node.loc })
+}
+
+/// Reads `facade.yaml`'s (already expanded) root node. `dir` is the file's folder.
+pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<GatewayConfig> {
+    let f = r.fields(root, "facade.yaml", TOP_KEYS)?;
+    let mut cfg = GatewayConfig {
+        file: r.file.clone(),
+        dir: dir.to_path_buf(),
+        listen: "127.0.0.1:8080".into(),
+        compositions_dir: dir.join("compositions"),
+        schemas_dir: dir.join("schemas"),
+        services: Vec::new(),
+        auth: None,
+        rate_limits: None,
+        routes: Vec::new(),
+        graphql: None,
+        limits: LimitsConfig::default(),
+        watch: false,
+        not_in_force: Vec::new(),
+    };
+    if let Some(n) = f.get("listen") {
+        if let Some(s) = r.string(n, "listen") {
+            if s.parse::<std::net::SocketAddr>().is_err() {
+                r.error(n.loc, "`listen` must be an address like `127.0.0.1:8080`", None);
+            }
+            cfg.listen = s;
+        }
+    }
+    if let Some(n) = f.get("compositions") {
+        if let Some(s) = r.string(n, "compositions") {
+            cfg.compositions_dir = dir.join(s);
+        }
+    }
+    if let Some(n) = f.get("schemas") {
+        if let Some(s) = r.string(n, "schemas") {
+            cfg.schemas_dir = dir.join(s);
+        }
+    }
+    match f.get("services") {
+        Some(n) => cfg.services = read_services(r, n, dir),
+        None => r.error(
+            f.loc,
+            "`services` is required",
+            Some("add a `services:` mapping naming each backend".into()),
+        ),
+    }
+    if let Some(n) = f.get("auth") {
+        cfg.auth = read_auth(r, n, dir);
+    }
+    if let Some(n) = f.get("rate_limits") {
+        cfg.rate_limits = read_rate_limits(r, n);
+        mark(&mut cfg, &f, "rate_limits");
+    }
+    if let Some(n) = f.get("routes") {
+        cfg.routes = read_routes(r, n);
+        mark(&mut cfg, &f, "routes");
+    }
+    if let Some(n) = f.get("graphql") {
+        cfg.graphql = read_graphql(r, n);
+        mark(&mut cfg, &f, "graphql");
+    }
+    if let Some(n) = f.get("limits") {
+        if let Some(l) = r.fields(n, "limits", &["request_body", "request_headers", "upstream_body"]) {
+            if let Some(v) = l.get("request_body").and_then(|n| r.size(n, "request_body")) {
+                cfg.limits.request_body = v;
+            }
+            if let Some(n) = l.get("request_headers") {
+                if let Some(v) = r.size(n, "request_headers") {
+                    cfg.limits.request_headers = v;
+                }
+                cfg.not_in_force.push(Spanned {
+                    value: "limits.request_headers".into(),
+                    loc: l.key_loc("request_headers").unwrap_or(n.loc),
+                });
+            }
+            if let Some(v) = l.get("upstream_body").and_then(|n| r.size(n, "upstream_body")) {
+                cfg.limits.upstream_body = v;
+            }
+        }
+    }
+    if let Some(n) = f.get("watch") {
+        cfg.watch = r.bool(n, "watch").unwrap_or(false);
+        mark(&mut cfg, &f, "watch");
+    }
+    if let Some(jwt) = cfg.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
+        if jwt.keys.iter().any(|k| matches!(k, KeySource::Jwks(_))) {
+            cfg.not_in_force.push(Spanned {
+                value: "auth.jwt.jwks_url".into(),
+                loc: jwt.loc,
+            });
+        }
+    }
+    Some(cfg)
+}
+
+fn mark(cfg: &mut GatewayConfig, f: &Fields<'_>, key: &str) {
+    cfg.not_in_force.push(Spanned {
+        value: key.to_string(),
+        loc: f.key_loc(key).unwrap_or(f.loc),
+    });
+}
+
+fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConfig> {
+    let mut out = Vec::new();
+    let Some(entries) = r.named(node, "services") else {
+        return out;
+    };
+    for (name, loc, body) in entries {
+        let Some(f) = r.fields(body, &format!("service `{name}`"), SERVICE_KEYS) else {
+            continue;
+        };
+        let url = match f.get("url") {
+            Some(n) => match spanned_string(r, n, "url") {
+                Some(u) => {
+                    check_url(r, n, &u.value);
+                    u
+                }
+                None => continue,
+            },
+            None => {
+                r.error(loc, format!("service `{name}` needs a `url`"), None);
+                continue;
+            }
+        };
+        let mut svc = ServiceConfig {
+            name: Spanned {
+                value: name.clone(),
+                loc,
+            },
+            url,
+            schema: f.get("schema").and_then(|n| spanned_string(r, n, "schema")),
+            timeout: f
+                .get("timeout")
+                .and_then(|n| r.duration(n, "timeout"))
+                .unwrap_or(std::time::Duration::from_secs(10)),
+            retries: f.get("retries").and_then(|n| r.u64(n, "retries")).unwrap_or(0).min(10) as u32,
+            circuit_breaker: None,
+            demo: f.get("demo").and_then(|n| r.string(n, "demo")).map(|d| dir.join(d)),
+        };
+        if let Some(n) = f.get("circuit_breaker") {
+            if let Some(cb) = r.fields(n, "circuit_breaker", &["failures", "within", "open_for"]) {
+                let failures = cb.get("failures").and_then(|n| r.u64(n, "failures"));
+                let within = cb.get("within").and_then(|n| r.duration(n, "within"));
+                let open_for = cb.get("open_for").and_then(|n| r.duration(n, "open_for"));
+                for key in ["failures", "within", "open_for"] {
+                    if cb.get(key).is_none() {
+                        r.error(cb.loc, format!("`circuit_breaker` needs `{key}`"), None);
+                    }
+                }
+                if let (Some(failures), Some(within), Some(open_for)) = (failures, within, open_for) {
+                    svc.circuit_breaker = Some(CircuitBreakerConfig {
+                        failures: failures as u32,
+                        within,
+                        open_for,
+                    });
+                }
+            }
+        }
+        out.push(svc);
+    }
+    out
+}
+
+fn check_url(r: &mut Reader<'_>, node: &Node, url: &str) {
+    let ok = match reqwest::Url::parse(url) {
+        Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
+        Err(_) => false,
+    };
+    if !ok {
+        r.error(
+            node.loc,
+            format!("`url` must be an http(s) URL, found {}", super::read::shown(node)),
+            None,
+        );
+    }
+}
+
+fn read_auth(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<AuthConfig> {
+    let f = r.fields(node, "auth", &["jwt", "forward_claims"])?;
+    let mut auth = AuthConfig {
+        loc: node.loc,
+        jwt: None,
+        forward_claims: Vec::new(),
+    };
+    if let Some(n) = f.get("jwt") {
+        auth.jwt = read_jwt(r, n, dir);
+    } else {
+        r.error(f.loc, "`auth` needs a `jwt` section", None);
+    }
+    if let Some(n) = f.get("forward_claims") {
+        for (header, loc, claim) in r.named(n, "forward_claims").unwrap_or_default() {
+            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                r.error(loc, format!("`{header}` is not a valid header name"), None);
+                continue;
+            }
+            if let Some(claim) = r.string(claim, "forward_claims") {
+                auth.forward_claims.push((header.to_ascii_lowercase(), claim));
+            }
+        }
+    }
+    Some(auth)
+}
+
+fn read_jwt(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<JwtConfig> {
+    let f = r.fields(node, "auth.jwt", JWT_KEYS)?;
+    let mut jwt = JwtConfig {
+        loc: node.loc,
+        algorithms: Vec::new(),
+        keys: Vec::new(),
+        secret_is_default: false,
+        issuer: f.get("issuer").and_then(|n| r.string(n, "issuer")),
+        audience: f.get("audience").and_then(|n| r.strings(n, "audience")),
+        leeway: f
+            .get("leeway")
+            .and_then(|n| r.duration(n, "leeway"))
+            .unwrap_or(std::time::Duration::from_secs(30)),
+        roles_claim: f
+            .get("roles_claim")
+            .and_then(|n| r.string(n, "roles_claim"))
+            .unwrap_or_else(|| "role".into()),
+    };
+    match f.get("algorithms") {
+        Some(n) => {
+            let items: Vec<&Node> = match &n.kind {
+                NodeKind::Seq(items) => items.iter().collect(),
+                _ => vec![n],
+            };
+            for item in items {
+                if let Some(alg) = r.string(item, "algorithms") {
+                    if !ALGORITHMS.contains(&alg.as_str()) {
+                        let hint = if alg.eq_ignore_ascii_case("none") {
+                            Some("unsigned tokens are never accepted".to_string())
+                        } else {
+                            super::diag::did_you_mean(&alg, ALGORITHMS.iter().copied())
+                                .or_else(|| Some(format!("supported: {}", ALGORITHMS.join(", "))))
+                        };
+                        r.error(item.loc, format!("unsupported JWT algorithm `{alg}`"), hint);
+                    } else {
+                        jwt.algorithms.push(Spanned {
+                            value: alg,
+                            loc: item.loc,
+                        });
+                    }
+                }
+            }
+            if jwt.algorithms.is_empty() && !r.diags.has_errors() {
+                r.error(n.loc, "`algorithms` must name at least one algorithm", None);
+            }
+        }
+        None => r.error(
+            f.loc,
+            "`auth.jwt` needs `algorithms`",
+            Some("for example `algorithms: [HS256]`".into()),
+        ),
+    }
+    let has_hs = jwt.algorithms.iter().any(|a| a.value.starts_with("HS"));
+    let has_public = jwt.algorithms.iter().any(|a| !a.value.starts_with("HS"));
+    if let Some(n) = f.get("secret") {
+        if let Some(s) = r.string(n, "secret") {
+            if s.is_empty() {
+                r.error(n.loc, "`secret` is empty", None);
+            }
+            if matches!(
+                n.kind,
+                NodeKind::Scalar {
+                    env: EnvUse::Defaulted,
+                    ..
+                }
+            ) {
+                jwt.secret_is_default = true;
+            }
+            jwt.keys.push(KeySource::Secret(s.into_bytes()));
+        }
+    }
+    if let Some(n) = f.get("secret_base64") {
+        if f.get("secret").is_some() {
+            r.error(n.loc, "give either `secret` or `secret_base64`, not both", None);
+        } else if let Some(s) = r.string(n, "secret_base64") {
+            match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
+                Ok(bytes) if !bytes.is_empty() => {
+                    if matches!(
+                        n.kind,
+                        NodeKind::Scalar {
+                            env: EnvUse::Defaulted,
+                            ..
+                        }
+                    ) {
+                        jwt.secret_is_default = true;
+                    }
+                    jwt.keys.push(KeySource::Secret(bytes));
+                }
+                _ => r.error(n.loc, "`secret_base64` is not valid base64", None),
+            }
+        }
+    }
+    if let Some(n) = f.get("public_key") {
+        if let Some(p) = r.string(n, "public_key") {
+            match std::fs::read(dir.join(&p)) {
+                Ok(pem) => jwt.keys.push(KeySource::PublicKeyPem(pem)),
+                Err(e) => r.error(n.loc, format!("cannot read public key `{p}`: {e}"), None),
+            }
+        }
+    }
+    if let Some(n) = f.get("jwks_url") {
+        if let Some(u) = r.string(n, "jwks_url") {
+            check_url(r, n, &u);
+            jwt.keys.push(KeySource::Jwks(u));
+        }
+    }
+    let has_secret = jwt.keys.iter().any(|k| matches!(k, KeySource::Secret(_)));
+    let has_key = jwt.keys.iter().any(|k| !matches!(k, KeySource::Secret(_)));
+    if has_hs && !has_secret {
+        r.error(f.loc, "HS* algorithms need `secret` or `secret_base64`", None);
+    }
+    if has_public && !has_key {
+        r.error(
+            f.loc,
+            "RS*/PS*/ES*/EdDSA algorithms need `public_key` or `jwks_url`",
+            None,
+        );
+    }
+    Some(jwt)
+}
+
+fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig> {
+    let f = r.fields(
+        node,
+        "rate_limits",
+        &["store", "on_store_error", "trusted_proxies", "default", "policies"],
+    )?;
+    let mut rl = RateLimitsConfig {
+        store: "memory".into(),
+        deny_on_store_error: false,
+        trusted_proxies: Vec::new(),
+        default: f.get("default").and_then(|n| spanned_string(r, n, "default")),
+        policies: Vec::new(),
+    };
+    if let Some(n) = f.get("store") {
+        if let Some(s) = r.string(n, "store") {
+            if s != "memory" && !s.starts_with("redis://") && !s.starts_with("rediss://") {
+                r.error(
+                    n.loc,
+                    "`store` must be `memory` or a `redis://` / `rediss://` URL",
+                    None,
+                );
+            }
+            rl.store = s;
+        }
+    }
+    if let Some(n) = f.get("on_store_error") {
+        rl.deny_on_store_error = r.one_of(n, "on_store_error", &["allow", "deny"]) == Some("deny");
+    }
+    if let Some(n) = f.get("trusted_proxies") {
+        for (i, cidr) in r
+            .strings(n, "trusted_proxies")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let loc = match &n.kind {
+                NodeKind::Seq(items) => items.get(i).map(|x| x.loc).unwrap_or(n.loc),
+                _ => n.loc,
+            };
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                r.error(loc, format!("`{cidr}` is not an IP address or CIDR range"), None);
+            }
+            rl.trusted_proxies.push(cidr);
+        }
+    }
+    if let Some(n) = f.get("policies") {
+        for (name, loc, body) in r.named(n, "policies").unwrap_or_default() {
+            let Some(p) = r.fields(body, &format!("policy `{name}`"), &["requests", "per", "key"]) else {
+                continue;
+            };
+            let requests = p.get("requests").and_then(|n| r.u64(n, "requests"));
+            let per = p.get("per").and_then(|n| r.duration(n, "per"));
+            let key = p
+                .get("key")
+                .and_then(|n| r.string(n, "key"))
+                .unwrap_or_else(|| "user_or_ip".into());
+            if let Some(n) = p.get("key") {
+                let valid = matches!(key.as_str(), "user" | "ip" | "user_or_ip")
+                    || key.strip_prefix("header:").is_some_and(|h| !h.is_empty());
+                if !valid {
+                    let hint = super::diag::did_you_mean(&key, ["user", "ip", "user_or_ip"]);
+                    r.error(n.loc, "`key` must be user, ip, user_or_ip or header:NAME", hint);
+                }
+            }
+            for k in ["requests", "per"] {
+                if p.get(k).is_none() {
+                    r.error(loc, format!("policy `{name}` needs `{k}`"), None);
+                }
+            }
+            if requests == Some(0) {
+                r.error(loc, format!("policy `{name}`: `requests` must be at least 1"), None);
+            }
+            if per == Some(std::time::Duration::ZERO) {
+                r.error(loc, format!("policy `{name}`: `per` must be longer than zero"), None);
+            }
+            if let (Some(requests), Some(per)) = (requests, per) {
+                rl.policies.push(PolicyConfig {
+                    name: Spanned { value: name, loc },
+                    requests,
+                    per,
+                    key,
+                });
+            }
+        }
+    }
+    if let Some(d) = &rl.default {
+        if !rl.policies.iter().any(|p| p.name.value == d.value) {
+            let hint = super::diag::did_you_mean(&d.value, rl.policies.iter().map(|p| p.name.value.as_str()));
+            r.error(d.loc, format!("default policy `{}` is not defined", d.value), hint);
+        }
+    }
+    Some(rl)
+}
+
+fn read_routes(r: &mut Reader<'_>, node: &Node) -> Vec<RouteConfig> {
+    let mut out = Vec::new();
+    let NodeKind::Seq(items) = &node.kind else {
+        r.error(node.loc, "`routes` must be a list", None);
+        return out;
+    };
+    for item in items {
+        let Some(f) = r.fields(
+            item,
+            "a route",
+            &[
+                "prefix",
+                "service",
+                "strip_prefix",
+                "rewrite",
+                "auth",
+                "roles",
+                "rate_limit",
+            ],
+        ) else {
+            continue;
+        };
+        let prefix = f.get("prefix").and_then(|n| spanned_string(r, n, "prefix"));
+        let service = f.get("service").and_then(|n| spanned_string(r, n, "service"));
+        if f.get("prefix").is_none() {
+            r.error(item.loc, "a route needs a `prefix`", None);
+        }
+        if f.get("service").is_none() {
+            r.error(item.loc, "a route needs a `service`", None);
+        }
+        if let Some(p) = &prefix {
+            if !p.value.starts_with('/') {
+                r.error(p.loc, "`prefix` must start with `/`", None);
+            }
+        }
+        let strip_prefix = f
+            .get("strip_prefix")
+            .and_then(|n| r.bool(n, "strip_prefix"))
+            .unwrap_or(false);
+        let rewrite = f.get("rewrite").and_then(|n| r.string(n, "rewrite"));
+        if strip_prefix && rewrite.is_some() {
+            r.error(item.loc, "give either `strip_prefix` or `rewrite`, not both", None);
+        }
+        let (Some(prefix), Some(service)) = (prefix, service) else {
+            continue;
+        };
+        out.push(RouteConfig {
+            loc: item.loc,
+            prefix,
+            service,
+            strip_prefix,
+            rewrite,
+            auth: f.get("auth").and_then(|n| auth_mode(r, n)),
+            roles: f.get("roles").and_then(|n| r.strings(n, "roles")).unwrap_or_default(),
+            rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
+        });
+    }
+    out
+}
+
+fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
+    let f = r.fields(
+        node,
+        "graphql",
+        &[
+            "path",
+            "playground",
+            "introspection",
+            "max_depth",
+            "max_complexity",
+            "auth",
+            "rate_limit",
+        ],
+    )?;
+    let path = f
+        .get("path")
+        .and_then(|n| spanned_string(r, n, "path"))
+        .unwrap_or(Spanned {
+            value: "/graphql".into(),
+            loc: f.loc,
+        });
+    if !path.value.starts_with('/') {
+        r.error(path.loc, "`path` must start with `/`", None);
+    }
+    Some(GraphqlConfig {
+        path,
+        playground: f
+            .get("playground")
+            .and_then(|n| r.bool(n, "playground"))
+            .unwrap_or(false),
+        introspection: f
+            .get("introspection")
+            .and_then(|n| r.bool(n, "introspection"))
+            .unwrap_or(true),
+        max_depth: f.get("max_depth").and_then(|n| r.u64(n, "max_depth")).unwrap_or(12),
+        max_complexity: f
+            .get("max_complexity")
+            .and_then(|n| r.u64(n, "max_complexity"))
+            .unwrap_or(1000),
+        auth: f.get("auth").and_then(|n| auth_mode(r, n)),
+        rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
+    })
+}
+
+/// Location of a key or the section, for messages about things that are missing.
+pub fn loc_of(f: &Fields<'_>, key: &str) -> Loc {
+    f.key_loc(key).unwrap_or(f.loc)
+}

@@ -1,0 +1,253 @@
+//! Reading the configuration files into located models (SPEC §1, §3, §4).
+//!
+//! The only place that knows YAML. Reads `facade.yaml`, every `compositions/*.yaml` and the
+//! services' OpenAPI documents; expands the environment; reports every problem with its file,
+//! line and column. No network, no HTTP.
+
+pub mod composition;
+pub mod diag;
+pub mod env;
+pub mod gateway;
+pub mod model;
+pub mod read;
+pub mod yaml;
+
+use diag::{Diagnostics, Loc};
+use env::Env;
+use model::{CompositionConfig, GatewayConfig};
+use read::Reader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An OpenAPI document of a service.
+#[derive(Debug, Clone)]
+pub struct SchemaDoc {
+    /// The service it describes.
+    pub service: String,
+    /// The file.
+    pub file: Arc<str>,
+    /// The document as JSON.
+    pub doc: serde_json::Value,
+}
+
+/// Everything the files say, before compilation.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// `facade.yaml`.
+    pub gateway: GatewayConfig,
+    /// Every composition, sorted by file name.
+    pub compositions: Vec<CompositionConfig>,
+    /// The services' OpenAPI documents.
+    pub schemas: Vec<SchemaDoc>,
+    /// Every file that was read (for reload on change).
+    pub files: Vec<PathBuf>,
+}
+
+/// Shows a path as the user would write it: relative to the working directory when below it.
+fn display(path: &Path) -> Arc<str> {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let s = shown.to_string_lossy();
+    Arc::from(s.strip_prefix("./").unwrap_or(&s))
+}
+
+/// Parses a YAML file into a tree, reporting syntax errors.
+fn parse_file(path: &Path, file: &Arc<str>, diags: &mut Diagnostics) -> Option<yaml::Node> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error(file, Loc { line: 1, col: 1 }, format!("cannot read file: {e}"), None);
+            return None;
+        }
+    };
+    match yaml::parse(&text) {
+        Ok(Some(node)) => Some(node),
+        Ok(None) => {
+            diags.error(file, Loc { line: 1, col: 1 }, "the file is empty", None);
+            None
+        }
+        Err(e) => {
+            diags.error(
+                file,
+                e.loc,
+                format!("YAML syntax error: {}", e.message),
+                yaml_hint(&text, e.loc),
+            );
+            None
+        }
+    }
+}
+
+/// Recognises the usual YAML pitfalls of expressions (SPEC §4.1) near a syntax error.
+fn yaml_hint(text: &str, loc: Loc) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(loc.line.saturating_sub(1) as usize)
+        .unwrap_or_default();
+    let value = line.split_once(": ").map(|(_, v)| v.trim_start()).unwrap_or("");
+    if value.starts_with('@') || value.starts_with('{') && value.contains("$") {
+        return Some("quote expressions that start with `@` or `{`: `name: \"@.name\"`".into());
+    }
+    if line.contains('{') && (line.contains('[') || line.contains('(')) {
+        return Some("inside a flow mapping `{ … }`, quote expressions that hold `[`, `]`, `,`, `{` or `}`".into());
+    }
+    None
+}
+
+/// Loads `facade.yaml` at `config`, its compositions and schemas. Returns what could be read and
+/// every problem found; callers refuse to go on when `diags.has_errors()`.
+pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let file: Arc<str> = Arc::from(config.to_string_lossy().as_ref());
+    let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let Some(raw) = parse_file(config, &file, &mut diags) else {
+        return (None, diags);
+    };
+    let root = read::expand_tree(&raw, env, &file, &mut diags);
+    let gateway = {
+        let mut r = Reader {
+            file: file.clone(),
+            diags: &mut diags,
+        };
+        gateway::read_gateway(&mut r, &root, &dir)
+    };
+    let Some(gateway) = gateway else {
+        return (None, diags);
+    };
+    let mut files = vec![config.to_path_buf()];
+
+    // Compositions.
+    let mut compositions = Vec::new();
+    match std::fs::read_dir(&gateway.compositions_dir) {
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            paths.sort();
+            for path in paths {
+                let cfile = display(&path);
+                files.push(path.clone());
+                let Some(raw) = parse_file(&path, &cfile, &mut diags) else {
+                    continue;
+                };
+                let root = read::expand_tree(&raw, env, &cfile, &mut diags);
+                let mut r = Reader {
+                    file: cfile,
+                    diags: &mut diags,
+                };
+                if let Some(c) = composition::read_composition(&mut r, &root) {
+                    compositions.push(c);
+                }
+            }
+        }
+        Err(e) => diags.error(
+            &file,
+            Loc { line: 1, col: 1 },
+            format!(
+                "cannot read the compositions folder `{}`: {e}",
+                gateway.compositions_dir.display()
+            ),
+            None,
+        ),
+    }
+
+    // OpenAPI documents.
+    let mut schemas = Vec::new();
+    for svc in &gateway.services {
+        let Some(schema) = &svc.schema else {
+            diags.warning(
+                &file,
+                svc.name.loc,
+                format!(
+                    "service `{}` has no `schema`: its responses are typed JSON and not checked",
+                    svc.name.value
+                ),
+            );
+            continue;
+        };
+        let path = gateway.schemas_dir.join(&schema.value);
+        files.push(path.clone());
+        let sfile = display(&path);
+        let doc = if path.extension().is_some_and(|x| x == "json") {
+            match std::fs::read_to_string(&path) {
+                Ok(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        diags.error(
+                            &sfile,
+                            Loc {
+                                line: e.line() as u32,
+                                col: e.column() as u32,
+                            },
+                            format!("invalid JSON: {e}"),
+                            None,
+                        );
+                        None
+                    }
+                },
+                Err(e) => {
+                    diags.error(
+                        &file,
+                        schema.loc,
+                        format!("cannot read schema `{}`: {e}", path.display()),
+                        None,
+                    );
+                    None
+                }
+            }
+        } else if path.exists() {
+            parse_file(&path, &sfile, &mut diags).map(|n| n.to_json())
+        } else {
+            diags.error(
+                &file,
+                schema.loc,
+                format!("schema file `{}` does not exist", sfile),
+                None,
+            );
+            None
+        };
+        if let Some(doc) = doc {
+            let version = doc.get("openapi").and_then(|v| v.as_str()).unwrap_or("");
+            if !version.starts_with("3.") {
+                diags.error(
+                    &sfile,
+                    Loc { line: 1, col: 1 },
+                    "not an OpenAPI 3.0/3.1 document (no `openapi: 3.x`)",
+                    None,
+                );
+                continue;
+            }
+            schemas.push(SchemaDoc {
+                service: svc.name.value.clone(),
+                file: sfile,
+                doc,
+            });
+        }
+    }
+    (
+        Some(Loaded {
+            gateway,
+            compositions,
+            schemas,
+            files,
+        }),
+        diags,
+    )
+}
+
+/// Loads and compiles in one step: the plan, or every problem.
+pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<crate::plan::Plan>, Diagnostics) {
+    let (loaded, mut diags) = load(config, env);
+    let Some(loaded) = loaded else {
+        return (None, diags);
+    };
+    let (plan, more) = crate::plan::compile(&loaded);
+    diags.extend(more);
+    if diags.has_errors() {
+        return (None, diags);
+    }
+    (plan, diags)
+}

@@ -1,0 +1,349 @@
+//! Typed reading of located YAML nodes, collecting every problem instead of stopping at the first.
+//!
+//! Owns the messages for wrong types, unknown keys (with did-you-mean hints) and environment
+//! expansion errors. The gateway and composition readers are written on top of it.
+
+use super::diag::{did_you_mean, Diagnostics, Loc};
+use super::env::{expand, Env};
+use super::yaml::{resolve_plain, CoreScalar, EnvUse, Node, NodeKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads one file's nodes into typed values, reporting problems against that file.
+pub struct Reader<'d> {
+    /// The file as the user named it.
+    pub file: Arc<str>,
+    /// Where problems go.
+    pub diags: &'d mut Diagnostics,
+}
+
+/// The entries of a mapping whose keys have been checked.
+pub struct Fields<'n> {
+    /// Where the mapping starts.
+    pub loc: Loc,
+    entries: Vec<(&'n str, &'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    /// The value of a key, if present.
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| *v)
+    }
+
+    /// The location of a key, if present.
+    pub fn key_loc(&self, key: &str) -> Option<Loc> {
+        self.entries.iter().find(|(k, _, _)| *k == key).map(|(_, k, _)| k.loc)
+    }
+
+    /// All entries in written order: (key, key node, value node).
+    pub fn iter(&self) -> impl Iterator<Item = (&'n str, &'n Node, &'n Node)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// True when the mapping has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Expands `${…}` in every scalar of a tree (SPEC §1). A value that is exactly one substitution
+/// becomes a plain scalar, so it takes the type its key expects.
+pub fn expand_tree(node: &Node, env: &dyn Env, file: &Arc<str>, diags: &mut Diagnostics) -> Node {
+    let kind = match &node.kind {
+        NodeKind::Scalar { text, plain, .. } => match expand(text, env) {
+            Ok(e) => NodeKind::Scalar {
+                plain: *plain || e.single_var.is_some(),
+                env: if !e.from_env {
+                    EnvUse::None
+                } else if e.defaulted.is_empty() {
+                    EnvUse::Set
+                } else {
+                    EnvUse::Defaulted
+                },
+                text: e.text,
+            },
+            Err(unset) => {
+                diags.error(
+                    file,
+                    node.loc,
+                    format!("environment variable `{}` is not set", unset.0),
+                    Some(format!("set it, or give a default: `${{{}:-value}}`", unset.0)),
+                );
+                node.kind.clone()
+            }
+        },
+        NodeKind::Seq(items) => NodeKind::Seq(items.iter().map(|n| expand_tree(n, env, file, diags)).collect()),
+        NodeKind::Map(entries) => NodeKind::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), expand_tree(v, env, file, diags)))
+                .collect(),
+        ),
+    };
+    Node { loc: node.loc, kind }
+}
+
+/// Describes a scalar for a message without echoing text that came from the environment.
+pub fn shown(node: &Node) -> String {
+    match &node.kind {
+        NodeKind::Scalar {
+            env: EnvUse::None,
+            text,
+            ..
+        } => format!("`{text}`"),
+        NodeKind::Scalar { .. } => "the value from the environment".to_string(),
+        _ => node.kind_name().to_string(),
+    }
+}
+
+impl Reader<'_> {
+    /// Reports an error at `loc`.
+    pub fn error(&mut self, loc: Loc, message: impl Into<String>, hint: Option<String>) {
+        self.diags.error(&self.file, loc, message, hint);
+    }
+
+    /// Reports a warning at `loc`.
+    pub fn warning(&mut self, loc: Loc, message: impl Into<String>) {
+        self.diags.warning(&self.file, loc, message);
+    }
+
+    /// Reads a mapping and checks its keys against `allowed` (unknown keys get a did-you-mean hint,
+    /// duplicates are errors).
+    pub fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let entries = self.map_entries(node, what)?;
+        let mut out: Vec<(&'n str, &'n Node, &'n Node)> = Vec::new();
+        for (k, v) in entries {
+            let Some(key) = self.key(k) else { continue };
+            if !allowed.contains(&key) {
+                let hint = did_you_mean(key, allowed.iter().copied())
+                    .or_else(|| Some(format!("allowed here: {}", allowed.join(", "))));
+                self.error(k.loc, format!("unknown key `{key}` in {what}"), hint);
+                continue;
+            }
+            if out.iter().any(|(e, _, _)| *e == key) {
+                self.error(k.loc, format!("duplicate key `{key}` in {what}"), None);
+                continue;
+            }
+            out.push((key, k, v));
+        }
+        Some(Fields {
+            loc: node.loc,
+            entries: out,
+        })
+    }
+
+    /// Reads a mapping with free-form keys (names chosen by the user), rejecting duplicates.
+    pub fn named<'n>(&mut self, node: &'n Node, what: &str) -> Option<Vec<(String, Loc, &'n Node)>> {
+        let entries = self.map_entries(node, what)?;
+        let mut out: Vec<(String, Loc, &'n Node)> = Vec::new();
+        for (k, v) in entries {
+            let Some(key) = self.key(k) else { continue };
+            if out.iter().any(|(e, _, _)| e == key) {
+                self.error(k.loc, format!("duplicate key `{key}` in {what}"), None);
+                continue;
+            }
+            out.push((key.to_string(), k.loc, v));
+        }
+        Some(out)
+    }
+
+    fn map_entries<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+        match &node.kind {
+            NodeKind::Map(entries) => Some(entries),
+            _ => {
+                self.error(
+                    node.loc,
+                    format!("{what} must be a mapping, found {}", node.kind_name()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn key<'n>(&mut self, k: &'n Node) -> Option<&'n str> {
+        match &k.kind {
+            NodeKind::Scalar { text, .. } => Some(text),
+            _ => {
+                self.error(k.loc, "mapping keys must be plain strings", None);
+                None
+            }
+        }
+    }
+
+    /// Reads a string. Numbers and booleans written plain are accepted as their text.
+    pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            NodeKind::Scalar { text, plain, .. } => {
+                if *plain && resolve_plain(text) == CoreScalar::Null {
+                    self.error(node.loc, format!("`{what}` must be a string, found null"), None);
+                    return None;
+                }
+                Some(text.clone())
+            }
+            _ => {
+                self.error(
+                    node.loc,
+                    format!("`{what}` must be a string, found {}", node.kind_name()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn typed<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        match &node.kind {
+            NodeKind::Scalar { text, plain, env } => {
+                let parsed = if *plain { parse(text) } else { None };
+                if parsed.is_none() {
+                    let found = if *env == EnvUse::None {
+                        if *plain {
+                            format!("`{text}`")
+                        } else {
+                            format!("the quoted string \"{text}\"")
+                        }
+                    } else {
+                        "the value from the environment".to_string()
+                    };
+                    self.error(node.loc, format!("`{what}` must be {expected}, found {found}"), None);
+                }
+                parsed
+            }
+            _ => {
+                self.error(
+                    node.loc,
+                    format!("`{what}` must be {expected}, found {}", node.kind_name()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads `true` or `false`.
+    pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        self.typed(node, what, "`true` or `false`", |t| match resolve_plain(t) {
+            CoreScalar::Bool(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    /// Reads a non-negative integer.
+    pub fn u64(&mut self, node: &Node, what: &str) -> Option<u64> {
+        self.typed(node, what, "a whole number", |t| match resolve_plain(t) {
+            CoreScalar::Int(i) => u64::try_from(i).ok(),
+            _ => None,
+        })
+    }
+
+    /// Reads a duration: `250ms`, `2s`, `5m`, `1h`.
+    pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        self.typed(
+            node,
+            what,
+            "a duration like `250ms`, `2s`, `5m` or `1h`",
+            parse_duration,
+        )
+    }
+
+    /// Reads a size: `512KiB`, `1MiB`, or a number of bytes.
+    pub fn size(&mut self, node: &Node, what: &str) -> Option<u64> {
+        self.typed(node, what, "a size like `512KiB` or `1MiB`", parse_size)
+    }
+
+    /// Reads a list of strings (a single string is accepted as a list of one).
+    pub fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        match &node.kind {
+            NodeKind::Seq(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    out.push(self.string(item, what)?);
+                }
+                Some(out)
+            }
+            NodeKind::Scalar { .. } => self.string(node, what).map(|s| vec![s]),
+            NodeKind::Map(_) => {
+                self.error(node.loc, format!("`{what}` must be a list of strings"), None);
+                None
+            }
+        }
+    }
+
+    /// Reads one of a fixed set of words.
+    pub fn one_of<'w>(&mut self, node: &Node, what: &str, words: &[&'w str]) -> Option<&'w str> {
+        let text = self.string(node, what)?;
+        match words.iter().find(|w| **w == text) {
+            Some(w) => Some(w),
+            None => {
+                let hint = did_you_mean(&text, words.iter().copied())
+                    .unwrap_or_else(|| format!("one of: {}", words.join(", ")));
+                self.error(
+                    node.loc,
+                    format!("`{what}` must be one of {}, found {}", words.join(" | "), shown(node)),
+                    Some(hint),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h` (also `0`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// Parses `512KiB`, `1MiB`, `1GiB`, `100B`, `10KB`, `1MB`, or a plain number of bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2x"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("32KiB"), Some(32 << 10));
+        assert_eq!(parse_size("lots"), None);
+    }
+}

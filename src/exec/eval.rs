@@ -1,0 +1,350 @@
+//! Evaluates parsed expressions against the data document (SPEC §4.1).
+//!
+//! Pure functions of (expression, document, current item). Simple paths are walked directly;
+//! anything else goes through jsonpath-rust, so results are RFC 9535's either way.
+
+use crate::plan::expr::{Expr, Func, Part, PathExpr, Step};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// What an expression is evaluated against.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    /// The document: call results by name, `auth` and `args`.
+    pub doc: &'a Value,
+    /// The current item inside `each`.
+    pub item: Option<&'a Value>,
+}
+
+/// Evaluates an expression.
+pub fn eval(expr: &Expr, scope: Scope<'_>) -> Value {
+    match expr {
+        Expr::Literal(v) => v.clone(),
+        Expr::Path(p) => eval_path(p, scope),
+        Expr::Item => scope.item.cloned().unwrap_or(Value::Null),
+        Expr::Template(parts) => {
+            let mut out = String::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Expr(e) => out.push_str(&render(&eval(e, scope))),
+                }
+            }
+            Value::String(out)
+        }
+        Expr::Func(f, args) => call(*f, args, scope),
+        Expr::Array(items) => Value::Array(items.iter().map(|e| eval(e, scope)).collect()),
+        Expr::Object(fields) => {
+            let mut map = Map::with_capacity(fields.len());
+            for (k, e) in fields {
+                map.insert(k.clone(), eval(e, scope));
+            }
+            Value::Object(map)
+        }
+        Expr::Each { over, item } => match eval(over, scope) {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|it| {
+                        eval(
+                            item,
+                            Scope {
+                                doc: scope.doc,
+                                item: Some(it),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            Value::Null => Value::Array(Vec::new()),
+            single => Value::Array(vec![eval(
+                item,
+                Scope {
+                    doc: scope.doc,
+                    item: Some(&single),
+                },
+            )]),
+        },
+    }
+}
+
+/// Evaluates a path: a singular path gives a value or null; any other path gives an array.
+pub fn eval_path(p: &PathExpr, scope: Scope<'_>) -> Value {
+    let root = if p.relative {
+        match scope.item {
+            Some(i) => i,
+            None => {
+                return if p.singular {
+                    Value::Null
+                } else {
+                    Value::Array(Vec::new())
+                }
+            }
+        }
+    } else {
+        scope.doc
+    };
+    let found: Vec<&Value> = match &p.steps {
+        Some(steps) => {
+            if p.singular {
+                return walk_singular(steps, root).cloned().unwrap_or(Value::Null);
+            }
+            let mut out = Vec::new();
+            walk(steps, root, &mut out);
+            out
+        }
+        None => match jsonpath_rust::query::js_path_process(&p.query, root) {
+            Ok(refs) => refs.into_iter().map(|r| r.val()).collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    if p.singular {
+        found.first().map(|v| (*v).clone()).unwrap_or(Value::Null)
+    } else {
+        Value::Array(found.into_iter().cloned().collect())
+    }
+}
+
+fn index(arr: &[Value], i: i64) -> Option<&Value> {
+    let idx = if i < 0 {
+        arr.len().checked_sub(i.unsigned_abs() as usize)?
+    } else {
+        i as usize
+    };
+    arr.get(idx)
+}
+
+fn walk_singular<'a>(steps: &[Step], mut v: &'a Value) -> Option<&'a Value> {
+    for s in steps {
+        v = match (s, v) {
+            (Step::Name(n), Value::Object(m)) => m.get(n)?,
+            (Step::Index(i), Value::Array(a)) => index(a, *i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+fn walk<'a>(steps: &[Step], v: &'a Value, out: &mut Vec<&'a Value>) {
+    let Some((first, rest)) = steps.split_first() else {
+        out.push(v);
+        return;
+    };
+    match (first, v) {
+        (Step::Name(n), Value::Object(m)) => {
+            if let Some(c) = m.get(n) {
+                walk(rest, c, out)
+            }
+        }
+        (Step::Index(i), Value::Array(a)) => {
+            if let Some(c) = index(a, *i) {
+                walk(rest, c, out)
+            }
+        }
+        (Step::Wildcard, Value::Array(a)) => a.iter().for_each(|c| walk(rest, c, out)),
+        (Step::Wildcard, Value::Object(m)) => m.values().for_each(|c| walk(rest, c, out)),
+        _ => {}
+    }
+}
+
+/// One concrete step to a node in the document, for writing into it (`attach`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// An object member.
+    Key(String),
+    /// An array element.
+    Idx(usize),
+}
+
+/// The concrete locations a simple path selects, in result order.
+pub fn locate(steps: &[Step], v: &Value) -> Vec<Vec<Slot>> {
+    let mut out = Vec::new();
+    locate_into(steps, v, &mut Vec::new(), &mut out);
+    out
+}
+
+fn locate_into(steps: &[Step], v: &Value, at: &mut Vec<Slot>, out: &mut Vec<Vec<Slot>>) {
+    let Some((first, rest)) = steps.split_first() else {
+        out.push(at.clone());
+        return;
+    };
+    let mut go = |slot: Slot, child: &Value, at: &mut Vec<Slot>| {
+        at.push(slot);
+        locate_into(rest, child, at, out);
+        at.pop();
+    };
+    match (first, v) {
+        (Step::Name(n), Value::Object(m)) => {
+            if let Some(c) = m.get(n) {
+                go(Slot::Key(n.clone()), c, at)
+            }
+        }
+        (Step::Index(i), Value::Array(a)) => {
+            let idx = if *i < 0 {
+                a.len().checked_sub(i.unsigned_abs() as usize)
+            } else {
+                Some(*i as usize)
+            };
+            if let Some(idx) = idx.filter(|x| *x < a.len()) {
+                go(Slot::Idx(idx), &a[idx], at)
+            }
+        }
+        (Step::Wildcard, Value::Array(a)) => {
+            for (i, c) in a.iter().enumerate() {
+                go(Slot::Idx(i), c, at)
+            }
+        }
+        (Step::Wildcard, Value::Object(m)) => {
+            for (k, c) in m {
+                go(Slot::Key(k.clone()), c, at)
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The node at a concrete location, for writing.
+pub fn slot_mut<'a>(mut v: &'a mut Value, slots: &[Slot]) -> Option<&'a mut Value> {
+    for s in slots {
+        v = match (s, v) {
+            (Slot::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Slot::Idx(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// How a value is written into a template: null as nothing, strings as themselves, anything else
+/// as compact JSON.
+pub fn render(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::Null => Cow::Borrowed(""),
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// `when:` truthiness: false for `false`, `null` and `[]`, true for everything else.
+pub fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false)) && !matches!(v, Value::Array(a) if a.is_empty())
+}
+
+fn call(f: Func, args: &[Expr], scope: Scope<'_>) -> Value {
+    match f {
+        Func::Length => match eval(&args[0], scope) {
+            Value::Array(a) => Value::from(a.len()),
+            Value::String(s) => Value::from(s.chars().count()),
+            Value::Object(m) => Value::from(m.len()),
+            _ => Value::Null,
+        },
+        Func::First => match eval(&args[0], scope) {
+            Value::Array(a) => a.into_iter().next().unwrap_or(Value::Null),
+            other => other,
+        },
+        Func::Coalesce => args
+            .iter()
+            .map(|a| eval(a, scope))
+            .find(|v| !v.is_null())
+            .unwrap_or(Value::Null),
+        Func::Join => {
+            let sep = match args.get(1).map(|a| eval(a, scope)) {
+                Some(v) => render(&v).into_owned(),
+                None => ",".to_string(),
+            };
+            match eval(&args[0], scope) {
+                Value::Array(a) => Value::String(
+                    a.iter()
+                        .filter(|v| !v.is_null())
+                        .map(|v| render(v).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(&sep),
+                ),
+                Value::Null => Value::Null,
+                other => Value::String(render(&other).into_owned()),
+            }
+        }
+        Func::Sum => match eval(&args[0], scope) {
+            Value::Array(a) => {
+                let nums: Vec<&serde_json::Number> = a.iter().filter_map(|v| v.as_number()).collect();
+                if nums.iter().all(|n| n.is_i64()) {
+                    let total = nums
+                        .iter()
+                        .filter_map(|n| n.as_i64())
+                        .try_fold(0i64, |acc, x| acc.checked_add(x));
+                    if let Some(t) = total {
+                        return Value::from(t);
+                    }
+                }
+                let total: f64 = nums.iter().filter_map(|n| n.as_f64()).sum();
+                serde_json::Number::from_f64(total)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+            Value::Number(n) => Value::Number(n),
+            _ => Value::Null,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::expr::{parse_str, Scope as PScope};
+    use serde_json::json;
+
+    fn ev(s: &str, doc: &Value) -> Value {
+        let e = parse_str(s, PScope { in_each: true }).unwrap();
+        eval(&e, Scope { doc, item: None })
+    }
+
+    #[test]
+    fn paths_functions_templates() {
+        let doc = json!({"u": {"name": "Ada", "n": 3, "tags": ["a", "b"]}, "xs": [{"p": 1}, {"p": 2.5}], "e": null});
+        assert_eq!(ev("$.u.name", &doc), json!("Ada"));
+        assert_eq!(ev("$.u.missing", &doc), Value::Null);
+        assert_eq!(ev("$.xs[*].p", &doc), json!([1, 2.5]));
+        assert_eq!(ev("$.nothing[*]", &doc), json!([]));
+        assert_eq!(ev("$.xs[?@.p > 1].p", &doc), json!([2.5]));
+        assert_eq!(ev("$..p", &doc), json!([1, 2.5]));
+        assert_eq!(ev("length($.u.tags)", &doc), json!(2));
+        assert_eq!(ev("length($.e)", &doc), Value::Null);
+        assert_eq!(ev("sum($.xs[*].p)", &doc), json!(3.5));
+        assert_eq!(ev("join($.u.tags, \"; \")", &doc), json!("a; b"));
+        assert_eq!(ev("coalesce($.e, $.u.n)", &doc), json!(3));
+        assert_eq!(ev("first($.xs[*].p)", &doc), json!(1));
+        assert_eq!(
+            ev("Hi {$.u.name}, {$.u.n} {$.e}{$.u.tags}", &doc),
+            json!("Hi Ada, 3 [\"a\",\"b\"]")
+        );
+        assert_eq!(ev("$.xs[-1].p", &doc), json!(2.5));
+    }
+
+    #[test]
+    fn simple_walk_matches_jsonpath_rust() {
+        let doc = json!({"a": {"b": [{"c": 1}, {"c": 2}, {"d": 3}], "o": {"x": 1, "y": 2}}});
+        for path in [
+            "$.a.b[*].c",
+            "$.a.b[1].c",
+            "$.a.o.*",
+            "$.a.b[*]",
+            "$.a.b[-1]",
+            "$['a']['b'][0]",
+            "$.a.zz[*]",
+        ] {
+            let e = parse_str(path, PScope { in_each: false }).unwrap();
+            let Expr::Path(p) = &e else { panic!() };
+            let fast = eval_path(p, Scope { doc: &doc, item: None });
+            let mut slow_p = (**p).clone();
+            slow_p.steps = None;
+            let slow = eval_path(&slow_p, Scope { doc: &doc, item: None });
+            assert_eq!(fast, slow, "{path}");
+        }
+    }
+
+    #[test]
+    fn truthiness() {
+        assert!(!truthy(&json!(false)) && !truthy(&Value::Null) && !truthy(&json!([])));
+        assert!(truthy(&json!(0)) && truthy(&json!("")) && truthy(&json!({})));
+    }
+}

@@ -1,0 +1,409 @@
+//! Runs one endpoint of the plan (SPEC §4.2–§4.3): every call starts as soon as the calls it
+//! reads have finished, `each` calls fan out per item, optional failures degrade, identical GETs
+//! run once per request, cached calls go through the response cache, and the response is
+//! projected. Knows nothing of axum or GraphQL.
+
+pub mod cache;
+pub mod eval;
+pub mod request;
+
+use crate::plan::{Call, Endpoint, Plan};
+use crate::upstream::{CallError, CallResponse, Upstream};
+use cache::ResponseCache;
+use eval::{eval, locate, slot_mut, truthy, Scope, Slot};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::stream::{FuturesUnordered, StreamExt};
+use http::{HeaderName, HeaderValue};
+use request::{build, BuildError};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What one client request brings to the executor.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// `$.args`: the converted parameters.
+    pub args: Value,
+    /// `$.auth`: the verified claims, `None` when anonymous.
+    pub claims: Option<Value>,
+    /// The `forward_claims` headers for backends.
+    pub forwarded: Vec<(HeaderName, HeaderValue)>,
+    /// Sent to every backend as `X-Request-Id`.
+    pub request_id: HeaderValue,
+    /// The client's `traceparent`, forwarded as is.
+    pub traceparent: Option<HeaderValue>,
+}
+
+/// Shared dependencies of the executor.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    /// The backend client.
+    pub upstream: Upstream,
+    /// The response cache.
+    pub cache: ResponseCache,
+}
+
+type SharedCall = Shared<BoxFuture<'static, Result<CallResponse, CallError>>>;
+
+/// Identical GET calls within one request (or one GraphQL operation) run once.
+#[derive(Default)]
+pub struct Dedup {
+    inflight: Mutex<HashMap<String, SharedCall>>,
+}
+
+/// A call that failed without failing the endpoint.
+#[derive(Debug, Clone)]
+pub struct PartialFailure {
+    /// The call.
+    pub call: String,
+    /// Its service.
+    pub service: String,
+    /// What happened, safe for clients.
+    pub message: String,
+}
+
+/// A successful run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The projected response.
+    pub body: Value,
+    /// Optional calls that failed, in written order.
+    pub partial: Vec<PartialFailure>,
+}
+
+/// Why an endpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A value from the client is unusable (400).
+    #[error("{0}")]
+    BadArgument(String),
+    /// A required call failed.
+    #[error("call `{call}` to service `{service}` failed: {error}")]
+    CallFailed {
+        /// The call.
+        call: String,
+        /// Its service.
+        service: String,
+        /// What happened.
+        error: CallError,
+        /// `errors: pass` was set on the call.
+        pass: bool,
+    },
+}
+
+impl ExecError {
+    /// The HTTP status for the client (SPEC §4.2).
+    pub fn status(&self) -> u16 {
+        match self {
+            ExecError::BadArgument(_) => 400,
+            ExecError::CallFailed { error, pass, .. } => match error {
+                CallError::Status { status: 404, .. } if !pass => 404,
+                CallError::Status { status, .. } if *pass && (400..500).contains(status) => *status,
+                CallError::Timeout(_) => 504,
+                _ => 502,
+            },
+        }
+    }
+
+    /// The error code for the client.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecError::BadArgument(_) => "bad_request",
+            ExecError::CallFailed { error, pass, .. } => match error {
+                CallError::Status { status, .. } if *pass && (400..500).contains(status) => "upstream_rejected",
+                CallError::Status { status: 404, .. } => "not_found",
+                CallError::Timeout(_) => "upstream_timeout",
+                _ => "upstream_failed",
+            },
+        }
+    }
+
+    /// The backend's body for `errors: pass`, the one exception to "never a backend body".
+    pub fn details(&self) -> Option<&Value> {
+        match self {
+            ExecError::CallFailed {
+                error: CallError::Status { status, body: Some(b) },
+                pass: true,
+                ..
+            } if (400..500).contains(status) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A message for a person; never a URL or backend body.
+    pub fn message(&self) -> String {
+        match self {
+            ExecError::BadArgument(m) => m.clone(),
+            ExecError::CallFailed {
+                call, service, error, ..
+            } => client_message(call, service, error),
+        }
+    }
+}
+
+fn client_message(call: &str, service: &str, error: &CallError) -> String {
+    let what = match error {
+        CallError::Connect(_) => "the backend could not be reached".to_string(),
+        CallError::Timeout(d) => format!("the backend did not answer within {} ms", d.as_millis()),
+        CallError::Status { status, .. } => format!("the backend answered {status}"),
+        CallError::NotJson => "the backend's answer is not JSON".into(),
+        CallError::TooLarge(n) => format!("the backend's answer is larger than {n} bytes"),
+        CallError::NotMade(m) => format!("the call was not made: {m}"),
+    };
+    format!("call `{call}` to service `{service}` failed: {what}")
+}
+
+/// The output of one finished call.
+struct Finished {
+    index: usize,
+    /// The call's result (for `each`: the array), or the failure of a required call.
+    result: Result<Value, CallError>,
+    /// Item failures of an optional call (or the whole call's failure).
+    failures: Vec<CallError>,
+    /// Where each item of an `each` call's source array is, for `attach`.
+    attach: Option<Vec<Vec<Slot>>>,
+}
+
+impl Exec {
+    /// Runs an endpoint to its projected response.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        endpoint: &Endpoint,
+        ctx: &RequestCtx,
+        dedup: &Dedup,
+    ) -> Result<Outcome, ExecError> {
+        let mut doc = Map::with_capacity(endpoint.calls.len() + 2);
+        doc.insert("auth".into(), ctx.claims.clone().unwrap_or(Value::Null));
+        doc.insert("args".into(), ctx.args.clone());
+        let mut doc = Value::Object(doc);
+        let calls = &endpoint.calls;
+        let mut waiting: Vec<usize> = calls.iter().map(|c| c.deps.len()).collect();
+        let mut running: FuturesUnordered<BoxFuture<'_, Finished>> = FuturesUnordered::new();
+        for (i, call) in calls.iter().enumerate() {
+            if call.deps.is_empty() {
+                running.push(self.start(plan, i, call, &doc, ctx, dedup)?);
+            }
+        }
+        let mut partial: Vec<(usize, PartialFailure)> = Vec::new();
+        while let Some(done) = running.next().await {
+            let call = &calls[done.index];
+            let service = &plan.services[call.service].name;
+            for f in &done.failures {
+                tracing::warn!(call = %call.name, service = %service, error = %f, "optional call failed");
+            }
+            let value = match done.result {
+                Ok(v) => v,
+                Err(error) => {
+                    tracing::warn!(call = %call.name, service = %service, error = %error, "required call failed");
+                    return Err(ExecError::CallFailed {
+                        call: call.name.clone(),
+                        service: service.clone(),
+                        error,
+                        pass: call.errors_pass,
+                    });
+                }
+            };
+            if let Some(first) = done.failures.first() {
+                partial.push((
+                    done.index,
+                    PartialFailure {
+                        call: call.name.clone(),
+                        service: service.clone(),
+                        message: client_message(&call.name, service, first),
+                    },
+                ));
+            }
+            if let (Some(slots), Some((field, _))) = (&done.attach, call.each.as_ref().and_then(|e| e.attach.as_ref()))
+            {
+                if let Value::Array(items) = &value {
+                    for (slot, item) in slots.iter().zip(items) {
+                        if let Some(Value::Object(target)) = slot_mut(&mut doc, slot) {
+                            target.insert(field.clone(), item.clone());
+                        }
+                    }
+                }
+            }
+            if let Value::Object(m) = &mut doc {
+                m.insert(call.name.clone(), value);
+            }
+            for (j, other) in calls.iter().enumerate() {
+                if other.deps.contains(&done.index) {
+                    waiting[j] -= 1;
+                    if waiting[j] == 0 {
+                        running.push(self.start(plan, j, other, &doc, ctx, dedup)?);
+                    }
+                }
+            }
+        }
+        let body = eval(&endpoint.response, Scope { doc: &doc, item: None });
+        partial.sort_by_key(|(i, _)| *i);
+        Ok(Outcome {
+            body,
+            partial: partial.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+
+    /// Builds a call's requests from the document as it is now and returns the future that sends
+    /// them. A client-caused unusable value fails the whole request with 400.
+    fn start<'a>(
+        &'a self,
+        plan: &'a Plan,
+        index: usize,
+        call: &'a Call,
+        doc: &Value,
+        ctx: &RequestCtx,
+        dedup: &'a Dedup,
+    ) -> Result<BoxFuture<'a, Finished>, ExecError> {
+        let scope = Scope { doc, item: None };
+        let service = &plan.services[call.service];
+        let fail = |error: CallError| -> BoxFuture<'a, Finished> {
+            let finished = if call.optional {
+                Finished {
+                    index,
+                    result: Ok(call.fallback.clone().unwrap_or(Value::Null)),
+                    failures: vec![error],
+                    attach: None,
+                }
+            } else {
+                Finished {
+                    index,
+                    result: Err(error),
+                    failures: Vec::new(),
+                    attach: None,
+                }
+            };
+            futures::future::ready(finished).boxed()
+        };
+        if let Some(w) = &call.when {
+            if !truthy(&eval(w, scope)) {
+                return Ok(futures::future::ready(Finished {
+                    index,
+                    result: Ok(Value::Null),
+                    failures: Vec::new(),
+                    attach: None,
+                })
+                .boxed());
+            }
+        }
+        let Some(each) = &call.each else {
+            return match build(call, service, scope, ctx) {
+                Ok(built) => Ok(async move {
+                    let result = self.send(dedup, built).await;
+                    match result {
+                        Ok(r) => Finished {
+                            index,
+                            result: Ok((*r.body).clone()),
+                            failures: Vec::new(),
+                            attach: None,
+                        },
+                        Err(e) if call.optional => Finished {
+                            index,
+                            result: Ok(call.fallback.clone().unwrap_or(Value::Null)),
+                            failures: vec![e],
+                            attach: None,
+                        },
+                        Err(e) => Finished {
+                            index,
+                            result: Err(e),
+                            failures: Vec::new(),
+                            attach: None,
+                        },
+                    }
+                }
+                .boxed()),
+                Err(BuildError::Client(m)) => Err(ExecError::BadArgument(m)),
+                Err(BuildError::NotMade(m)) => Ok(fail(CallError::NotMade(m))),
+            };
+        };
+        let items = match eval(&each.over, scope) {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            _ => {
+                return Ok(fail(CallError::NotMade(format!(
+                    "`each` of call `{}` is not an array",
+                    call.name
+                ))));
+            }
+        };
+        let attach = each.attach.as_ref().map(|(_, steps)| locate(steps, doc));
+        let mut requests = Vec::with_capacity(items.len());
+        for item in &items {
+            let item_scope = Scope { doc, item: Some(item) };
+            requests.push(match build(call, service, item_scope, ctx) {
+                Ok(b) => Ok(b),
+                Err(BuildError::Client(m)) => return Err(ExecError::BadArgument(m)),
+                Err(BuildError::NotMade(m)) => Err(CallError::NotMade(m)),
+            });
+        }
+        let concurrency = each.concurrency;
+        Ok(async move {
+            let results: Vec<Result<CallResponse, CallError>> = futures::stream::iter(requests)
+                .map(|r| async move {
+                    match r {
+                        Ok(built) => self.send(dedup, built).await,
+                        Err(e) => Err(e),
+                    }
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+            let mut values = Vec::with_capacity(results.len());
+            let mut failures = Vec::new();
+            for r in results {
+                match r {
+                    Ok(resp) => values.push((*resp.body).clone()),
+                    Err(e) if call.optional => {
+                        failures.push(e);
+                        values.push(call.fallback.clone().unwrap_or(Value::Null));
+                    }
+                    Err(e) => {
+                        return Finished {
+                            index,
+                            result: Err(e),
+                            failures: Vec::new(),
+                            attach: None,
+                        }
+                    }
+                }
+            }
+            Finished {
+                index,
+                result: Ok(Value::Array(values)),
+                failures,
+                attach,
+            }
+        }
+        .boxed())
+    }
+
+    /// Sends one built request through dedup and the cache.
+    async fn send(&self, dedup: &Dedup, built: request::Built) -> Result<CallResponse, CallError> {
+        let upstream = self.upstream.clone();
+        let cache = self.cache.clone();
+        let request = built.request;
+        let cache_key = built.cache_key;
+        let fetch = async move {
+            match cache_key {
+                Some((key, ttl)) => cache.get_or_fetch(key, ttl, upstream.send(&request)).await.0,
+                None => upstream.send(&request).await,
+            }
+        };
+        let Some(key) = built.dedup_key else {
+            return fetch.await;
+        };
+        let shared = {
+            let mut map = dedup.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key).or_insert_with(|| fetch.boxed().shared()).clone()
+        };
+        shared.await
+    }
+}
+
+/// Builds the `Exec` dependencies from a plan's limits.
+pub fn new_exec(plan: &Plan, clock: Arc<dyn cache::Clock>) -> Result<Exec, String> {
+    Ok(Exec {
+        upstream: Upstream::new(plan.limits.upstream_body)?,
+        cache: ResponseCache::new(64 << 20, clock),
+    })
+}

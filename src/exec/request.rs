@@ -1,0 +1,160 @@
+//! Turns a planned call plus the data document into a concrete backend request (SPEC §4.2):
+//! path values percent-encoded one segment each, query parameters rendered, headers set, body
+//! built, and the dedup and cache keys derived.
+
+use super::eval::{eval, render, Scope};
+use super::RequestCtx;
+use crate::plan::{Call, PathPart, Service};
+use crate::upstream::CallRequest;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a value can never add a path
+/// segment, a query or a fragment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Why a request could not be built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildError {
+    /// A path value from `args` or `auth` is unusable: the client's fault (400).
+    Client(String),
+    /// A value from another call is unusable: the call is not made and counts as failed.
+    NotMade(String),
+}
+
+/// A request ready to send, with the keys that identify it.
+#[derive(Debug)]
+pub struct Built {
+    /// The request.
+    pub request: CallRequest,
+    /// Identical GET calls share this key within one request.
+    pub dedup_key: Option<String>,
+    /// The cache key and time to live, for `cache:` calls.
+    pub cache_key: Option<(String, std::time::Duration)>,
+}
+
+/// Builds the request of `call` for one item (or none).
+pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx) -> Result<Built, BuildError> {
+    let mut url = String::with_capacity(service.base_url.len() + 64);
+    url.push_str(&service.base_url);
+    for part in &call.path {
+        match part {
+            PathPart::Text(t) => url.push_str(t),
+            PathPart::Value {
+                expr,
+                from_client,
+                text,
+            } => {
+                let v = eval(expr, scope);
+                let rendered = render(&v);
+                if v.is_null() || rendered.is_empty() || rendered == "." || rendered == ".." {
+                    let what = if v.is_null() {
+                        "null".to_string()
+                    } else {
+                        format!("\"{rendered}\"")
+                    };
+                    let message = format!("the path value `{text}` of call `{}` is {what}", call.name);
+                    return Err(if *from_client {
+                        BuildError::Client(message)
+                    } else {
+                        BuildError::NotMade(message)
+                    });
+                }
+                url.extend(utf8_percent_encode(&rendered, SEGMENT));
+            }
+        }
+    }
+    let mut first = true;
+    for (name, expr) in &call.query {
+        let v = eval(expr, scope);
+        let mut push = |value: &Value| {
+            if value.is_null() {
+                return;
+            }
+            url.push(if first { '?' } else { '&' });
+            first = false;
+            url.extend(utf8_percent_encode(name, SEGMENT));
+            url.push('=');
+            url.extend(utf8_percent_encode(&render(value), SEGMENT));
+        };
+        match &v {
+            Value::Array(items) => items.iter().for_each(&mut push),
+            other => push(other),
+        }
+    }
+
+    let mut headers = HeaderMap::new();
+    let mut own_headers = String::new();
+    for (name, expr) in &call.headers {
+        let v = eval(expr, scope);
+        if v.is_null() {
+            continue;
+        }
+        let text = render(&v);
+        let value = HeaderValue::from_str(&text).map_err(|_| {
+            BuildError::NotMade(format!(
+                "header `{name}` of call `{}` is not a valid header value",
+                call.name
+            ))
+        })?;
+        own_headers.push_str(name.as_str());
+        own_headers.push(':');
+        own_headers.push_str(&text);
+        own_headers.push('\n');
+        headers.insert(name.clone(), value);
+    }
+    let mut identity = String::new();
+    if let Some(sub) = ctx.claims.as_ref().and_then(|c| c.get("sub")) {
+        identity.push_str(&render(sub));
+    }
+    for (name, value) in &ctx.forwarded {
+        identity.push('\n');
+        identity.push_str(name.as_str());
+        identity.push(':');
+        identity.push_str(value.to_str().unwrap_or_default());
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers.insert(HeaderName::from_static("x-request-id"), ctx.request_id.clone());
+    if let Some(tp) = &ctx.traceparent {
+        headers.insert(HeaderName::from_static("traceparent"), tp.clone());
+    }
+
+    let body = call
+        .body
+        .as_ref()
+        .map(|b| Bytes::from(serde_json::to_vec(&eval(b, scope)).unwrap_or_default()));
+    let method = call.method;
+    let dedup_key = (method == crate::config::model::Method::Get).then(|| {
+        let mut k = String::with_capacity(url.len() + own_headers.len() + identity.len() + 8);
+        k.push_str("GET ");
+        k.push_str(&url);
+        k.push('\n');
+        k.push_str(&own_headers);
+        k.push('\u{1}');
+        k.push_str(&identity);
+        k
+    });
+    let cache_key = call.cache.map(|policy| {
+        let mut k = format!("GET {url}\n{own_headers}\u{1}");
+        if !policy.shared {
+            k.push_str(&identity);
+        }
+        (k, policy.ttl)
+    });
+    Ok(Built {
+        request: CallRequest {
+            method,
+            url,
+            headers,
+            body,
+            timeout: call.timeout,
+            retries: call.retries,
+        },
+        dedup_key,
+        cache_key,
+    })
+}

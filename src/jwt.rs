@@ -1,0 +1,281 @@
+//! JWT verification and minting (SPEC §6): keys built once from the configuration, tokens checked
+//! for algorithm, signature, `exp`, `nbf`, `iss` and `aud` with leeway.
+//!
+//! Pure: no HTTP here. The auth middleware turns a `TokenError` into a 401.
+
+use crate::config::model::{JwtConfig, KeySource};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why a token was refused. The message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts, or unreadable JSON.
+    #[error("the token is malformed")]
+    Malformed,
+    /// `alg` is `none` or not one of the configured algorithms.
+    #[error("the token's algorithm is not accepted")]
+    AlgorithmNotAllowed,
+    /// The signature does not verify with the configured key.
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` differs from `issuer`.
+    #[error("the token's issuer is not accepted")]
+    WrongIssuer,
+    /// `aud` does not include `audience`.
+    #[error("the token's audience is not accepted")]
+    WrongAudience,
+    /// A required claim is missing.
+    #[error("the token lacks the `{0}` claim")]
+    MissingClaim(String),
+}
+
+/// Verifies tokens with the configured algorithms and keys.
+pub struct Verifier {
+    keys: HashMap<Algorithm, DecodingKey>,
+    validation: Validation,
+    roles_claim: Vec<String>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish()
+    }
+}
+
+/// Reads an algorithm name as SPEC §3 writes it.
+pub fn algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+impl Verifier {
+    /// Builds the keys for every configured algorithm. A key that doesn't parse is an error
+    /// message for the load diagnostics.
+    pub fn build(cfg: &JwtConfig) -> Result<Verifier, String> {
+        let mut keys = HashMap::new();
+        let mut algorithms = Vec::new();
+        for name in &cfg.algorithms {
+            let alg = algorithm(&name.value).ok_or_else(|| format!("unsupported algorithm `{}`", name.value))?;
+            algorithms.push(alg);
+            let key = match name.value.get(..2) {
+                Some("HS") => cfg.keys.iter().find_map(|k| match k {
+                    KeySource::Secret(s) => Some(DecodingKey::from_secret(s).map_err(|e| format!("bad secret: {e}"))),
+                    _ => None,
+                }),
+                _ => cfg.keys.iter().find_map(|k| match k {
+                    KeySource::PublicKeyPem(pem) => Some(
+                        match name.value.get(..2) {
+                            Some("RS") | Some("PS") => DecodingKey::from_rsa_pem(pem),
+                            Some("ES") => DecodingKey::from_ec_pem(pem),
+                            _ => DecodingKey::from_ed_pem(pem),
+                        }
+                        .map_err(|e| format!("`public_key` is not a valid PEM key for {}: {e}", name.value)),
+                    ),
+                    _ => None,
+                }),
+            };
+            match key {
+                Some(k) => {
+                    keys.insert(alg, k?);
+                }
+                None => {
+                    if !cfg.keys.iter().any(|k| matches!(k, KeySource::Jwks(_))) {
+                        return Err(format!("no key configured for {}", name.value));
+                    }
+                }
+            }
+        }
+        let mut validation = Validation::new(algorithms.first().copied().unwrap_or(Algorithm::HS256));
+        validation.algorithms = algorithms;
+        validation.leeway = cfg.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.validate_exp = true;
+        validation.required_spec_claims = ["exp".to_string()].into_iter().collect();
+        match &cfg.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &cfg.audience {
+            Some(aud) => validation.set_audience(aud),
+            None => validation.validate_aud = false,
+        }
+        Ok(Verifier {
+            keys,
+            validation,
+            roles_claim: cfg.roles_claim.split('.').map(str::to_string).collect(),
+        })
+    }
+
+    /// Verifies a compact JWS and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Value, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName
+            | jsonwebtoken::errors::ErrorKind::UnsupportedAlgorithm => TokenError::AlgorithmNotAllowed,
+            _ => {
+                // `alg: none` and other unknown names fail header parsing in jsonwebtoken.
+                if header_alg_is_unknown(token) {
+                    TokenError::AlgorithmNotAllowed
+                } else {
+                    TokenError::Malformed
+                }
+            }
+        })?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let key = self.keys.get(&header.alg).ok_or(TokenError::AlgorithmNotAllowed)?;
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let data = jsonwebtoken::decode::<Value>(token, key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => TokenError::BadSignature,
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidIssuer => TokenError::WrongIssuer,
+                K::InvalidAudience => TokenError::WrongAudience,
+                K::MissingRequiredClaim(c) => TokenError::MissingClaim(c.clone()),
+                K::InvalidAlgorithm => TokenError::AlgorithmNotAllowed,
+                _ => TokenError::Malformed,
+            }
+        })?;
+        if !data.claims.is_object() {
+            return Err(TokenError::Malformed);
+        }
+        Ok(data.claims)
+    }
+
+    /// The roles a token holds: the `roles_claim` (dotted path), a string or an array of strings.
+    pub fn roles<'a>(&self, claims: &'a Value) -> Vec<&'a str> {
+        match claim_at(claims, &self.roles_claim) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The claim at a dotted path (`realm_access.roles`).
+pub fn claim_at<'a, S: AsRef<str>>(claims: &'a Value, path: &[S]) -> Option<&'a Value> {
+    let mut v = claims;
+    for p in path {
+        v = v.get(p.as_ref())?;
+    }
+    Some(v)
+}
+
+fn header_alg_is_unknown(token: &str) -> bool {
+    use base64::Engine;
+    let Some(head) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+        return false;
+    };
+    v.get("alg")
+        .and_then(Value::as_str)
+        .is_some_and(|a| algorithm(a).is_none())
+}
+
+/// Mints an HS* token for development (`facade token`): signed with the configured secret and the
+/// first HS algorithm, with `iss` and `aud` copied from the configuration.
+pub fn mint(
+    cfg: &JwtConfig,
+    sub: &str,
+    roles: &[String],
+    ttl: Duration,
+    extra: &[(String, Value)],
+) -> Result<String, String> {
+    let alg_name = cfg
+        .algorithms
+        .iter()
+        .find(|a| a.value.starts_with("HS"))
+        .ok_or("`facade token` needs an HS256/384/512 algorithm in auth.jwt.algorithms")?;
+    let alg = algorithm(&alg_name.value).ok_or("unsupported algorithm")?;
+    let secret = cfg
+        .keys
+        .iter()
+        .find_map(|k| match k {
+            KeySource::Secret(s) => Some(s),
+            _ => None,
+        })
+        .ok_or("`facade token` needs auth.jwt.secret or secret_base64")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), Value::String(sub.to_string()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert("exp".into(), Value::from(now + ttl.as_secs()));
+    if let Some(iss) = &cfg.issuer {
+        claims.insert("iss".into(), Value::String(iss.clone()));
+    }
+    if let Some(aud) = &cfg.audience {
+        claims.insert(
+            "aud".into(),
+            if aud.len() == 1 {
+                Value::String(aud[0].clone())
+            } else {
+                Value::from(aud.clone())
+            },
+        );
+    }
+    if !roles.is_empty() {
+        let value = if roles.len() == 1 {
+            Value::String(roles[0].clone())
+        } else {
+            Value::from(roles.to_vec())
+        };
+        set_dotted(&mut claims, &cfg.roles_claim, value);
+    }
+    for (k, v) in extra {
+        claims.insert(k.clone(), v.clone());
+    }
+    let key = EncodingKey::from_secret(secret).map_err(|e| e.to_string())?;
+    jsonwebtoken::encode(&Header::new(alg), &Value::Object(claims), &key).map_err(|e| e.to_string())
+}
+
+fn set_dotted(map: &mut serde_json::Map<String, Value>, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut cur = map;
+    for p in parts {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !entry.is_object() {
+            *entry = Value::Object(Default::default());
+        }
+        let Value::Object(next) = entry else { return };
+        cur = next;
+    }
+    cur.insert(last.to_string(), value);
+}

@@ -1,0 +1,25 @@
+//! Facade: a declarative Backend-for-Frontend gateway.
+//!
+//! Module map, in the order a request meets them:
+//! - `config`: reads facade.yaml, compositions and OpenAPI documents into located models.
+//! - `plan`: compiles the models into an immutable plan (routes, call graphs, expressions, types).
+//! - `jwt`: token verification and minting.
+//! - `exec`: runs one endpoint of the plan: parallel fan-out, dedup, cache, projection.
+//! - `upstream`: the HTTP client to backends (timeouts, retries, body limits, header forwarding).
+//! - `http`: thin adapters from the plan to HTTP (REST endpoints, health) and `app(state)`.
+//! - `middleware`: request id, logging, header stripping, authentication.
+//! - `state`: the shared state behind an atomically swappable handle.
+//! - `demo`: the built-in fixture backends of `serve --demo`.
+//! - `server`: binding, serving and graceful shutdown.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod exec;
+pub mod http;
+pub mod jwt;
+pub mod middleware;
+pub mod plan;
+pub mod server;
+pub mod state;
+pub mod upstream;

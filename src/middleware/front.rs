@@ -1,0 +1,66 @@
+//! The outermost layer of every request: it gives the request its id (the client's `X-Request-Id`
+//! when sane, else a new one), removes every `forward_claims` header the client sent before
+//! anything else can read it, and writes one structured log line when the response is ready.
+//! It sits outside everything so that even 404s and auth failures carry an id and are logged.
+
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The request's id, for handlers and error bodies.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+/// The route a handler matched, for the log line (set on the response's extensions).
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+fn sane(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// Request id, header stripping and logging.
+pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .filter(|v| sane(v))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
+        });
+    req.extensions_mut().insert(RequestId(id.clone()));
+    {
+        let plan = state.plan();
+        if let Some(auth) = &plan.auth {
+            for (name, _) in &auth.forward_claims {
+                req.headers_mut().remove(name);
+            }
+        }
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert("x-request-id", id.clone());
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("-");
+    tracing::info!(
+        request_id = id.to_str().unwrap_or("-"),
+        method = %method,
+        route,
+        path = %path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,706 @@
+//! The expression language of compositions (SPEC §4.1), parsed once at load.
+//!
+//! Owns the reading order of a string (path, function, template, literal), the mapping forms
+//! (`each`, `const`, nested objects) and the questions the compiler asks of an expression (which
+//! calls does it read?). Evaluation lives in `exec::eval`; this module does no I/O.
+
+use crate::config::yaml::{resolve_plain, CoreScalar, Node, NodeKind};
+use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
+use serde_json::Value;
+use std::fmt;
+
+/// A parsed expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    /// A literal value.
+    Literal(Value),
+    /// A JSONPath from the document root (`$`) or the current item (`@`).
+    Path(Box<PathExpr>),
+    /// The whole current item: a bare `@` inside `each`.
+    Item,
+    /// A string with `{expr}` parts filled in.
+    Template(Vec<Part>),
+    /// A function call.
+    Func(Func, Vec<Expr>),
+    /// An array built element by element.
+    Array(Vec<Expr>),
+    /// An object built field by field, in written order.
+    Object(Vec<(String, Expr)>),
+    /// One value per item of an array, with `@` bound to the item.
+    Each {
+        /// The array to walk.
+        over: Box<Expr>,
+        /// What to build for each item.
+        item: Box<Expr>,
+    },
+}
+
+/// One piece of a template.
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// Literal text (`{{` and `}}` already turned into braces).
+    Text(String),
+    /// A `{…}` part.
+    Expr(Expr),
+}
+
+/// The built-in functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    /// `length(e)`: items of an array, characters of a string, keys of an object; null for null.
+    Length,
+    /// `first(e)`: the first item of an array (null when empty).
+    First,
+    /// `coalesce(e1, e2, …)`: the first value that is not null.
+    Coalesce,
+    /// `join(e, sep)`: the items of an array rendered and joined.
+    Join,
+    /// `sum(e)`: the sum of the numbers of an array.
+    Sum,
+}
+
+impl Func {
+    const NAMES: [&'static str; 5] = ["length", "first", "coalesce", "join", "sum"];
+
+    fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "length" => Func::Length,
+            "first" => Func::First,
+            "coalesce" => Func::Coalesce,
+            "join" => Func::Join,
+            "sum" => Func::Sum,
+            _ => return None,
+        })
+    }
+
+    fn arity(self) -> (usize, usize) {
+        match self {
+            Func::Length | Func::First | Func::Sum => (1, 1),
+            Func::Coalesce => (1, usize::MAX),
+            Func::Join => (1, 2),
+        }
+    }
+}
+
+/// A parsed JSONPath.
+#[derive(Debug, Clone)]
+pub struct PathExpr {
+    /// True for `@` paths (from the current item).
+    pub relative: bool,
+    /// The text as written.
+    pub text: String,
+    /// The RFC 9535 query (with `@` read as `$`).
+    pub query: JpQuery,
+    /// The same path as simple steps, when it has only names, indexes and wildcards: walked
+    /// without jsonpath-rust's per-step bookkeeping, with identical results.
+    pub steps: Option<Vec<Step>>,
+    /// True when the path selects at most one node: it then gives a value or null, else an array.
+    pub singular: bool,
+    /// Where the expression holding this path was written.
+    pub loc: crate::config::diag::Loc,
+}
+
+/// One step of a simple path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// `.name` or `['name']`.
+    Name(String),
+    /// `[3]` or `[-1]`.
+    Index(i64),
+    /// `[*]` or `.*`.
+    Wildcard,
+}
+
+/// Why an expression could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExprError {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+    /// The node the error belongs to (its location).
+    pub at: crate::config::diag::Loc,
+}
+
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Where an expression is read: decides whether `@` is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// True inside `each` (fields of a response `each`, or the parts of an `each` call).
+    pub in_each: bool,
+}
+
+/// Parses a located node (a leaf, sequence or mapping) into an expression.
+pub fn parse_node(node: &Node, scope: Scope, errors: &mut Vec<ExprError>) -> Expr {
+    match &node.kind {
+        NodeKind::Scalar { text, plain, .. } => {
+            if *plain {
+                match resolve_plain(text) {
+                    CoreScalar::Null => return Expr::Literal(Value::Null),
+                    CoreScalar::Bool(b) => return Expr::Literal(Value::Bool(b)),
+                    CoreScalar::Int(i) => return Expr::Literal(Value::from(i)),
+                    CoreScalar::Float(f) => {
+                        return Expr::Literal(
+                            serde_json::Number::from_f64(f)
+                                .map(Value::Number)
+                                .unwrap_or(Value::Null),
+                        )
+                    }
+                    CoreScalar::Str(_) => {}
+                }
+            }
+            match parse_str(text, scope) {
+                Ok(mut e) => {
+                    e.set_loc(node.loc);
+                    e
+                }
+                Err((message, hint)) => {
+                    errors.push(ExprError {
+                        message,
+                        hint,
+                        at: node.loc,
+                    });
+                    Expr::Literal(Value::Null)
+                }
+            }
+        }
+        NodeKind::Seq(items) => Expr::Array(items.iter().map(|n| parse_node(n, scope, errors)).collect()),
+        NodeKind::Map(entries) => {
+            let keys: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_scalar()).collect();
+            if keys.len() == 1 && keys[0] == "const" {
+                return Expr::Literal(entries[0].1.to_json());
+            }
+            if keys.len() == 2 && keys.contains(&"each") && keys.contains(&"fields") {
+                let get = |name: &str| {
+                    entries
+                        .iter()
+                        .find(|(k, _)| k.as_scalar() == Some(name))
+                        .map(|(_, v)| v)
+                };
+                let (Some(over), Some(fields)) = (get("each"), get("fields")) else {
+                    return Expr::Literal(Value::Null);
+                };
+                let over = parse_node(over, scope, errors);
+                if !matches!(fields.kind, NodeKind::Map(_)) {
+                    errors.push(ExprError {
+                        message: "`fields` of `each` must be a mapping of output fields".into(),
+                        hint: None,
+                        at: fields.loc,
+                    });
+                }
+                let item = parse_node(fields, Scope { in_each: true }, errors);
+                return Expr::Each {
+                    over: Box::new(over),
+                    item: Box::new(item),
+                };
+            }
+            let mut fields = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let Some(key) = k.as_scalar() else {
+                    errors.push(ExprError {
+                        message: "field names must be strings".into(),
+                        hint: None,
+                        at: k.loc,
+                    });
+                    continue;
+                };
+                if key.starts_with('$') || key.starts_with('@') {
+                    errors.push(ExprError {
+                        message: format!("field name `{key}` starts with `{}`", &key[..1]),
+                        hint: Some("this is usually a YAML quoting mistake: quote the whole expression, e.g. `x: \"coalesce($.a, $.b)\"`".into()),
+                        at: k.loc,
+                    });
+                    continue;
+                }
+                if fields.iter().any(|(f, _): &(String, Expr)| f == key) {
+                    errors.push(ExprError {
+                        message: format!("field `{key}` is written twice"),
+                        hint: None,
+                        at: k.loc,
+                    });
+                    continue;
+                }
+                fields.push((key.to_string(), parse_node(v, scope, errors)));
+            }
+            Expr::Object(fields)
+        }
+    }
+}
+
+type ParseResult<T> = Result<T, (String, Option<String>)>;
+
+/// Reads a string in the order of SPEC §4.1: path, function call, template, literal.
+pub fn parse_str(s: &str, scope: Scope) -> ParseResult<Expr> {
+    if s.starts_with('$') || s.starts_with('@') {
+        return parse_path_or_item(s, scope);
+    }
+    if let Some((name, args)) = split_call(s) {
+        return parse_call(name, args, scope);
+    }
+    if s.contains("{$") || s.contains("{@") {
+        return parse_template(s, scope);
+    }
+    Ok(Expr::Literal(Value::String(s.to_string())))
+}
+
+fn parse_path_or_item(s: &str, scope: Scope) -> ParseResult<Expr> {
+    let s = s.trim_end();
+    if s == "@" {
+        if !scope.in_each {
+            return Err(("`@` is only meaningful inside `each`".into(), None));
+        }
+        return Ok(Expr::Item);
+    }
+    parse_path(s, scope).map(|p| Expr::Path(Box::new(p)))
+}
+
+/// Parses `$…` or `@…` as an RFC 9535 path.
+pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
+    let relative = s.starts_with('@');
+    if relative && !scope.in_each {
+        return Err((
+            format!("`{s}` reads the current item, but this is not inside `each`"),
+            Some("use a `$` path here".into()),
+        ));
+    }
+    if s == "$" {
+        return Err((
+            "a bare `$` would expose every backend body and claim".into(),
+            Some("name what you need (`$.user.name`), or write a literal as `{ const: \"$…\" }`".into()),
+        ));
+    }
+    let text = if relative {
+        format!("${}", &s[1..])
+    } else {
+        s.to_string()
+    };
+    let query = jsonpath_rust::parser::parse_json_path(&text).map_err(|e| {
+        let detail = e.to_string();
+        let detail = detail.lines().next().unwrap_or_default().to_string();
+        (
+            format!("`{s}` is not a valid JSONPath (RFC 9535): {detail}"),
+            Some("paths look like `$.user.firstName`, `$.items[0].id`, `$.items[*].id`; quote names with special characters: `$['a-b']`".into()),
+        )
+    })?;
+    let steps = simple_steps(&query);
+    let singular = query.segments.iter().all(|seg| {
+        matches!(seg, Segment::Selector(Selector::Name(_)) | Segment::Selector(Selector::Index(_)))
+            || matches!(seg, Segment::Selectors(v) if v.len() == 1 && matches!(v[0], Selector::Name(_) | Selector::Index(_)))
+    });
+    Ok(PathExpr {
+        relative,
+        text: s.to_string(),
+        query,
+        steps,
+        singular,
+        loc: Default::default(),
+    })
+}
+
+fn simple_steps(q: &JpQuery) -> Option<Vec<Step>> {
+    let mut out = Vec::with_capacity(q.segments.len());
+    for seg in &q.segments {
+        let sel = match seg {
+            Segment::Selector(s) => s,
+            Segment::Selectors(v) if v.len() == 1 => &v[0],
+            _ => return None,
+        };
+        out.push(match sel {
+            Selector::Name(n) => Step::Name(unquote_name(n)),
+            Selector::Index(i) => Step::Index(*i),
+            Selector::Wildcard => Step::Wildcard,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// jsonpath-rust keeps bracketed names with their quotes (`'a-b'`); the walk needs the bare name.
+fn unquote_name(n: &str) -> String {
+    let b = n.as_bytes();
+    if b.len() >= 2 && ((b[0] == b'\'' && b[b.len() - 1] == b'\'') || (b[0] == b'"' && b[b.len() - 1] == b'"')) {
+        let inner = &n[1..n.len() - 1];
+        if b[0] == b'"' {
+            if let Ok(Value::String(s)) = serde_json::from_str::<Value>(n) {
+                return s;
+            }
+        }
+        return inner.replace("\\'", "'").replace("\\\\", "\\");
+    }
+    n.to_string()
+}
+
+/// Recognises `name(…)` with a balanced closing parenthesis at the very end.
+fn split_call(s: &str) -> Option<(&str, &str)> {
+    let open = s.find('(')?;
+    let name = &s[..open];
+    if name.is_empty() || !crate::config::composition::is_name(name) || !s.ends_with(')') {
+        return None;
+    }
+    let inner = &s[open + 1..s.len() - 1];
+    // The parenthesis that closes at the end must match the first one.
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for c in inner.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[') => depth += 1,
+            (None, ')' | ']') => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some((name, inner))
+}
+
+fn parse_call(name: &str, args: &str, scope: Scope) -> ParseResult<Expr> {
+    let Some(func) = Func::from_name(name) else {
+        let hint = crate::config::diag::did_you_mean(name, Func::NAMES)
+            .unwrap_or_else(|| format!("the functions are {}", Func::NAMES.join(", ")));
+        return Err((format!("unknown function `{name}`"), Some(hint)));
+    };
+    let parts = split_top_level(args);
+    let mut parsed = Vec::with_capacity(parts.len());
+    for part in parts {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err((format!("`{name}(…)` has an empty argument"), None));
+        }
+        parsed.push(parse_argument(part, scope)?);
+    }
+    let (min, max) = func.arity();
+    if parsed.len() < min || parsed.len() > max {
+        let expected = if min == max {
+            format!("{min}")
+        } else if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err((
+            format!("`{name}` takes {expected} argument(s), found {}", parsed.len()),
+            Some("quote expressions with commas inside a flow mapping: `{ x: \"coalesce($.a, $.b)\" }`".into()),
+        ));
+    }
+    Ok(Expr::Func(func, parsed))
+}
+
+fn parse_argument(part: &str, scope: Scope) -> ParseResult<Expr> {
+    if part.starts_with('$') || part.starts_with('@') {
+        return parse_path_or_item(part, scope);
+    }
+    if let Some((name, inner)) = split_call(part) {
+        return parse_call(name, inner, scope);
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(part) {
+        return Ok(Expr::Literal(v));
+    }
+    if part.len() >= 2 && part.starts_with('\'') && part.ends_with('\'') {
+        return Ok(Expr::Literal(Value::String(part[1..part.len() - 1].to_string())));
+    }
+    Err((
+        format!("function argument `{part}` is neither an expression nor a JSON literal"),
+        Some(format!("write text as a JSON string: \"{part}\"")),
+    ))
+}
+
+/// Splits at commas that are outside brackets, parentheses and quotes.
+fn split_top_level(s: &str) -> Vec<&str> {
+    if s.trim().is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn parse_template(s: &str, scope: Scope) -> ParseResult<Expr> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < s.len() {
+        let c = bytes[i];
+        if c == b'{' && bytes.get(i + 1) == Some(&b'{') {
+            text.push('{');
+            i += 2;
+        } else if c == b'}' && bytes.get(i + 1) == Some(&b'}') {
+            text.push('}');
+            i += 2;
+        } else if c == b'{' && matches!(bytes.get(i + 1), Some(b'$' | b'@')) {
+            let end = part_end(&s[i + 1..]).ok_or_else(|| {
+                (
+                    format!("template part starting at `{}` is not closed with `}}`", &s[i..]),
+                    Some("write a literal brace as `{{` or `}}`".into()),
+                )
+            })?;
+            let inner = &s[i + 1..i + 1 + end];
+            if !text.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut text)));
+            }
+            parts.push(Part::Expr(parse_path_or_item(inner.trim(), scope)?));
+            i += 1 + end + 1;
+        } else {
+            let ch = s[i..].chars().next().unwrap_or_default();
+            text.push(ch);
+            i += ch.len_utf8().max(1);
+        }
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(Expr::Template(parts))
+}
+
+/// The index of the first `}` outside brackets and quotes.
+fn part_end(s: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth -= 1,
+            '}' if depth <= 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A name at the root of the document that an expression reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootRef {
+    /// `$.name…`.
+    Name(String),
+    /// `$..x`, `$[*]` or similar: reads every call.
+    All,
+}
+
+impl Expr {
+    /// Visits every `$` path of the expression.
+    pub fn visit_paths<'a>(&'a self, f: &mut dyn FnMut(&'a PathExpr)) {
+        match self {
+            Expr::Path(p) => f(p),
+            Expr::Literal(_) | Expr::Item => {}
+            Expr::Template(parts) => parts.iter().for_each(|p| {
+                if let Part::Expr(e) = p {
+                    e.visit_paths(f)
+                }
+            }),
+            Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| a.visit_paths(f)),
+            Expr::Object(fields) => fields.iter().for_each(|(_, e)| e.visit_paths(f)),
+            Expr::Each { over, item } => {
+                over.visit_paths(f);
+                item.visit_paths(f);
+            }
+        }
+    }
+
+    /// Records where the expression was written on every path inside it, for later diagnostics.
+    pub fn set_loc(&mut self, loc: crate::config::diag::Loc) {
+        match self {
+            Expr::Path(p) => p.loc = loc,
+            Expr::Literal(_) | Expr::Item => {}
+            Expr::Template(parts) => parts.iter_mut().for_each(|p| {
+                if let Part::Expr(e) = p {
+                    e.set_loc(loc)
+                }
+            }),
+            Expr::Func(_, args) | Expr::Array(args) => args.iter_mut().for_each(|a| a.set_loc(loc)),
+            Expr::Object(fields) => fields.iter_mut().for_each(|(_, e)| e.set_loc(loc)),
+            Expr::Each { over, item } => {
+                over.set_loc(loc);
+                item.set_loc(loc);
+            }
+        }
+    }
+
+    /// The root names this expression reads (call names, `auth`, `args`).
+    pub fn roots(&self) -> Vec<RootRef> {
+        let mut out = Vec::new();
+        self.visit_paths(&mut |p| {
+            for r in p.roots() {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        });
+        out
+    }
+
+    /// True when this is a literal.
+    pub fn is_literal(&self) -> bool {
+        matches!(self, Expr::Literal(_))
+    }
+}
+
+impl PathExpr {
+    /// The root names the path reads: its first step for a `$` path, and any `$` paths inside filters.
+    pub fn roots(&self) -> Vec<RootRef> {
+        let mut out = Vec::new();
+        if !self.relative {
+            match self.query.segments.first() {
+                Some(Segment::Selector(Selector::Name(n))) => out.push(RootRef::Name(unquote_name(n))),
+                Some(Segment::Selectors(v)) if v.iter().all(|s| matches!(s, Selector::Name(_))) => {
+                    for s in v {
+                        if let Selector::Name(n) = s {
+                            out.push(RootRef::Name(unquote_name(n)));
+                        }
+                    }
+                }
+                _ => out.push(RootRef::All),
+            }
+        }
+        // `$` paths inside filters (`[?@.id == $.user.id]`).
+        let text = &self.text;
+        for (i, _) in text.match_indices('$').filter(|(i, _)| *i > 0) {
+            let rest = &text[i + 1..];
+            let name: String = if let Some(r) = rest.strip_prefix('.') {
+                r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+            } else if let Some(r) = rest.strip_prefix("['").or_else(|| rest.strip_prefix("[\"")) {
+                r.chars().take_while(|c| *c != '\'' && *c != '"').collect()
+            } else {
+                continue;
+            };
+            if !name.is_empty() && !out.contains(&RootRef::Name(name.clone())) {
+                out.push(RootRef::Name(name));
+            }
+        }
+        out
+    }
+
+    /// The names after the root step, when the path is simple (for type checks).
+    pub fn steps_after_root(&self) -> Option<&[Step]> {
+        let steps = self.steps.as_deref()?;
+        if self.relative {
+            Some(steps)
+        } else {
+            steps.get(1..)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Expr {
+        parse_str(s, Scope { in_each: true }).unwrap()
+    }
+
+    fn err(s: &str, in_each: bool) -> String {
+        parse_str(s, Scope { in_each }).unwrap_err().0
+    }
+
+    #[test]
+    fn reading_order() {
+        assert!(matches!(p("$.a.b"), Expr::Path(_)));
+        assert!(matches!(p("@.x"), Expr::Path(ref x) if x.relative));
+        assert!(matches!(p("@"), Expr::Item));
+        assert!(matches!(p("length($.a)"), Expr::Func(Func::Length, _)));
+        assert!(matches!(p("Hi {$.a}"), Expr::Template(_)));
+        assert!(matches!(p("plain text"), Expr::Literal(Value::String(_))));
+        assert!(matches!(p("a {b} c"), Expr::Literal(_)));
+    }
+
+    #[test]
+    fn refuses_bad_paths() {
+        assert!(err("$", false).contains("bare `$`"));
+        assert!(err("@.x", false).contains("not inside `each`"));
+        assert!(err("$.a[", false).contains("not a valid JSONPath"));
+        assert!(err("lenght($.a)", false).contains("unknown function"));
+    }
+
+    #[test]
+    fn singular_and_steps() {
+        let Expr::Path(x) = p("$.a[0].b") else { panic!() };
+        assert!(x.singular);
+        assert_eq!(x.steps.as_ref().unwrap().len(), 3);
+        let Expr::Path(x) = p("$.a[*].b") else { panic!() };
+        assert!(!x.singular);
+        let Expr::Path(x) = p("$['a-b'].c") else { panic!() };
+        assert_eq!(x.steps.as_ref().unwrap()[0], Step::Name("a-b".into()));
+        let Expr::Path(x) = p("$..b") else { panic!() };
+        assert!(x.steps.is_none() && !x.singular);
+    }
+
+    #[test]
+    fn templates_with_escapes() {
+        let Expr::Template(parts) = p("{{x}} {$.a} {$.b[?@.c == '}']}") else {
+            panic!()
+        };
+        assert!(matches!(&parts[0], Part::Text(t) if t == "{x} "));
+        assert_eq!(parts.len(), 4);
+    }
+
+    #[test]
+    fn nested_functions_and_literals() {
+        let Expr::Func(Func::Coalesce, args) = p("coalesce(first($.a[*]), \"none\")") else {
+            panic!()
+        };
+        assert!(matches!(args[0], Expr::Func(Func::First, _)));
+        assert!(matches!(&args[1], Expr::Literal(Value::String(s)) if s == "none"));
+        assert!(err("coalesce($.a, none)", false).contains("neither"));
+        assert!(err("length($.a, $.b)", false).contains("takes 1"));
+    }
+
+    #[test]
+    fn roots_include_filter_references() {
+        let Expr::Path(x) = p("$.items[?@.id == $.user.id]") else {
+            panic!()
+        };
+        assert_eq!(
+            x.roots(),
+            vec![RootRef::Name("items".into()), RootRef::Name("user".into())]
+        );
+    }
+}

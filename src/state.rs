@@ -1,0 +1,36 @@
+//! The state shared by every request: the current plan behind an atomically swappable handle, and
+//! the executor's long-lived parts (backend client, response cache).
+
+use crate::exec::Exec;
+use crate::plan::Plan;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Shared state. Handlers load the plan once per request, so a swap never changes a request
+/// half-way.
+#[derive(Debug)]
+pub struct AppState {
+    plan: ArcSwap<Plan>,
+    /// Backend client and response cache.
+    pub exec: Exec,
+}
+
+impl AppState {
+    /// Wraps a compiled plan.
+    pub fn new(plan: Plan, exec: Exec) -> Arc<AppState> {
+        Arc::new(AppState {
+            plan: ArcSwap::from_pointee(plan),
+            exec,
+        })
+    }
+
+    /// The plan in force now.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.load_full()
+    }
+
+    /// Replaces the plan for every request that starts from now on.
+    pub fn swap(&self, plan: Plan) {
+        self.plan.store(Arc::new(plan));
+    }
+}
