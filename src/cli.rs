@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 fn print_diagnostics(diags: &Diagnostics) {
-    for d in diags.items() {
+    for d in diags.sorted() {
         eprintln!("{d}");
     }
 }

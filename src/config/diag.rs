@@ -102,6 +102,19 @@ impl Diagnostics {
         &self.items
     }
 
+    /// All diagnostics sorted by file (in order of first appearance), line and column.
+    pub fn sorted(&self) -> Vec<&Diagnostic> {
+        let mut files: Vec<&str> = Vec::new();
+        for d in &self.items {
+            if !files.contains(&d.file.as_ref()) {
+                files.push(&d.file);
+            }
+        }
+        let mut out: Vec<&Diagnostic> = self.items.iter().collect();
+        out.sort_by_key(|d| (files.iter().position(|f| *f == d.file.as_ref()), d.loc.line, d.loc.col));
+        out
+    }
+
     /// Consumes the list.
     pub fn into_vec(self) -> Vec<Diagnostic> {
         self.items

@@ -3,7 +3,7 @@
 use super::diag::Loc;
 use super::model::*;
 use super::read::{Fields, Reader};
-use super::yaml::{EnvUse, Node, NodeKind};
+use super::yaml::{Node, NodeKind};
 use base64::Engine;
 use std::path::Path;
 
@@ -162,12 +162,16 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
             continue;
         };
         let url = match f.get("url") {
+            // A bad URL is reported, but the service is kept so calls to it are still checked.
             Some(n) => match spanned_string(r, n, "url") {
                 Some(u) => {
                     check_url(r, n, &u.value);
                     u
                 }
-                None => continue,
+                None => Spanned {
+                    value: String::new(),
+                    loc: n.loc,
+                },
             },
             None => {
                 r.error(loc, format!("service `{name}` needs a `url`"), None);
@@ -312,13 +316,7 @@ fn read_jwt(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<JwtConfig> {
             if s.is_empty() {
                 r.error(n.loc, "`secret` is empty", None);
             }
-            if matches!(
-                n.kind,
-                NodeKind::Scalar {
-                    env: EnvUse::Defaulted,
-                    ..
-                }
-            ) {
+            if matches!(&n.kind, NodeKind::Scalar { env, .. } if env.is_default()) {
                 jwt.secret_is_default = true;
             }
             jwt.keys.push(KeySource::Secret(s.into_bytes()));
@@ -330,13 +328,7 @@ fn read_jwt(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<JwtConfig> {
         } else if let Some(s) = r.string(n, "secret_base64") {
             match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
                 Ok(bytes) if !bytes.is_empty() => {
-                    if matches!(
-                        n.kind,
-                        NodeKind::Scalar {
-                            env: EnvUse::Defaulted,
-                            ..
-                        }
-                    ) {
+                    if matches!(&n.kind, NodeKind::Scalar { env, .. } if env.is_default()) {
                         jwt.secret_is_default = true;
                     }
                     jwt.keys.push(KeySource::Secret(bytes));

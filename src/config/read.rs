@@ -53,12 +53,14 @@ pub fn expand_tree(node: &Node, env: &dyn Env, file: &Arc<str>, diags: &mut Diag
         NodeKind::Scalar { text, plain, .. } => match expand(text, env) {
             Ok(e) => NodeKind::Scalar {
                 plain: *plain || e.single_var.is_some(),
-                env: if !e.from_env {
-                    EnvUse::None
-                } else if e.defaulted.is_empty() {
-                    EnvUse::Set
-                } else {
-                    EnvUse::Defaulted
+                env: match (&e.single_var, e.from_env, e.defaulted.is_empty()) {
+                    (Some(name), _, defaulted) => EnvUse::Single {
+                        name: name.clone(),
+                        defaulted: !defaulted,
+                    },
+                    (None, false, _) => EnvUse::None,
+                    (None, true, true) => EnvUse::Set,
+                    (None, true, false) => EnvUse::Defaulted,
                 },
                 text: e.text,
             },
@@ -69,7 +71,11 @@ pub fn expand_tree(node: &Node, env: &dyn Env, file: &Arc<str>, diags: &mut Diag
                     format!("environment variable `{}` is not set", unset.0),
                     Some(format!("set it, or give a default: `${{{}:-value}}`", unset.0)),
                 );
-                node.kind.clone()
+                NodeKind::Scalar {
+                    text: String::new(),
+                    plain: false,
+                    env: EnvUse::Failed,
+                }
             }
         },
         NodeKind::Seq(items) => NodeKind::Seq(items.iter().map(|n| expand_tree(n, env, file, diags)).collect()),
@@ -91,6 +97,10 @@ pub fn shown(node: &Node) -> String {
             text,
             ..
         } => format!("`{text}`"),
+        NodeKind::Scalar {
+            env: EnvUse::Single { name, .. },
+            ..
+        } => format!("the value of variable `{name}`"),
         NodeKind::Scalar { .. } => "the value from the environment".to_string(),
         _ => node.kind_name().to_string(),
     }
@@ -174,6 +184,9 @@ impl Reader<'_> {
     /// Reads a string. Numbers and booleans written plain are accepted as their text.
     pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
+            NodeKind::Scalar {
+                env: EnvUse::Failed, ..
+            } => None,
             NodeKind::Scalar { text, plain, .. } => {
                 if *plain && resolve_plain(text) == CoreScalar::Null {
                     self.error(node.loc, format!("`{what}` must be a string, found null"), None);
@@ -200,17 +213,17 @@ impl Reader<'_> {
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
         match &node.kind {
+            NodeKind::Scalar {
+                env: EnvUse::Failed, ..
+            } => None,
             NodeKind::Scalar { text, plain, env } => {
                 let parsed = if *plain { parse(text) } else { None };
                 if parsed.is_none() {
-                    let found = if *env == EnvUse::None {
-                        if *plain {
-                            format!("`{text}`")
-                        } else {
-                            format!("the quoted string \"{text}\"")
-                        }
-                    } else {
-                        "the value from the environment".to_string()
+                    let found = match env {
+                        EnvUse::None if *plain => format!("`{text}`"),
+                        EnvUse::None => format!("the quoted string \"{text}\""),
+                        EnvUse::Single { name, .. } => format!("the value of variable `{name}`"),
+                        _ => "the value from the environment".to_string(),
                     };
                     self.error(node.loc, format!("`{what}` must be {expected}, found {found}"), None);
                 }

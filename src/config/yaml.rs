@@ -30,7 +30,7 @@ pub enum NodeKind {
 }
 
 /// Whether a scalar's text came (partly) from the environment, which decides what may be echoed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum EnvUse {
     /// Written in the file.
     #[default]
@@ -39,6 +39,22 @@ pub enum EnvUse {
     Set,
     /// Only written defaults were used (`${X:-default}` with `X` unset).
     Defaulted,
+    /// The whole value is one substitution: messages name the variable, never its value.
+    Single {
+        /// The variable.
+        name: String,
+        /// True when it was unset and its written default was used.
+        defaulted: bool,
+    },
+    /// Expansion failed (an unset variable without a default); already reported.
+    Failed,
+}
+
+impl EnvUse {
+    /// True when the text came from a written default rather than the environment.
+    pub fn is_default(&self) -> bool {
+        matches!(self, EnvUse::Defaulted | EnvUse::Single { defaulted: true, .. })
+    }
 }
 
 /// A scalar read under the YAML 1.2 core schema.

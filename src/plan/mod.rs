@@ -376,7 +376,16 @@ fn compile_endpoint(
     let param_names: Vec<&str> = ep.params.iter().map(|p| p.name.value.as_str()).collect();
     let roots_ok = |diags: &mut Diagnostics, e: &Expr, loc: Loc, own: Option<&str>| -> Vec<usize> {
         let mut deps = Vec::new();
-        for r in e.roots() {
+        let mut refs: Vec<(RootRef, Loc)> = Vec::new();
+        e.visit_paths(&mut |p| {
+            let at = if p.loc.line == 0 { loc } else { p.loc };
+            for r in p.roots() {
+                if !refs.iter().any(|(x, _)| *x == r) {
+                    refs.push((r, at));
+                }
+            }
+        });
+        for (r, loc) in refs {
             match r {
                 RootRef::All => {
                     if own.is_some() {
@@ -441,15 +450,20 @@ fn compile_endpoint(
                 None,
             );
         }
-        let Some(service) = services.iter().position(|s| s.name == c.service.value) else {
-            diags.error(
-                file,
-                c.service.loc,
-                format!("unknown service `{}`", c.service.value),
-                did_you_mean(&c.service.value, services.iter().map(|s| s.name.as_str())),
-            );
-            continue;
+        let service = match services.iter().position(|s| s.name == c.service.value) {
+            Some(i) => i,
+            None => {
+                diags.error(
+                    file,
+                    c.service.loc,
+                    format!("unknown service `{}`", c.service.value),
+                    did_you_mean(&c.service.value, services.iter().map(|s| s.name.as_str())),
+                );
+                // Keep checking the rest of the call; the endpoint is dropped because of the error.
+                usize::MAX
+            }
         };
+        let service_defaults = services.get(service);
         let in_each = c.each.is_some();
         let scope = Scope { in_each };
         let mut errors = Vec::new();
@@ -598,8 +612,11 @@ fn compile_endpoint(
             body,
             each,
             when,
-            timeout: c.timeout.unwrap_or(services[service].timeout),
-            retries: c.retries.unwrap_or(services[service].retries),
+            timeout: c
+                .timeout
+                .or(service_defaults.map(|s| s.timeout))
+                .unwrap_or(Duration::from_secs(10)),
+            retries: c.retries.or(service_defaults.map(|s| s.retries)).unwrap_or(0),
             cache: c.cache.as_ref().map(|d| CachePolicy {
                 ttl: d.value,
                 shared: c.cache_shared,
@@ -609,9 +626,6 @@ fn compile_endpoint(
             errors_pass: c.errors_pass.is_some(),
             deps,
         });
-    }
-    if calls.len() != ep.calls.len() {
-        return None;
     }
 
     // Cycles.
