@@ -1,0 +1,334 @@
+//! Test harness: real HTTP backends on 127.0.0.1 ephemeral ports that record what they receive,
+//! configurations written to temporary folders, and the real gateway served on `127.0.0.1:0`.
+#![allow(dead_code)]
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use facade::exec::cache::{Clock, ManualClock};
+use http::StatusCode;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request a backend received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// The raw path and query, exactly as it arrived.
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What a backend answers.
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(v: Value) -> Reply {
+        Reply {
+            status: 200,
+            body: v.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn status(status: u16, v: Value) -> Reply {
+        Reply {
+            status,
+            body: v.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn raw(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn after(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+struct BackendState {
+    handler: Handler,
+    seen: Mutex<Vec<Seen>>,
+    count: AtomicUsize,
+}
+
+/// A real HTTP backend on an ephemeral loopback port.
+pub struct Backend {
+    pub addr: SocketAddr,
+    state: Arc<BackendState>,
+}
+
+async fn backend_handler(State(state): State<Arc<BackendState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default().to_vec();
+    let seen = Seen {
+        method: parts.method.to_string(),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    };
+    let reply = (state.handler)(&seen);
+    state.count.fetch_add(1, Ordering::SeqCst);
+    state.seen.lock().unwrap().push(seen);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    resp
+}
+
+impl Backend {
+    /// Starts a backend that answers with `handler`.
+    pub async fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Backend {
+        let state = Arc::new(BackendState {
+            handler: Arc::new(handler),
+            seen: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(backend_handler).with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Backend { addr, state }
+    }
+
+    /// Always answers `v`.
+    pub async fn fixed(v: Value) -> Backend {
+        Backend::start(move |_| Reply::json(v.clone())).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.count.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+}
+
+/// A configuration in a temporary folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// Writes `facade.yaml` and compositions (`(file name, text)`).
+    pub fn new(facade: &str, compositions: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("facade.yaml"), facade).unwrap();
+        std::fs::create_dir_all(dir.path().join("compositions")).unwrap();
+        std::fs::create_dir_all(dir.path().join("schemas")).unwrap();
+        for (name, text) in compositions {
+            std::fs::write(dir.path().join("compositions").join(name), text).unwrap();
+        }
+        Project { dir }
+    }
+
+    pub fn schema(self, name: &str, text: &str) -> Project {
+        std::fs::write(self.dir.path().join("schemas").join(name), text).unwrap();
+        self
+    }
+
+    pub fn file(self, name: &str, text: &str) -> Project {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("facade.yaml")
+    }
+
+    /// Loads and compiles; panics with every diagnostic when it fails.
+    pub fn plan(&self, env: &[(&str, &str)]) -> facade::plan::Plan {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (plan, diags) = facade::config::load_plan(&self.config(), &env);
+        match plan {
+            Some(p) => p,
+            None => panic!(
+                "configuration failed to load:\n{}",
+                diags
+                    .items()
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+
+    /// Loads and compiles, returning the diagnostics as `file:line:col: message` lines with the
+    /// temporary folder removed.
+    pub fn diagnostics(&self, env: &[(&str, &str)]) -> String {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (_, diags) = facade::config::load_plan(&self.config(), &env);
+        let prefix = format!("{}/", self.dir.path().display());
+        diags
+            .sorted()
+            .iter()
+            .map(|d| d.to_string().replace(&prefix, ""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub state: Arc<facade::state::AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    pub async fn start(plan: facade::plan::Plan) -> Gateway {
+        let clock = Arc::new(ManualClock::default());
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let exec = facade::exec::new_exec(&plan, dyn_clock).unwrap();
+        let state = facade::state::AppState::new(plan, exec);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let s = state.clone();
+        tokio::spawn(async move {
+            let _ = facade::server::serve(listener, s, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Gateway {
+            addr,
+            clock,
+            state,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A client with a timeout on every request.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+pub const SECRET: &str = "test-secret";
+
+/// An HS256 token with `sub`, `exp` in an hour and the extra claims.
+pub fn token(sub: &str, extra: Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = serde_json::json!({"sub": sub, "exp": now + 3600, "iat": now});
+    if let (Value::Object(c), Value::Object(e)) = (&mut claims, extra) {
+        c.extend(e);
+    }
+    sign(&claims, jsonwebtoken::Algorithm::HS256, SECRET.as_bytes())
+}
+
+pub fn sign(claims: &Value, alg: jsonwebtoken::Algorithm, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The standard auth section for tests.
+pub const AUTH: &str = r#"
+auth:
+  jwt:
+    algorithms: [HS256]
+    secret: test-secret
+  forward_claims:
+    x-user-id: sub
+    x-user-role: role
+"#;
+
+/// GET with a bearer token; returns status, headers and JSON body.
+pub async fn get(url: &str, token: Option<&str>) -> (u16, http::HeaderMap, Value) {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+pub fn path_of(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A GET sent byte for byte, for paths a client library would normalise.
+pub async fn raw_get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

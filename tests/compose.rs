@@ -1,0 +1,853 @@
+//! Composed endpoints end to end: the real gateway against real backends on loopback ports.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// facade.yaml with the given services (name, url, extra settings) and the test auth section.
+fn facade(services: &[(&str, String, &str)]) -> String {
+    let mut s = String::from("services:\n");
+    for (name, url, extra) in services {
+        s.push_str(&format!("  {name}:\n    url: {url}\n"));
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            s.push_str(&format!("    {}\n", line.trim()));
+        }
+    }
+    s.push_str(AUTH);
+    s
+}
+
+async fn gateway(services: &[(&str, String, &str)], composition: &str) -> Gateway {
+    let p = Project::new(&facade(services), &[("app.yaml", composition)]);
+    Gateway::start(p.plan(&[])).await
+}
+
+#[tokio::test]
+async fn four_calls_run_in_parallel() {
+    let slow = |v: Value| move |_: &Seen| Reply::json(v.clone()).after(Duration::from_millis(200));
+    let users = Backend::start(slow(json!({"firstName": "Ada"}))).await;
+    let recs = Backend::start(slow(
+        json!([{"id": "p1", "name": "Lamp", "price": 3.5, "images": [{"thumbnail": "t1"}]}]),
+    ))
+    .await;
+    let carts = Backend::start(slow(json!({"items": [1, 2, 3]}))).await;
+    let notes = Backend::start(slow(json!({"count": 4}))).await;
+    let gw = gateway(
+        &[
+            ("users", users.url(), ""),
+            ("recommendations", recs.url(), ""),
+            ("carts", carts.url(), ""),
+            ("notifications", notes.url(), ""),
+        ],
+        r#"
+client: mobile
+base_path: /mobile/api
+endpoints:
+  home:
+    get: /home
+    calls:
+      user:            { service: users,           get: "/users/{$.auth.sub}" }
+      recommendations: { service: recommendations, get: "/for/{$.auth.sub}", query: { limit: 10 } }
+      cart:            { service: carts,           get: "/carts/{$.auth.sub}", optional: true }
+      notifications:   { service: notifications,   get: "/unread/{$.auth.sub}", optional: true, timeout: 300ms }
+    response:
+      greeting: "Welcome back, {$.user.firstName}"
+      recommendedProducts:
+        each: "$.recommendations[*]"
+        fields:
+          id: "@.id"
+          name: "@.name"
+          image: "@.images[0].thumbnail"
+          price: "@.price"
+      cartItemCount: "length($.cart.items)"
+      unreadNotifications: "$.notifications.count"
+"#,
+    )
+    .await;
+    let t = token("1001", json!({}));
+    let start = Instant::now();
+    let (status, headers, body) = get(&gw.url("/mobile/api/home"), Some(&t)).await;
+    let elapsed = start.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(elapsed < Duration::from_millis(600), "4 x 200 ms took {elapsed:?}");
+    assert!(headers.get("x-facade-partial").is_none());
+    assert_eq!(
+        body,
+        json!({
+            "greeting": "Welcome back, Ada",
+            "recommendedProducts": [{"id": "p1", "name": "Lamp", "image": "t1", "price": 3.5}],
+            "cartItemCount": 3,
+            "unreadNotifications": 4
+        })
+    );
+    // Written order is kept.
+    let text = serde_json::to_string(&body).unwrap();
+    assert!(text.find("greeting").unwrap() < text.find("unreadNotifications").unwrap());
+    assert_eq!(recs.seen()[0].uri, "/for/1001?limit=10");
+}
+
+#[tokio::test]
+async fn a_dependent_call_waits_for_the_call_it_reads() {
+    let products = Backend::start(|_| Reply::json(json!({"sellerId": "s/7"})).after(Duration::from_millis(200))).await;
+    let users = Backend::start(|_| Reply::json(json!({"displayName": "Shop"})).after(Duration::from_millis(200))).await;
+    let gw = gateway(
+        &[("products", products.url(), ""), ("users", users.url(), "")],
+        r#"
+client: web
+base_path: /web
+endpoints:
+  product:
+    get: /products/{id}
+    auth: none
+    calls:
+      product: { service: products, get: "/products/{$.args.id}" }
+      seller:  { service: users,    get: "/users/{$.product.sellerId}" }
+    response:
+      sellerName: "$.seller.displayName"
+"#,
+    )
+    .await;
+    let start = Instant::now();
+    let (status, _, body) = get(&gw.url("/web/products/p1"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "chain took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(body, json!({"sellerName": "Shop"}));
+    // The value from the other call is one percent-encoded segment.
+    assert_eq!(users.seen()[0].uri, "/users/s%2F7");
+}
+
+#[tokio::test]
+async fn every_expression_form() {
+    let data = Backend::fixed(json!({
+        "name": "Ada", "n": 3, "tags": ["a", "b"], "nothing": null,
+        "items": [{"id": 1, "price": 2.5, "kind": "x"}, {"id": 2, "price": 4, "kind": "y"}],
+        "nested": {"deep": {"value": true}}
+    }))
+    .await;
+    let gw = gateway(
+        &[("data", data.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  all:
+    get: /all
+    auth: none
+    calls:
+      d: { service: data, get: /d }
+    response:
+      path: "$.d.name"
+      missing: "$.d.nope.deeper"
+      nonSingular: "$.d.items[*].id"
+      emptyMatch: "$.d.nope[*]"
+      filter: "$.d.items[?@.price > 3].id"
+      descendant: "$.d.nested..value"
+      template: "Hi {$.d.name}, {{literal}} n={$.d.n} null=[{$.d.nothing}] tags={$.d.tags}"
+      length: "length($.d.tags)"
+      lengthOfNull: "length($.d.nothing)"
+      first: "first($.d.items[*].id)"
+      coalesce: "coalesce($.d.nothing, $.d.missing, \"fallback\")"
+      join: "join($.d.tags, \" + \")"
+      sum: "sum($.d.items[*].price)"
+      nestedFunctions: "coalesce(first($.d.nope[*]), \"none\")"
+      number: 42
+      bool: false
+      nullLiteral: null
+      plain: just text
+      notYaml12Bool: NO
+      const: { const: "$5 off {$.d.name}" }
+      constObject: { const: { each: "$.x", fields: 1 } }
+      sequence: ["$.d.name", 1, "lit"]
+      object: { inner: { value: "$.d.nested.deep.value" } }
+      list:
+        each: "$.d.items[*]"
+        fields:
+          id: "@.id"
+          whole: "@"
+          label: "{@.kind}-{$.d.name}"
+"#,
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/c/all"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "path": "Ada",
+            "missing": null,
+            "nonSingular": [1, 2],
+            "emptyMatch": [],
+            "filter": [2],
+            "descendant": [true],
+            "template": "Hi Ada, {literal} n=3 null=[] tags=[\"a\",\"b\"]",
+            "length": 2,
+            "lengthOfNull": null,
+            "first": 1,
+            "coalesce": "fallback",
+            "join": "a + b",
+            "sum": 6.5,
+            "nestedFunctions": "none",
+            "number": 42,
+            "bool": false,
+            "nullLiteral": null,
+            "plain": "just text",
+            "notYaml12Bool": "NO",
+            "const": "$5 off {$.d.name}",
+            "constObject": {"each": "$.x", "fields": 1},
+            "sequence": ["Ada", 1, "lit"],
+            "object": {"inner": {"value": true}},
+            "list": [
+                {"id": 1, "whole": {"id": 1, "price": 2.5, "kind": "x"}, "label": "x-Ada"},
+                {"id": 2, "whole": {"id": 2, "price": 4, "kind": "y"}, "label": "y-Ada"}
+            ]
+        })
+    );
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.first().map(|s| s.as_str()), Some("path"));
+    assert_eq!(keys.last().map(|s| s.as_str()), Some("list"));
+}
+
+const EACH_COMPOSITION: &str = r#"
+client: web
+base_path: /web
+endpoints:
+  product:
+    get: /products/{id}
+    auth: none
+    calls:
+      product: { service: products, get: "/products/{$.args.id}" }
+      stock:
+        each: "$.product.variants[*]"
+        attach: stock
+        concurrency: 2
+        service: inventory
+        get: "/stock/{@.sku}"
+        OPTIONAL
+    response:
+      variants:
+        each: "$.product.variants[*]"
+        fields: { sku: "@.sku", available: "@.stock.available" }
+      raw: "$.stock"
+"#;
+
+fn variants_backend() -> impl Fn(&Seen) -> Reply {
+    |_| {
+        Reply::json(json!({"variants": [
+            {"sku": "a", "stock": "own field, replaced"}, {"sku": "b"}, {"sku": "c"}, {"sku": "bad"}
+        ]}))
+    }
+}
+
+fn inventory_backend() -> impl Fn(&Seen) -> Reply {
+    |s: &Seen| {
+        let sku = s.uri.trim_start_matches("/stock/").to_string();
+        if sku == "bad" {
+            return Reply::status(500, json!({"error": "boom"}));
+        }
+        // Earlier items answer later: order must still follow the items.
+        let delay = match sku.as_str() {
+            "a" => 150,
+            "b" => 75,
+            _ => 0,
+        };
+        Reply::json(json!({"available": sku.len() * 10, "sku": sku})).after(Duration::from_millis(delay))
+    }
+}
+
+#[tokio::test]
+async fn each_call_keeps_item_order_attaches_and_degrades_per_item() {
+    let products = Backend::start(variants_backend()).await;
+    let inventory = Backend::start(inventory_backend()).await;
+    let comp = EACH_COMPOSITION.replace("OPTIONAL", "optional: true\n        fallback: { available: 0 }");
+    let gw = gateway(
+        &[("products", products.url(), ""), ("inventory", inventory.url(), "")],
+        &comp,
+    )
+    .await;
+    let (status, headers, body) = get(&gw.url("/web/products/p1"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers.get("x-facade-partial").unwrap(), "stock");
+    assert_eq!(
+        body["variants"],
+        json!([
+            {"sku": "a", "available": 10},
+            {"sku": "b", "available": 10},
+            {"sku": "c", "available": 10},
+            {"sku": "bad", "available": 0}
+        ])
+    );
+    assert_eq!(body["raw"][3], json!({"available": 0}));
+    assert_eq!(inventory.count(), 4);
+}
+
+#[tokio::test]
+async fn a_required_each_call_fails_when_one_item_fails() {
+    let products = Backend::start(variants_backend()).await;
+    let inventory = Backend::start(inventory_backend()).await;
+    let comp = EACH_COMPOSITION.replace("OPTIONAL", "");
+    let gw = gateway(
+        &[("products", products.url(), ""), ("inventory", inventory.url(), "")],
+        &comp,
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/web/products/p1"), None).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"], "upstream_failed");
+    assert_eq!(body["call"], "stock");
+    assert_eq!(body["service"], "inventory");
+}
+
+#[tokio::test]
+async fn each_over_null_or_empty_makes_no_request() {
+    let products = Backend::fixed(json!({"variants": []})).await;
+    let inventory = Backend::start(inventory_backend()).await;
+    let comp = EACH_COMPOSITION.replace("OPTIONAL", "");
+    let gw = gateway(
+        &[("products", products.url(), ""), ("inventory", inventory.url(), "")],
+        &comp,
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/web/products/p1"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"variants": [], "raw": []}));
+    assert_eq!(inventory.count(), 0);
+}
+
+fn one_call(extra: &str) -> String {
+    format!(
+        r#"
+client: c
+base_path: /c
+endpoints:
+  one:
+    get: /one
+    auth: none
+    calls:
+      thing: {{ service: things, get: /thing {extra} }}
+    response:
+      value: "$.thing.value"
+"#
+    )
+}
+
+async fn failure(reply: Reply, service_extra: &str, call_extra: &str) -> (u16, Value) {
+    let backend = Backend::start(move |_| reply.clone()).await;
+    let gw = gateway(&[("things", backend.url(), service_extra)], &one_call(call_extra)).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn required_failures_map_to_statuses_without_leaking_backends() {
+    let cases: Vec<(Reply, &str, &str, u16, &str)> = vec![
+        (
+            Reply::status(404, json!({"secret": "backend body"})),
+            "",
+            "",
+            404,
+            "not_found",
+        ),
+        (
+            Reply::status(400, json!({"secret": "backend body"})),
+            "",
+            "",
+            502,
+            "upstream_failed",
+        ),
+        (
+            Reply::status(500, json!({"secret": "backend body"})),
+            "",
+            "",
+            502,
+            "upstream_failed",
+        ),
+        (Reply::raw(200, "not json"), "", "", 502, "upstream_failed"),
+        (
+            Reply::json(json!({"value": 1})).after(Duration::from_millis(400)),
+            "",
+            ", timeout: 100ms",
+            504,
+            "upstream_timeout",
+        ),
+        (
+            Reply::json(json!({"value": "x".repeat(4096)})),
+            "",
+            "",
+            502,
+            "upstream_failed",
+        ),
+    ];
+    for (i, (reply, service_extra, call_extra, status, code)) in cases.into_iter().enumerate() {
+        // Case 5 runs with a tiny upstream body limit.
+        let (got, body) = if i == 5 {
+            let backend = Backend::start(move |_| reply.clone()).await;
+            let p = Project::new(
+                &format!(
+                    "{}limits:\n  upstream_body: 1KiB\n",
+                    facade(&[("things", backend.url(), "")])
+                ),
+                &[("app.yaml", &one_call(""))],
+            );
+            let gw = Gateway::start(p.plan(&[])).await;
+            let (s, _, b) = get(&gw.url("/c/one"), None).await;
+            (s, b)
+        } else {
+            failure(reply, service_extra, call_extra).await
+        };
+        assert_eq!(got, status, "case {i}: {body}");
+        assert_eq!(body["error"], code, "case {i}");
+        assert_eq!(body["call"], "thing");
+        assert_eq!(body["service"], "things");
+        assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+        let text = body.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("backend body"),
+            "leak: {text}"
+        );
+    }
+    // Connect error.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let gw = gateway(&[("things", dead, "")], &one_call("")).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!((status, body["error"].as_str()), (502, Some("upstream_failed")));
+    assert!(!body.to_string().contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn errors_pass_keeps_a_backend_4xx_for_the_client() {
+    let (status, body) = failure(
+        Reply::status(409, json!({"reason": "out of stock"})),
+        "",
+        ", errors: pass",
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"], "upstream_rejected");
+    assert_eq!(body["details"], json!({"reason": "out of stock"}));
+    let (status, body) = failure(Reply::status(503, json!({"reason": "down"})), "", ", errors: pass").await;
+    assert_eq!((status, body["error"].as_str()), (502, Some("upstream_failed")));
+    assert!(body.get("details").is_none());
+}
+
+#[tokio::test]
+async fn optional_calls_degrade_with_fallback_and_partial_header() {
+    let ok = Backend::fixed(json!({"value": 1})).await;
+    let down = Backend::start(|_| Reply::status(500, json!({}))).await;
+    let gw = gateway(
+        &[("ok", ok.url(), ""), ("down", down.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  e:
+    get: /e
+    auth: none
+    calls:
+      good: { service: ok, get: /x }
+      cart: { service: down, get: /cart, optional: true }
+      notifications: { service: down, get: /n, optional: true, fallback: { count: 0 } }
+      skipped: { service: ok, get: /skipped, when: "$.args.flag" }
+    query:
+      flag: Boolean
+    response:
+      good: "$.good.value"
+      cart: "$.cart"
+      count: "$.notifications.count"
+      skipped: "$.skipped"
+"#,
+    )
+    .await;
+    let (status, headers, body) = get(&gw.url("/c/e"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers.get("x-facade-partial").unwrap(), "cart, notifications");
+    assert_eq!(body, json!({"good": 1, "cart": null, "count": 0, "skipped": null}));
+    assert_eq!(ok.count(), 1, "the `when: false` call is not made");
+    let (_, _, body) = get(&gw.url("/c/e?flag=true"), None).await;
+    assert_eq!(body["skipped"], json!({"value": 1}));
+}
+
+#[tokio::test]
+async fn path_values_are_percent_encoded_one_segment_each() {
+    let backend = Backend::fixed(json!({"id": null, "dot": ".."})).await;
+    let gw = gateway(
+        &[("things", backend.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  item:
+    get: /items/{id}
+    auth: none
+    calls:
+      item: { service: things, get: "/items/{$.args.id}/x-{$.args.id}" }
+    response:
+      ok: true
+  chained:
+    get: /chained
+    auth: none
+    calls:
+      first: { service: things, get: /first }
+      second: { service: things, get: "/second/{$.first.id}" }
+      third: { service: things, get: "/third/{$.first.dot}", optional: true }
+    response:
+      second: "$.second"
+"#,
+    )
+    .await;
+    let (status, _, _) = get(&gw.url("/c/items/a%2Fb%3Fx=1%23y%20z"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        backend.seen()[0].uri,
+        "/items/a%2Fb%3Fx%3D1%23y%20z/x-a%2Fb%3Fx%3D1%23y%20z"
+    );
+    for bad in ["%2E%2E", "%2e", ".."] {
+        // Sent raw: an HTTP client library would normalise the dot segments away.
+        let (status, body) = raw_get(gw.addr, &format!("/c/items/{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "bad_request");
+    }
+    assert_eq!(backend.count(), 1, "no backend call for refused values");
+    // A null from another call: the call is not made and fails the endpoint with 502.
+    let (status, _, body) = get(&gw.url("/c/chained"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["call"], "second");
+    assert!(body["message"].as_str().unwrap().contains("$.first.id"), "{body}");
+    let uris: Vec<String> = backend.seen().iter().map(|s| s.uri.clone()).collect();
+    assert!(
+        !uris.iter().any(|u| u.starts_with("/second") || u.starts_with("/third")),
+        "{uris:?}"
+    );
+}
+
+#[tokio::test]
+async fn query_values_render_omit_nulls_and_repeat_arrays() {
+    let backend = Backend::fixed(json!({"tags": ["a b", "c&d"], "n": 2})).await;
+    let gw = gateway(
+        &[("things", backend.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  q:
+    get: /q
+    auth: none
+    calls:
+      src: { service: things, get: /src }
+      dst: { service: things, get: /dst, query: { tag: "$.src.tags", n: "$.src.n", gone: "$.src.missing", lit: "x=y" } }
+    response:
+      ok: true
+"#,
+    )
+    .await;
+    let (status, _, _) = get(&gw.url("/c/q"), None).await;
+    assert_eq!(status, 200);
+    let dst = backend.seen().into_iter().find(|s| s.uri.starts_with("/dst")).unwrap();
+    assert_eq!(dst.uri, "/dst?tag=a%20b&tag=c%26d&n=2&lit=x%3Dy");
+}
+
+#[tokio::test]
+async fn identical_gets_run_once_per_request_and_posts_always_run() {
+    let backend = Backend::fixed(json!({"v": 1})).await;
+    let gw = gateway(
+        &[("things", backend.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  d:
+    get: /d
+    calls:
+      a: { service: things, get: /same }
+      b: { service: things, get: /same }
+      c: { service: things, get: /same, headers: { x-variant: "1" } }
+      p1: { service: things, post: /post, body: { x: 1 } }
+      p2: { service: things, post: /post, body: { x: 1 } }
+    response:
+      a: "$.a.v"
+      b: "$.b.v"
+"#,
+    )
+    .await;
+    let t = token("u1", json!({}));
+    let (status, _, body) = get(&gw.url("/c/d"), Some(&t)).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = backend.seen();
+    let same = seen.iter().filter(|s| s.uri == "/same").count();
+    let posts = seen.iter().filter(|s| s.uri == "/post").count();
+    assert_eq!((same, posts), (2, 2), "a and b share one request; c differs by header");
+    // A second request makes its own calls.
+    get(&gw.url("/c/d"), Some(&t)).await;
+    assert_eq!(backend.seen().iter().filter(|s| s.uri == "/same").count(), 4);
+}
+
+const CACHED: &str = r#"
+client: c
+base_path: /c
+endpoints:
+  cached:
+    get: /cached
+    calls:
+      n: { service: things, get: /n, cache: 5s SCOPE }
+    response:
+      v: "$.n.v"
+"#;
+
+#[tokio::test]
+async fn cache_is_per_user_expires_with_the_clock_and_never_keeps_failures() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fail.clone();
+    let backend = Backend::start(move |_| {
+        if f.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(500, json!({}))
+        } else {
+            Reply::json(json!({"v": 1}))
+        }
+    })
+    .await;
+    let gw = gateway(&[("things", backend.url(), "")], &CACHED.replace("SCOPE", "")).await;
+    let ada = token("ada", json!({}));
+    let bob = token("bob", json!({}));
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 200);
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 200);
+    assert_eq!(backend.count(), 1, "second request is a hit");
+    assert_eq!(get(&gw.url("/c/cached"), Some(&bob)).await.0, 200);
+    assert_eq!(backend.count(), 2, "another user never gets ada's entry");
+    gw.clock.advance(Duration::from_secs(6));
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 200);
+    assert_eq!(backend.count(), 3, "expired after the ttl");
+    // Failures are not cached.
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    gw.clock.advance(Duration::from_secs(6));
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 502);
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 502);
+    assert_eq!(backend.count(), 5);
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get(&gw.url("/c/cached"), Some(&ada)).await.0, 200);
+    assert_eq!(backend.count(), 6);
+}
+
+#[tokio::test]
+async fn shared_cache_scope_drops_identity_and_concurrent_misses_make_one_request() {
+    let backend = Backend::start(|_| Reply::json(json!({"v": 1})).after(Duration::from_millis(200))).await;
+    let gw = gateway(
+        &[("things", backend.url(), "")],
+        &CACHED.replace("SCOPE", ", cache_scope: shared"),
+    )
+    .await;
+    let url = gw.url("/c/cached");
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let url = url.clone();
+        let t = token(&format!("user{i}"), json!({}));
+        tasks.push(tokio::spawn(async move { get(&url, Some(&t)).await.0 }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(backend.count(), 1, "20 concurrent misses, one backend request");
+}
+
+#[tokio::test]
+async fn retries_idempotent_calls_on_5xx_and_connect_errors_only() {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = n.clone();
+    let backend = Backend::start(move |_| {
+        if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            Reply::status(503, json!({}))
+        } else {
+            Reply::json(json!({"value": "ok"}))
+        }
+    })
+    .await;
+    let gw = gateway(&[("things", backend.url(), "retries: 2")], &one_call("")).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!((status, body["value"].as_str()), (200, Some("ok")));
+    assert_eq!(backend.count(), 3);
+
+    // POST is never retried.
+    let post = Backend::start(|_| Reply::status(503, json!({}))).await;
+    let gw = gateway(
+        &[("things", post.url(), "retries: 2")],
+        &one_call("").replace("get: /thing", "post: /thing"),
+    )
+    .await;
+    let (status, _, _) = get(&gw.url("/c/one"), None).await;
+    assert_eq!(status, 502);
+    assert_eq!(post.count(), 1);
+
+    // A timeout is never retried.
+    let slow = Backend::start(|_| Reply::json(json!({})).after(Duration::from_millis(300))).await;
+    let gw = gateway(&[("things", slow.url(), "retries: 2")], &one_call(", timeout: 100ms")).await;
+    assert_eq!(get(&gw.url("/c/one"), None).await.0, 504);
+    assert_eq!(slow.count(), 1);
+}
+
+const PARAMS: &str = r#"
+client: c
+base_path: /c
+endpoints:
+  search:
+    get: /search/{id}
+    auth: none
+    query:
+      limit: { type: Int, default: 3 }
+      tags: "[String]"
+      exact: Boolean!
+    headers:
+      lang: { header: Accept-Language, type: String, default: en }
+    calls:
+      s: { service: things, get: "/s/{$.args.id}", query: { limit: "$.args.limit", tag: "$.args.tags", exact: "$.args.exact" }, headers: { accept-language: "$.args.lang" } }
+    response:
+      args: "$.args.limit"
+  create:
+    post: /create
+    auth: none
+    body:
+      name: String!
+      count: Int
+      ids: "[ID!]"
+    calls:
+      c: { service: things, post: /create, body: { name: "$.args.name", count: "$.args.count", ids: "$.args.ids" } }
+    response:
+      created: "$.c.ok"
+"#;
+
+#[tokio::test]
+async fn parameters_are_typed_defaulted_and_refused_with_json_400s() {
+    let backend = Backend::fixed(json!({"ok": true})).await;
+    let p = Project::new(
+        &format!(
+            "{}limits:\n  request_body: 200B\n",
+            facade(&[("things", backend.url(), "")])
+        ),
+        &[("app.yaml", PARAMS)],
+    );
+    let gw = Gateway::start(p.plan(&[])).await;
+    let c = client();
+    let (status, _, body) = get(&gw.url("/c/search/7?exact=true&tags=a&tags=b"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"args": 3}));
+    let s = &backend.seen()[0];
+    assert_eq!(s.uri, "/s/7?limit=3&tag=a&tag=b&exact=true");
+    assert_eq!(s.header("accept-language"), Some("en"));
+
+    for (url, needle) in [
+        ("/c/search/7?exact=true&limit=ten", "limit"),
+        ("/c/search/7", "exact"),
+        ("/c/search/7?exact=maybe", "exact"),
+    ] {
+        let (status, headers, body) = get(&gw.url(url), None).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(body["error"], "bad_request");
+        assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
+        assert_eq!(headers.get("content-type").unwrap(), "application/json");
+    }
+    let post = |body: &'static str| {
+        let c = c.clone();
+        let url = gw.url("/c/create");
+        async move {
+            let r = c
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(
+        post(r#"{"name": "x", "ids": [1, "b"]}"#).await,
+        (200, json!({"created": true}))
+    );
+    let created = backend.seen().into_iter().find(|s| s.uri == "/create").unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&created.body).unwrap(),
+        json!({"name": "x", "count": null, "ids": ["1", "b"]})
+    );
+    let (status, body) = post(r#"{"name": "x""#).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    let (status, body) = post(r#"{"count": 1}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("name"));
+    let (status, body) = post(r#"{"name": 5}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(r#"["not an object"]"#).await;
+    assert_eq!(status, 400, "{body}");
+    let big: &'static str = Box::leak(format!(r#"{{"name": "{}"}}"#, "x".repeat(500)).into_boxed_str());
+    let (status, body) = post(big).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
+}
+
+#[tokio::test]
+async fn headers_to_backends_are_forwarded_stripped_and_never_leak_authorization() {
+    let backend = Backend::fixed(json!({"ok": true})).await;
+    let gw = gateway(
+        &[("things", backend.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  h:
+    get: /h
+    calls:
+      plain: { service: things, get: /plain }
+      explicit: { service: things, get: /explicit, headers: { authorization: "Bearer {$.auth.sub}" } }
+    response:
+      sub: "$.auth.sub"
+"#,
+    )
+    .await;
+    let t = token("ada", json!({"role": ["admin", "ops"]}));
+    let resp = client()
+        .get(gw.url("/c/h"))
+        .bearer_auth(&t)
+        .header("x-request-id", "req-123")
+        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        .header("x-user-id", "forged")
+        .header("X-User-Role", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "req-123");
+    let seen = backend.seen();
+    let plain = seen.iter().find(|s| s.uri == "/plain").unwrap();
+    assert_eq!(plain.header("x-user-id"), Some("ada"));
+    assert_eq!(plain.header("x-user-role"), Some("admin,ops"));
+    assert_eq!(plain.headers.get_all("x-user-id").iter().count(), 1);
+    assert_eq!(plain.header("x-request-id"), Some("req-123"));
+    assert_eq!(
+        plain.header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert_eq!(plain.header("authorization"), None);
+    let explicit = seen.iter().find(|s| s.uri == "/explicit").unwrap();
+    assert_eq!(explicit.header("authorization"), Some("Bearer ada"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
+    let backend = Backend::fixed(json!({"value": 1})).await;
+    let gw = gateway(&[("things", backend.url(), "")], &one_call("")).await;
+    let (status, headers, body) = get(&gw.url("/nope"), None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        headers["x-request-id"].to_str().unwrap(),
+        body["request_id"].as_str().unwrap()
+    );
+    let resp = client().delete(gw.url("/c/one")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let (status, headers, body) = get(&gw.url("/healthz"), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    assert!(headers.contains_key("x-request-id"));
+}
