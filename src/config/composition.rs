@@ -50,15 +50,21 @@ const CALL_KEYS: &[&str] = &[
 /// Reads a composition's (already expanded) root node.
 pub fn read_composition(r: &mut Reader<'_>, root: &Node) -> Option<CompositionConfig> {
     let f = r.fields(root, "a composition", &["client", "base_path", "endpoints"])?;
-    let client = match f.get("client") {
-        Some(n) => spanned_string(r, n, "client")?,
+    // A missing client is reported, and the rest of the file is still checked.
+    let client = match f.get("client").and_then(|n| spanned_string(r, n, "client")) {
+        Some(c) => c,
         None => {
-            r.error(
-                f.loc,
-                "a composition needs `client`",
-                Some("for example `client: mobile`".into()),
-            );
-            return None;
+            if f.get("client").is_none() {
+                r.error(
+                    f.loc,
+                    "a composition needs `client`",
+                    Some("for example `client: mobile`".into()),
+                );
+            }
+            Spanned {
+                value: String::new(),
+                loc: f.loc,
+            }
         }
     };
     let base_path = match f.get("base_path") {
@@ -294,8 +300,8 @@ fn read_params(r: &mut Reader<'_>, node: &Node, section: &str, source: &ParamSou
         };
         let default = default_node.map(|n| n.to_json());
         if let (Some(d), Some(n)) = (&default, default_node) {
-            if crate::plan::args::convert(d, &ty).is_err() {
-                r.error(n.loc, format!("default of `{name}` is not a {ty}"), None);
+            if let Err(e) = crate::plan::args::convert(d, &ty) {
+                r.error(n.loc, format!("the default of `{name}` {e}"), None);
             }
         }
         out.push(ParamConfig {

@@ -87,11 +87,14 @@ fn yaml_hint(text: &str, loc: Loc) -> Option<String> {
         .nth(loc.line.saturating_sub(1) as usize)
         .unwrap_or_default();
     let value = line.split_once(": ").map(|(_, v)| v.trim_start()).unwrap_or("");
-    if value.starts_with('@') || value.starts_with('{') && value.contains("$") {
+    if value.starts_with('@') {
         return Some("quote expressions that start with `@` or `{`: `name: \"@.name\"`".into());
     }
-    if line.contains('{') && (line.contains('[') || line.contains('(')) {
-        return Some("inside a flow mapping `{ … }`, quote expressions that hold `[`, `]`, `,`, `{` or `}`".into());
+    if line.contains('{') {
+        return Some(
+            "inside a flow mapping `{ … }`, quote expressions that hold `[`, `]`, `,`, `{`, `}` or ` #`: `{ x: \"$.a[0]\" }`"
+                .into(),
+        );
     }
     None
 }

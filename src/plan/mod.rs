@@ -193,7 +193,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
                 Err(_) => diags.error(&file, a.loc, format!("`{h}` is not a valid header name"), None),
             }
         }
-        if let Some(jwt) = &a.jwt {
+        // Keys that are missing were already reported by the reader.
+        if let Some(jwt) = a.jwt.as_ref().filter(|j| keys_complete(j)) {
             match Verifier::build(jwt) {
                 Ok(verifier) => {
                     auth = Some(AuthPlan {
@@ -282,7 +283,10 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     let mut clients: Vec<(&str, &Arc<str>, Loc)> = Vec::new();
     for comp in &loaded.compositions {
         let cfile = &comp.file;
-        if let Some((_, other, _)) = clients.iter().find(|(c, _, _)| *c == comp.client.value) {
+        if let Some((_, other, _)) = clients
+            .iter()
+            .find(|(c, _, _)| !c.is_empty() && *c == comp.client.value)
+        {
             diags.error(
                 cfile,
                 comp.client.loc,
@@ -718,4 +722,18 @@ fn find_cycle(calls: &[Call]) -> Option<Vec<usize>> {
         }
     }
     None
+}
+
+/// True when every configured algorithm has a key source of its family.
+fn keys_complete(jwt: &JwtConfig) -> bool {
+    let has_secret = jwt.keys.iter().any(|k| matches!(k, KeySource::Secret(_)));
+    let has_public = jwt.keys.iter().any(|k| !matches!(k, KeySource::Secret(_)));
+    !jwt.algorithms.is_empty()
+        && jwt.algorithms.iter().all(|a| {
+            if a.value.starts_with("HS") {
+                has_secret
+            } else {
+                has_public
+            }
+        })
 }

@@ -1,0 +1,221 @@
+//! Load errors, one snapshot per class: every message has its file, line and column, every
+//! problem of a run is reported together, and nothing from the environment is echoed.
+
+mod common;
+
+use common::Project;
+
+const SERVICES: &str =
+    "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n  other:\n    url: http://127.0.0.1:9\n";
+
+const USERS_SCHEMA: &str = r##"
+openapi: 3.0.3
+info: { title: users, version: "1" }
+servers: [{ url: "http://users.internal/v1" }]
+paths:
+  /users/{id}:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json; charset=utf-8:
+              schema: { $ref: "#/components/schemas/User" }
+components:
+  schemas:
+    User:
+      allOf:
+        - { $ref: "#/components/schemas/Named" }
+        - type: object
+          properties:
+            id: { type: string }
+            friends: { type: array, items: { $ref: "#/components/schemas/User" } }
+            extra: { oneOf: [{ type: string }, { type: object }] }
+    Named:
+      type: object
+      properties:
+        firstName: { type: string }
+        lastName: { type: string }
+"##;
+
+fn diagnostics(facade: &str, compositions: &[(&str, &str)], env: &[(&str, &str)]) -> String {
+    Project::new(facade, compositions)
+        .schema("users.yaml", USERS_SCHEMA)
+        .diagnostics(env)
+}
+
+fn comp(body: &str) -> String {
+    format!("client: app\nbase_path: /app\nendpoints:\n{body}")
+}
+
+#[test]
+fn yaml_syntax_errors_point_at_the_spot_and_explain_pitfalls() {
+    let out = diagnostics(
+        SERVICES,
+        &[
+            ("a.yaml", "client: a\nendpoints:\n  e:\n    get: /e\n    response:\n      name: @.name\n"),
+            ("b.yaml", "client: b\nendpoints:\n  e:\n    get: /e\n    response: { x: $.a[0], y: 1 }\n"),
+            (
+                "c.yaml",
+                "client: c\nbase_path: /c\nendpoints:\n  e:\n    get: /e\n    auth: none\n    response: { x: coalesce($.a, $.b) }\n",
+            ),
+        ],
+        &[],
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn unknown_keys_get_did_you_mean_hints() {
+    let facade = format!("{SERVICES}    timout: 2s\nlisten: 127.0.0.1:1\nratelimits: {{}}\n");
+    let c = comp("  e:\n    get: /e\n    auth: none\n    respons: {}\n    calls:\n      u: { service: users, get: \"/users/1\", optinal: true }\n");
+    insta::assert_snapshot!(diagnostics(&facade, &[("app.yaml", &c)], &[]));
+}
+
+#[test]
+fn wrong_types_and_environment_values_are_never_echoed() {
+    let facade = format!(
+        "services:\n  users:\n    url: ${{USERS_URL}}\n    timeout: ${{TIMEOUT}}\n    retries: \"${{RETRIES:-2}}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${{MISSING_URL}}\nlimits:\n  request_body: lots\nwatch: yes\n"
+    );
+    let out = diagnostics(
+        &facade,
+        &[],
+        &[("USERS_URL", "not a url with s3cr3t"), ("TIMEOUT", "s3cr3t-timeout")],
+    );
+    assert!(!out.contains("s3cr3t"), "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn missing_required_pieces() {
+    let out = diagnostics(
+        "listen: 127.0.0.1:1\nauth:\n  jwt:\n    secret: x\n",
+        &[("app.yaml", "base_path: /x\nendpoints:\n  e:\n    get: /e\n")],
+        &[],
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn expression_errors() {
+    let c = comp(
+        r#"  e:
+    get: /e
+    auth: none
+    calls:
+      u: { service: other, get: "/u" }
+    response:
+      badPath: "$.u.a["
+      bare: "$"
+      item: "@.name"
+      fn: "lenght($.u.x)"
+      arity: "length($.u.a, $.u.b)"
+      arg: "coalesce($.u.a, none)"
+      open: "Hi {$.u.name"
+      list:
+        each: "$.u.items[*]"
+        fields:
+          ok: "@.id"
+          "$.wrong": 1
+"#,
+    );
+    insta::assert_snapshot!(diagnostics(SERVICES, &[("app.yaml", &c)], &[]));
+}
+
+#[test]
+fn reference_errors() {
+    let c = comp(
+        r#"  e:
+    get: /e/{id}
+    auth: none
+    calls:
+      a: { service: other, get: "/a/{$.b.id}" }
+      b: { service: other, get: "/b/{$.a.id}" }
+      c: { service: userz, get: "/c" }
+      d: { service: other, get: "/d/{$.args.ident}" }
+      auth: { service: other, get: "/x" }
+      e: { service: other, get: "/e/{id}" }
+    response:
+      x: "$.usr.id"
+"#,
+    );
+    insta::assert_snapshot!(diagnostics(SERVICES, &[("app.yaml", &c)], &[]));
+}
+
+#[test]
+fn type_errors_from_openapi_documents() {
+    let c = comp(
+        r#"  e:
+    get: /e
+    auth: none
+    calls:
+      user: { service: users, get: "/v1/users/{$.args.id}" }
+      plain: { service: users, get: "/users/{$.args.id}" }
+      nowhere: { service: users, get: "/accounts/{$.args.id}" }
+      post: { service: users, post: "/users/1" }
+    query:
+      id: ID!
+    response:
+      greeting: "Hello {$.user.fristName}"
+      fine: "$.plain.lastName"
+      deep: "$.user.friends[0].friends[*].lastNme"
+      untyped: "$.user.extra.anything"
+      list:
+        each: "$.user.friends[*]"
+        fields: { name: "@.frstName", id: "@.id" }
+"#,
+    );
+    insta::assert_snapshot!(diagnostics(SERVICES, &[("app.yaml", &c)], &[]));
+}
+
+#[test]
+fn route_parameter_and_call_option_errors() {
+    let a = comp(
+        r#"  one:
+    get: /items/{id}
+    auth: required
+    query:
+      id: Int
+    calls:
+      x: { service: other, post: "/x", cache: 5s }
+      y: { service: other, get: "/y", optional: true, errors: pass }
+      z: { service: other, get: "/z", fallback: { a: 1 } }
+    response: { ok: true }
+  two:
+    get: /items/{other}
+    auth: none
+    query:
+      bad: { type: Integer }
+      worse: { type: Int, default: ten }
+    response: { ok: true }
+"#,
+    );
+    let b = "client: app\nbase_path: /other\nendpoints:\n  e:\n    get: /e\n    response: { ok: true }\n";
+    insta::assert_snapshot!(diagnostics(SERVICES, &[("a.yaml", &a), ("b.yaml", b)], &[]));
+}
+
+#[test]
+fn jwt_configuration_errors() {
+    let facade = format!(
+        "{SERVICES}auth:\n  jwt:\n    algorithms: [HS256, none, RS257, ES256]\n    public_key: keys/missing.pem\n  forward_claims:\n    \"bad header\": sub\n"
+    );
+    insta::assert_snapshot!(diagnostics(&facade, &[], &[]));
+}
+
+#[test]
+fn a_clean_configuration_has_no_diagnostics_but_warns_about_schemaless_services() {
+    let c = comp(
+        r#"  e:
+    get: /e/{id}
+    auth: none
+    calls:
+      user: { service: users, get: "/v1/users/{$.args.id}" }
+    response:
+      name: "$.user.firstName"
+      friends:
+        each: "$.user.friends[*]"
+        fields: { name: "@.firstName", extra: "@.extra.whatever" }
+"#,
+    );
+    insta::assert_snapshot!(diagnostics(SERVICES, &[("app.yaml", &c)], &[]));
+}
