@@ -74,11 +74,9 @@ fn unknown_keys_get_did_you_mean_hints() {
 
 #[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
-    let facade = format!(
-        "services:\n  users:\n    url: ${{USERS_URL}}\n    timeout: ${{TIMEOUT}}\n    retries: \"${{RETRIES:-2}}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${{MISSING_URL}}\nlimits:\n  request_body: lots\nwatch: yes\n"
-    );
+    let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(
-        &facade,
+        facade,
         &[],
         &[("USERS_URL", "not a url with s3cr3t"), ("TIMEOUT", "s3cr3t-timeout")],
     );

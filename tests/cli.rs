@@ -1,0 +1,287 @@
+//! The real `facade` binary: `check`, `routes`, `token`, and `serve` (start-up refusals, JSON
+//! logs, request ids, SIGTERM draining).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn facade() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facade"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("JWT_SECRET").env_remove("FACADE_LOG_FORMAT");
+    c
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = facade().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_configuration() {
+    let (code, out, err) = run(&["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.starts_with("ok:"), "{out}");
+}
+
+#[test]
+fn check_reports_every_error_and_exits_1() {
+    let p = Project::new(
+        "services:\n  a:\n    url: http://127.0.0.1:9\n    timout: 1s\n",
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      x: { service: b, get: /x }\n    response:\n      v: \"$.y.v\"\n",
+        )],
+    );
+    let config = path_of(&p.config());
+    let (code, _, err) = run(&["check", "--config", &config]);
+    assert_eq!(code, 1, "{err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("warning:") && l.contains(".yaml:"))
+        .collect();
+    assert_eq!(errors.len(), 3, "{err}");
+    assert!(err.contains("facade.yaml:4:5: unknown key `timout`"), "{err}");
+    assert!(err.contains("compositions/app.yaml:7:21: unknown service `b`"), "{err}");
+    assert!(
+        err.contains("compositions/app.yaml:9:10: `$.y` refers to no call"),
+        "{err}"
+    );
+    assert!(err.contains("3 error(s)"), "{err}");
+
+    // Warnings alone exit 0.
+    let p = Project::new("services:\n  a:\n    url: http://127.0.0.1:9\n", &[]);
+    let (code, out, err) = run(&["check", "--config", &path_of(&p.config())]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("warning: service `a` has no `schema`"), "{err}");
+}
+
+#[test]
+fn routes_prints_the_table() {
+    let (code, out, _) = run(&["routes"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("METHOD"), "{out}");
+    assert!(out.contains("GET     /mobile/api/home"), "{out}");
+    let post = lines.iter().find(|l| l.contains("/web/api/cart/items")).unwrap();
+    assert!(
+        post.starts_with("POST") && post.contains("rest") && post.contains("required"),
+        "{post}"
+    );
+    let product = lines.iter().find(|l| l.contains("/web/api/products/{id}")).unwrap();
+    assert!(product.contains("optional"), "{product}");
+}
+
+#[test]
+fn token_mints_what_the_configuration_accepts() {
+    let (code, out, err) = run(&[
+        "token",
+        "--sub",
+        "1001",
+        "--role",
+        "admin",
+        "--role",
+        "ops",
+        "--ttl",
+        "5m",
+        "--claim",
+        "tenant=acme",
+        "--claim",
+        "level=3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.trim();
+    let env: std::collections::HashMap<String, String> = Default::default();
+    let (plan, _) = facade::config::load_plan(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("facade.yaml"),
+        &env,
+    );
+    let plan = plan.unwrap();
+    let claims = plan.auth.as_ref().unwrap().verifier.verify(token).unwrap();
+    assert_eq!(claims["sub"], "1001");
+    assert_eq!(claims["role"], json!(["admin", "ops"]));
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["level"], 3);
+    assert_eq!(claims["iss"], "https://demo.facade.local");
+    assert_eq!(claims["aud"], "facade");
+    let ttl = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(ttl, 300);
+    let (code, _, err) = run(&["token", "--sub", "x", "--ttl", "soon"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--ttl"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration() {
+    let p = Project::new("services:\n  a:\n    url: nope\n", &[]);
+    let (code, _, err) = run(&["serve", "--config", &path_of(&p.config()), "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("facade.yaml:3:10: `url` must be an http(s) URL"), "{err}");
+    assert!(err.contains("not starting"), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(config: &str, extra: &[&str]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = facade()
+            .args(["serve", "--config", config, "--listen", &listen, "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let server = Server { child, port, logs: rx };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits for a log line that satisfies `pred`.
+    fn wait_log(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no such log line within 10 s"),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
+    let slow = Backend::start(|_| Reply::json(json!({"v": "done"})).after(Duration::from_millis(800))).await;
+    let p = Project::new(
+        &format!("services:\n  slow:\n    url: {}\nrate_limits:\n  policies:\n    p: {{ requests: 1, per: 1s }}\n", slow.url()),
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: slow, get: /s }\n    response:\n      v: \"$.s.v\"\n",
+        )],
+    );
+    let config = path_of(&p.config());
+    let mut server = Server::start(&config, &[]);
+    server.wait_log(|l| l.contains("rate_limits") && l.contains("not in force"));
+
+    let (status, headers, body) = get(&server.url("/healthz"), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let id = headers["x-request-id"].to_str().unwrap().to_string();
+    let line = server.wait_log(|l| l.contains(&id));
+    let log: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(log["method"], "GET");
+    assert_eq!(log["status"], 200);
+    assert!(log["latency_ms"].is_number());
+    assert_eq!(log["route"], "-");
+
+    // A slow request is in flight when SIGTERM arrives: it still completes, then the process exits 0.
+    let url = server.url("/app/e");
+    let in_flight = tokio::spawn(async move { get(&url, None).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slow.count() == 0 {
+        assert!(Instant::now() < deadline, "request never reached the backend");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let (status, _, body) = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((status, body["v"].as_str()), (200, Some("done")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, Some(0));
+    let route_line = server.wait_log(|l| l.contains("\"/app/e\""));
+    let log: Value = serde_json::from_str(&route_line).unwrap();
+    assert_eq!(log["route"], "/app/e");
+}
+
+#[tokio::test]
+async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
+    let server = Server::start("facade.yaml", &["--demo"]);
+    server.wait_log(|l| l.contains("demo secret"));
+    let (code, out, _) = run(&["token", "--sub", "1001"]);
+    assert_eq!(code, 0);
+    let t = out.trim().to_string();
+    let (status, _, body) = get(&server.url("/mobile/api/home"), Some(&t)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["greeting"], "Welcome back, Ada");
+    assert_eq!(body["recommendedProducts"].as_array().unwrap().len(), 10);
+    assert_eq!(body["cartItemCount"], 3);
+    assert_eq!(body["unreadNotifications"], 4);
+    assert_eq!(get(&server.url("/mobile/api/home"), None).await.0, 401);
+    let (status, _, body) = get(&server.url("/mobile/api/orders/ord-77812"), Some(&t)).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some("ord-77812")), "{body}");
+    let (status, _, body) = get(&server.url("/web/api/products/p-01001?reviews=2"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sellerName"], "Babbage Audio Store");
+    assert_eq!(
+        body["variants"][1],
+        json!({"sku": "SKU-0001001-WHT", "color": "white", "available": 0})
+    );
+    // The demo's state really changes: the cart grows.
+    for expected in [4, 5] {
+        let resp = client()
+            .post(server.url("/web/api/cart/items"))
+            .bearer_auth(&t)
+            .json(&json!({"productId": "p-01002", "quantity": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.json::<Value>().await.unwrap()["cartItemCount"], expected);
+    }
+    let (_, _, body) = get(&server.url("/mobile/api/home"), Some(&t)).await;
+    assert_eq!(body["cartItemCount"], 5);
+}
