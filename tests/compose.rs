@@ -844,6 +844,8 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
         headers["x-request-id"].to_str().unwrap(),
         body["request_id"].as_str().unwrap()
     );
+    let resp = client().head(gw.url("/c/one")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "HEAD is answered like GET");
     let resp = client().delete(gw.url("/c/one")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET");

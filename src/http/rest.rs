@@ -24,7 +24,13 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
         .unwrap_or(HeaderValue::from_static("-"));
     let plan = state.plan();
     let path = req.uri().path().to_string();
-    let Some(found) = plan.routes.find(req.method(), &path) else {
+    // HEAD is answered like GET, without a body (hyper drops it).
+    let lookup = if req.method() == http::Method::HEAD {
+        http::Method::GET
+    } else {
+        req.method().clone()
+    };
+    let Some(found) = plan.routes.find(&lookup, &path) else {
         let allowed = plan.routes.methods_at(&path);
         if !allowed.is_empty() {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

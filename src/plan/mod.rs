@@ -354,7 +354,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         routes,
         auth,
         limits: gw.limits.clone(),
-        not_in_force: gw.not_in_force.iter().map(|s| s.value.clone()).collect(),
+        not_in_force: not_in_force(loaded),
         demo_secret: gw
             .auth
             .as_ref()
@@ -736,4 +736,22 @@ fn keys_complete(jwt: &JwtConfig) -> bool {
                 has_public
             }
         })
+}
+
+/// Every key present whose behaviour is not in force yet, for the start-up warning.
+fn not_in_force(loaded: &Loaded) -> Vec<String> {
+    let gw = &loaded.gateway;
+    let mut out: Vec<String> = gw.not_in_force.iter().map(|s| s.value.clone()).collect();
+    for s in gw.services.iter().filter(|s| s.circuit_breaker.is_some()) {
+        out.push(format!("services.{}.circuit_breaker", s.name.value));
+    }
+    for r in gw.routes.iter().filter(|r| r.rate_limit.is_some()) {
+        out.push(format!("routes[{}].rate_limit", r.prefix.value));
+    }
+    for c in &loaded.compositions {
+        for e in c.endpoints.iter().filter(|e| e.rate_limit.is_some()) {
+            out.push(format!("{}: endpoint `{}` rate_limit", c.file, e.name.value));
+        }
+    }
+    out
 }

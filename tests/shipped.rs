@@ -1,0 +1,62 @@
+//! Every shipped file loads cleanly: facade.yaml, every composition, every OpenAPI document and
+//! every fixture, with no error and no warning.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+#[test]
+fn the_shipped_configuration_loads_without_any_diagnostic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env: HashMap<String, String> = HashMap::new();
+    let (loaded, diags) = facade::config::load(&root.join("facade.yaml"), &env);
+    assert!(diags.items().is_empty(), "{:?}", diags.items());
+    let loaded = loaded.unwrap();
+    let files: Vec<String> = loaded.compositions.iter().map(|c| c.file.to_string()).collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("compositions/mobile.yaml")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.ends_with("compositions/web.yaml")), "{files:?}");
+    let schemas = std::fs::read_dir(root.join("schemas")).unwrap().count();
+    assert_eq!(
+        loaded.schemas.len(),
+        schemas,
+        "every document in schemas/ belongs to a service"
+    );
+    assert_eq!(loaded.schemas.len(), loaded.gateway.services.len());
+
+    let (plan, diags) = facade::config::load_plan(&root.join("facade.yaml"), &env);
+    assert!(diags.items().is_empty(), "{:?}", diags.items());
+    let plan = plan.unwrap();
+    let routes: Vec<String> = plan
+        .endpoints
+        .iter()
+        .map(|e| format!("{} {}", e.method.as_str(), e.path))
+        .collect();
+    for expected in [
+        "GET /mobile/api/home",
+        "GET /web/api/products/{id}",
+        "POST /web/api/cart/items",
+    ] {
+        assert!(routes.contains(&expected.to_string()), "{routes:?}");
+    }
+    // The web product endpoint shows a dependent call and an `each` call with `attach`.
+    let product = plan.endpoints.iter().find(|e| e.name == "product").unwrap();
+    let seller = product.calls.iter().find(|c| c.name == "seller").unwrap();
+    assert_eq!(seller.deps.len(), 1);
+    let stock = product.calls.iter().find(|c| c.name == "stock").unwrap();
+    assert!(stock.each.as_ref().is_some_and(|e| e.attach.is_some()));
+    // The demo secret is recognised, so `serve` warns about it.
+    assert!(plan.demo_secret);
+    let with_secret: HashMap<String, String> = [("JWT_SECRET".to_string(), "real".to_string())].into();
+    let (plan, _) = facade::config::load_plan(&root.join("facade.yaml"), &with_secret);
+    assert!(!plan.unwrap().demo_secret);
+    // Every service has demo fixtures that parse.
+    for (_, dir) in &facade::config::load_plan(&root.join("facade.yaml"), &env)
+        .0
+        .unwrap()
+        .demo
+    {
+        facade::demo::Fixtures::load(dir).unwrap();
+    }
+}
