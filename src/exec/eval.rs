@@ -41,30 +41,59 @@ pub fn eval(expr: &Expr, scope: Scope<'_>) -> Value {
             }
             Value::Object(map)
         }
-        Expr::Each { over, item } => match eval(over, scope) {
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|it| {
-                        eval(
-                            item,
-                            Scope {
-                                doc: scope.doc,
-                                item: Some(it),
-                            },
-                        )
-                    })
-                    .collect(),
-            ),
-            Value::Null => Value::Array(Vec::new()),
-            single => Value::Array(vec![eval(
-                item,
-                Scope {
-                    doc: scope.doc,
-                    item: Some(&single),
-                },
-            )]),
+        Expr::Each { over, item } => {
+            let per_item = |it: &Value| {
+                eval(
+                    item,
+                    Scope {
+                        doc: scope.doc,
+                        item: Some(it),
+                    },
+                )
+            };
+            // Walk the items where they are: a path's matches are not copied.
+            if let Expr::Path(p) = &**over {
+                if let (Some(steps), false) = (&p.steps, p.singular) {
+                    let mut found = Vec::new();
+                    if let Some(root) = path_root(p, scope) {
+                        walk(steps, root, &mut found);
+                    }
+                    return Value::Array(found.into_iter().map(per_item).collect());
+                }
+            }
+            match eval_cow(over, scope).as_ref() {
+                Value::Array(items) => Value::Array(items.iter().map(per_item).collect()),
+                Value::Null => Value::Array(Vec::new()),
+                single => Value::Array(vec![per_item(single)]),
+            }
+        }
+    }
+}
+
+fn path_root<'a>(p: &PathExpr, scope: Scope<'a>) -> Option<&'a Value> {
+    if p.relative {
+        scope.item
+    } else {
+        Some(scope.doc)
+    }
+}
+
+/// Like `eval`, but borrows instead of copying where the value already exists in the document
+/// (singular simple paths and `@`), for functions and `each` that only read it.
+pub fn eval_cow<'a>(expr: &Expr, scope: Scope<'a>) -> Cow<'a, Value> {
+    match expr {
+        Expr::Path(p) if p.singular => match (&p.steps, path_root(p, scope)) {
+            (Some(steps), Some(root)) => match walk_singular(steps, root) {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(Value::Null),
+            },
+            _ => Cow::Owned(eval_path(p, scope)),
         },
+        Expr::Item => match scope.item {
+            Some(i) => Cow::Borrowed(i),
+            None => Cow::Owned(Value::Null),
+        },
+        other => Cow::Owned(eval(other, scope)),
     }
 }
 
@@ -232,7 +261,7 @@ pub fn truthy(v: &Value) -> bool {
 
 fn call(f: Func, args: &[Expr], scope: Scope<'_>) -> Value {
     match f {
-        Func::Length => match eval(&args[0], scope) {
+        Func::Length => match eval_cow(&args[0], scope).as_ref() {
             Value::Array(a) => Value::from(a.len()),
             Value::String(s) => Value::from(s.chars().count()),
             Value::Object(m) => Value::from(m.len()),
@@ -244,8 +273,9 @@ fn call(f: Func, args: &[Expr], scope: Scope<'_>) -> Value {
         },
         Func::Coalesce => args
             .iter()
-            .map(|a| eval(a, scope))
+            .map(|a| eval_cow(a, scope))
             .find(|v| !v.is_null())
+            .map(Cow::into_owned)
             .unwrap_or(Value::Null),
         Func::Join => {
             let sep = match args.get(1).map(|a| eval(a, scope)) {

@@ -293,7 +293,7 @@ impl Exec {
                     match result {
                         Ok(r) => Finished {
                             index,
-                            result: Ok((*r.body).clone()),
+                            result: Ok(take(r.body)),
                             failures: Vec::new(),
                             attach: None,
                         },
@@ -352,7 +352,7 @@ impl Exec {
             let mut failures = Vec::new();
             for r in results {
                 match r {
-                    Ok(resp) => values.push((*resp.body).clone()),
+                    Ok(resp) => values.push(take(resp.body)),
                     Err(e) if call.optional => {
                         failures.push(e);
                         values.push(call.fallback.clone().unwrap_or(Value::Null));
@@ -398,6 +398,12 @@ impl Exec {
         };
         shared.await
     }
+}
+
+/// The value of a shared answer: moved out when this was its only holder, copied otherwise (a
+/// cached or deduplicated answer).
+fn take(body: Arc<Value>) -> Value {
+    Arc::try_unwrap(body).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// Builds the `Exec` dependencies from a plan's limits.

@@ -37,8 +37,9 @@ pub struct Built {
 
 /// Builds the request of `call` for one item (or none).
 pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx) -> Result<Built, BuildError> {
-    let mut url = String::with_capacity(service.base_url.len() + 64);
-    url.push_str(&service.base_url);
+    // `url` is the path and query; the key of identical requests puts the service in front.
+    let mut url = String::with_capacity(64);
+    url.push_str(service.base.path().trim_end_matches('/'));
     for part in &call.path {
         match part {
             PathPart::Text(t) => url.push_str(t),
@@ -128,9 +129,11 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         .as_ref()
         .map(|b| Bytes::from(serde_json::to_vec(&eval(b, scope)).unwrap_or_default()));
     let method = call.method;
-    let dedup_key = (method == crate::config::model::Method::Get).then(|| {
+    let dedup_key = call.dedup.then(|| {
         let mut k = String::with_capacity(url.len() + own_headers.len() + identity.len() + 8);
         k.push_str("GET ");
+        k.push_str(&service.name);
+        k.push(' ');
         k.push_str(&url);
         k.push('\n');
         k.push_str(&own_headers);
@@ -139,20 +142,32 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         k
     });
     let cache_key = call.cache.map(|policy| {
-        let mut k = format!("GET {url}\n{own_headers}\u{1}");
+        let mut k = format!("GET {} {url}\n{own_headers}\u{1}", service.name);
         if !policy.shared {
             k.push_str(&identity);
         }
         (k, policy.ttl)
     });
+    let mut full = service.base.clone();
+    match url.split_once('?') {
+        Some((path, query)) => {
+            full.set_path(path);
+            full.set_query(Some(query));
+        }
+        None => {
+            full.set_path(&url);
+            full.set_query(None);
+        }
+    }
     Ok(Built {
         request: CallRequest {
             method,
-            url,
+            url: full,
             headers,
             body,
             timeout: call.timeout,
             retries: call.retries,
+            shape: call.shape.clone(),
         },
         dedup_key,
         cache_key,

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod expr;
 pub mod routes;
+pub mod shape;
 pub mod types;
 
 use crate::config::diag::{did_you_mean, Diagnostics, Loc};
@@ -59,6 +60,9 @@ pub struct Service {
     pub name: String,
     /// Base URL without a trailing slash.
     pub base_url: String,
+    /// The same, parsed once: each call's URL is this with its path and query set, so the host
+    /// is never parsed again on the request path.
+    pub base: reqwest::Url,
     /// Default per-attempt timeout.
     pub timeout: Duration,
     /// Extra tries for idempotent calls.
@@ -125,6 +129,12 @@ pub struct Call {
     pub errors_pass: bool,
     /// Calls that must finish before this one starts.
     pub deps: Vec<usize>,
+    /// Whether this call can be identical to another one of the same request (a GET `each`
+    /// call, or another GET call to the same service): only such calls go through the per-request
+    /// dedup table, so the others keep their answer without a copy.
+    pub dedup: bool,
+    /// The parts of the answer that the endpoint reads (see `shape`).
+    pub shape: Arc<shape::Shape>,
 }
 
 /// A piece of a call's path template.
@@ -178,6 +188,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         .map(|s| Service {
             name: s.name.value.clone(),
             base_url: s.url.value.trim_end_matches('/').to_string(),
+            base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
             timeout: s.timeout,
             retries: s.retries,
         })
@@ -628,8 +639,26 @@ fn compile_endpoint(
             optional: c.optional,
             fallback: c.fallback.as_ref().map(|f| f.value.clone()),
             errors_pass: c.errors_pass.is_some(),
+            dedup: false,
+            shape: Arc::new(shape::Shape::All),
             deps,
         });
+    }
+
+    let same_service_gets: Vec<bool> = calls
+        .iter()
+        .map(|c| {
+            c.method == Method::Get
+                && (c.each.is_some()
+                    || calls
+                        .iter()
+                        .filter(|o| o.method == Method::Get && o.service == c.service)
+                        .count()
+                        > 1)
+        })
+        .collect();
+    for (c, d) in calls.iter_mut().zip(same_service_gets) {
+        c.dedup = d;
     }
 
     // Cycles.
@@ -654,6 +683,11 @@ fn compile_endpoint(
         diags.error(file, e.at, e.message.clone(), e.hint.clone());
     }
     roots_ok(diags, &response, ep.response.loc, None);
+
+    let shapes = shape::shapes(&calls, &response);
+    for (c, s) in calls.iter_mut().zip(shapes) {
+        c.shape = Arc::new(s);
+    }
 
     // Types from OpenAPI documents.
     types.check_endpoint(comp, ep, &calls, &response, diags);
@@ -754,4 +788,10 @@ fn not_in_force(loaded: &Loaded) -> Vec<String> {
         }
     }
     out
+}
+
+/// Stands in for a service URL that failed to parse; such a configuration never compiles (the
+/// reader reported the URL), so this value is never used for a request.
+fn unusable_url() -> reqwest::Url {
+    reqwest::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("a constant URL parses"))
 }

@@ -45,7 +45,7 @@ pub struct CallRequest {
     /// The method.
     pub method: Method,
     /// The full URL.
-    pub url: String,
+    pub url: reqwest::Url,
     /// Headers to send.
     pub headers: HeaderMap,
     /// JSON body.
@@ -54,6 +54,8 @@ pub struct CallRequest {
     pub timeout: Duration,
     /// Extra tries (idempotent methods only).
     pub retries: u32,
+    /// The parts of a successful answer to keep.
+    pub shape: Arc<crate::plan::shape::Shape>,
 }
 
 /// A successful answer.
@@ -114,7 +116,10 @@ impl Upstream {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = self.client.request(method, &req.url).headers(req.headers.clone());
+        let mut builder = self
+            .client
+            .request(method, req.url.clone())
+            .headers(req.headers.clone());
         if let Some(body) = &req.body {
             builder = builder
                 .header(http::header::CONTENT_TYPE, "application/json")
@@ -143,7 +148,7 @@ impl Upstream {
                     size,
                 });
             }
-            let body = serde_json::from_slice::<Value>(&bytes).map_err(|_| CallError::NotJson)?;
+            let body = crate::plan::shape::parse(&bytes, &req.shape).map_err(|_| CallError::NotJson)?;
             Ok(CallResponse {
                 body: Arc::new(body),
                 size,
