@@ -853,3 +853,71 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     assert!(headers.contains_key("x-request-id"));
 }
+
+/// Only the parts of an answer that expressions read are parsed; these forms must still see
+/// everything they need.
+#[tokio::test]
+async fn partial_parsing_keeps_everything_the_expressions_read() {
+    let data = Backend::fixed(json!({
+        "orders": [
+            {"id": "o1", "lines": [{"sku": "a", "qty": 1, "junk": "x"}, {"sku": "b", "qty": 2}], "meta": {"k": 1}},
+            {"id": "o2", "lines": [{"sku": "c", "qty": 3}], "meta": {"k": 2}}
+        ],
+        "single": {"name": "only", "other": 1},
+        "tags": ["t1", "t2"],
+        "obj": {"x": {"v": 1}, "y": {"v": 2}},
+        "unused": {"big": [1, 2, 3]}
+    }))
+    .await;
+    let gw = gateway(
+        &[("data", data.url(), "")],
+        r#"
+client: c
+base_path: /c
+endpoints:
+  shapes:
+    get: /shapes
+    auth: none
+    calls:
+      d: { service: data, get: /d }
+    response:
+      nested:
+        each: "$.d.orders[*]"
+        fields:
+          id: "@.id"
+          skus:
+            each: "@.lines[*]"
+            fields: { sku: "@.sku", whole: "@" }
+          lineCount: "length(@.lines)"
+      singular:
+        each: "$.d.single"
+        fields: { name: "@.name" }
+      tags:
+        each: "$.d.tags"
+        fields: { tag: "@" }
+      lastQty: "$.d.orders[-1].lines[0].qty"
+      objValues: "$.d.obj.*.v"
+      metaOfFirst: "$.d.orders[0].meta"
+"#,
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/c/shapes"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "nested": [
+                {"id": "o1", "skus": [
+                    {"sku": "a", "whole": {"sku": "a", "qty": 1, "junk": "x"}},
+                    {"sku": "b", "whole": {"sku": "b", "qty": 2}}
+                ], "lineCount": 2},
+                {"id": "o2", "skus": [{"sku": "c", "whole": {"sku": "c", "qty": 3}}], "lineCount": 1}
+            ],
+            "singular": [{"name": "only"}],
+            "tags": [{"tag": "t1"}, {"tag": "t2"}],
+            "lastQty": 3,
+            "objValues": [1, 2],
+            "metaOfFirst": {"k": 1}
+        })
+    );
+}
