@@ -921,3 +921,48 @@ endpoints:
         })
     );
 }
+
+#[tokio::test]
+async fn each_concurrency_bounds_requests_in_flight() {
+    let items = Backend::fixed(json!({"ids": [1, 2, 3, 4, 5, 6]})).await;
+    let slow = Backend::start(|_| Reply::json(json!({"ok": true})).after(Duration::from_millis(150))).await;
+    let comp = |concurrency: &str| {
+        format!(
+            r#"
+client: c
+base_path: /c
+endpoints:
+  e:
+    get: /e
+    auth: none
+    calls:
+      list: {{ service: items, get: /list }}
+      each: {{ service: slow, get: "/x/{{@}}", each: "$.list.ids[*]" {concurrency} }}
+    response:
+      n: "length($.each)"
+"#
+        )
+    };
+    let bounded = gateway(
+        &[("items", items.url(), ""), ("slow", slow.url(), "")],
+        &comp(", concurrency: 2"),
+    )
+    .await;
+    let start = Instant::now();
+    let (status, _, body) = get(&bounded.url("/c/e"), None).await;
+    assert_eq!((status, body["n"].as_i64()), (200, Some(6)), "{body}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(440),
+        "6 items, 2 at a time, 150 ms each: {:?}",
+        start.elapsed()
+    );
+    let open = gateway(&[("items", items.url(), ""), ("slow", slow.url(), "")], &comp("")).await;
+    let start = Instant::now();
+    let (status, _, _) = get(&open.url("/c/e"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "default concurrency 16: {:?}",
+        start.elapsed()
+    );
+}
