@@ -345,14 +345,10 @@ fn split_call(s: &str) -> Option<(&str, &str)> {
     let inner = &s[open + 1..s.len() - 1];
     // The parenthesis that closes at the end must match the first one.
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    for c in inner.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '(' | '[') => depth += 1,
-            (None, ')' | ']') => {
+    for (_, c) in outside_quotes(inner) {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
                 depth -= 1;
                 if depth < 0 {
                     return None;
@@ -422,22 +418,9 @@ fn split_top_level(s: &str) -> Vec<&str> {
     }
     let mut out = Vec::new();
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
     let mut start = 0;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
+    for (i, c) in outside_quotes(s) {
         match c {
-            '"' | '\'' => quote = Some(c),
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => depth -= 1,
             ',' if depth == 0 => {
@@ -492,9 +475,24 @@ fn parse_template(s: &str, scope: Scope) -> ParseResult<Expr> {
 /// The index of the first `}` outside brackets and quotes.
 fn part_end(s: &str) -> Option<usize> {
     let mut depth = 0i32;
+    for (i, c) in outside_quotes(s) {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth -= 1,
+            '}' if depth <= 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The characters of `s` that are outside single- or double-quoted strings (quotes included as
+/// openers, backslash escapes honoured), with their byte offsets: the one scanner behind function
+/// arguments, call parentheses and template parts.
+fn outside_quotes(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for (i, c) in s.char_indices() {
+    s.char_indices().filter(move |&(_, c)| {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
@@ -503,17 +501,14 @@ fn part_end(s: &str) -> Option<usize> {
             } else if c == q {
                 quote = None;
             }
-            continue;
+            return false;
         }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '[' | '(' => depth += 1,
-            ']' | ')' => depth -= 1,
-            '}' if depth <= 0 => return Some(i),
-            _ => {}
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            return false;
         }
-    }
-    None
+        true
+    })
 }
 
 /// A name at the root of the document that an expression reads.
