@@ -43,7 +43,14 @@ pub struct Verifier {
     keys: HashMap<Algorithm, DecodingKey>,
     validation: Validation,
     roles_claim: Vec<String>,
+    /// Tokens that verified, with their claims: a client sends the same token on every request,
+    /// and checking its signature again is the largest cost of authentication. The time claims
+    /// are checked again on every use.
+    verified: std::sync::Mutex<HashMap<String, Value>>,
 }
+
+/// Verified tokens kept at most; the table is emptied when it is full.
+const VERIFIED_TOKENS: usize = 4096;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,11 +134,53 @@ impl Verifier {
             keys,
             validation,
             roles_claim: cfg.roles_claim.split('.').map(str::to_string).collect(),
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     /// Verifies a compact JWS and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Value, TokenError> {
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        if let Some(claims) = known {
+            self.check_time(&claims)?;
+            return Ok(claims);
+        }
+        let claims = self.verify_fully(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), claims.clone());
+        Ok(claims)
+    }
+
+    /// `exp` and `nbf` against the clock, with the leeway, for a token verified before.
+    fn check_time(&self, claims: &Value) -> Result<(), TokenError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let leeway = self.validation.leeway;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            if exp.saturating_add(leeway) < now {
+                return Err(TokenError::Expired);
+            }
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64) {
+            if nbf > now.saturating_add(leeway) {
+                return Err(TokenError::NotYetValid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Full verification: algorithm, signature, and every configured claim check.
+    fn verify_fully(&self, token: &str) -> Result<Value, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName
             | jsonwebtoken::errors::ErrorKind::UnsupportedAlgorithm => TokenError::AlgorithmNotAllowed,
@@ -278,4 +327,49 @@ fn set_dotted(map: &mut serde_json::Map<String, Value>, path: &str, value: Value
         cur = next;
     }
     cur.insert(last.to_string(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Spanned;
+
+    fn config() -> JwtConfig {
+        JwtConfig {
+            loc: Default::default(),
+            algorithms: vec![Spanned {
+                value: "HS256".into(),
+                loc: Default::default(),
+            }],
+            keys: vec![KeySource::Secret(b"s".to_vec())],
+            secret_is_default: false,
+            issuer: None,
+            audience: None,
+            leeway: Duration::from_secs(5),
+            roles_claim: "role".into(),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_against_the_clock() {
+        let v = Verifier::build(&config()).unwrap();
+        let token = mint(&config(), "ada", &[], Duration::from_secs(60), &[]).unwrap();
+        assert_eq!(v.verify(&token).unwrap()["sub"], "ada");
+        assert_eq!(v.verify(&token).unwrap()["sub"], "ada", "second time from the table");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        v.verified
+            .lock()
+            .unwrap()
+            .insert("expired".into(), serde_json::json!({"sub": "x", "exp": now - 10}));
+        assert_eq!(v.verify("expired"), Err(TokenError::Expired));
+        v.verified.lock().unwrap().insert(
+            "early".into(),
+            serde_json::json!({"sub": "x", "exp": now + 60, "nbf": now + 60}),
+        );
+        assert_eq!(v.verify("early"), Err(TokenError::NotYetValid));
+        // A tampered token is never taken from the table.
+        let mut bad = token.clone();
+        bad.push('x');
+        assert!(v.verify(&bad).is_err());
+    }
 }

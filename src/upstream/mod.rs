@@ -75,10 +75,8 @@ pub struct Upstream {
     body_limit: u64,
 }
 
-type PlainClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<Bytes>,
->;
+type PlainClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>;
 
 impl Upstream {
     /// Builds the pooled clients. Redirects are not followed and proxies from the environment are
