@@ -22,7 +22,6 @@ const ENDPOINT_KEYS: &[&str] = &[
     "headers",
     "calls",
     "response",
-    "description",
 ];
 const CALL_KEYS: &[&str] = &[
     "service",
