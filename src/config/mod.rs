@@ -73,7 +73,7 @@ fn parse_file(path: &Path, file: &Arc<str>, diags: &mut Diagnostics) -> Option<y
                 file,
                 e.loc,
                 format!("YAML syntax error: {}", e.message),
-                yaml_hint(&text, e.loc),
+                yaml_hint(&text, e.loc, &e.message),
             );
             None
         }
@@ -81,7 +81,7 @@ fn parse_file(path: &Path, file: &Arc<str>, diags: &mut Diagnostics) -> Option<y
 }
 
 /// Recognises the usual YAML pitfalls of expressions (SPEC §4.1) near a syntax error.
-fn yaml_hint(text: &str, loc: Loc) -> Option<String> {
+fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
     let line = text
         .lines()
         .nth(loc.line.saturating_sub(1) as usize)
@@ -90,7 +90,7 @@ fn yaml_hint(text: &str, loc: Loc) -> Option<String> {
     if value.starts_with('@') {
         return Some("quote expressions that start with `@` or `{`: `name: \"@.name\"`".into());
     }
-    if line.contains('{') {
+    if line.contains('{') && message.contains("flow") {
         return Some(
             "inside a flow mapping `{ … }`, quote expressions that hold `[`, `]`, `,`, `{`, `}` or ` #`: `{ x: \"$.a[0]\" }`"
                 .into(),

@@ -384,9 +384,11 @@ fn parse_call(name: &str, args: &str, scope: Scope) -> ParseResult<Expr> {
         } else {
             format!("{min} to {max}")
         };
+        let hint = (parsed.len() > max)
+            .then(|| "is a comma inside an argument splitting it? Quote strings: `join($.tags, \", \")`".to_string());
         return Err((
             format!("`{name}` takes {expected} argument(s), found {}", parsed.len()),
-            Some("quote expressions with commas inside a flow mapping: `{ x: \"coalesce($.a, $.b)\" }`".into()),
+            hint,
         ));
     }
     Ok(Expr::Func(func, parsed))
