@@ -3,7 +3,7 @@
 //! Checks shapes and types only; expressions, call references and routes are checked when the
 //! plan is compiled.
 
-use super::gateway::{auth_mode, spanned_string};
+use super::gateway::{read_access, spanned_string};
 use super::model::*;
 use super::read::{Fields, Reader};
 use super::yaml::{Node, NodeKind};
@@ -207,9 +207,7 @@ fn read_endpoint(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Opti
         name,
         method,
         path,
-        auth: f.get("auth").and_then(|n| auth_mode(r, n)),
-        roles: f.get("roles").and_then(|n| r.strings(n, "roles")).unwrap_or_default(),
-        rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
+        access: read_access(r, &f),
         params,
         calls,
         response,

@@ -47,6 +47,15 @@ pub fn auth_mode(r: &mut Reader<'_>, node: &Node) -> Option<Spanned<AuthMode>> {
     Some(Spanned { value, loc: node.loc })
 }
 
+/// Reads `auth`, `roles` and `rate_limit` of an endpoint or route.
+pub fn read_access(r: &mut Reader<'_>, f: &Fields<'_>) -> AccessConfig {
+    AccessConfig {
+        auth: f.get("auth").and_then(|n| auth_mode(r, n)),
+        roles: f.get("roles").and_then(|n| r.strings(n, "roles")).unwrap_or_default(),
+        rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
+    }
+}
+
 /// Reads a spanned string.
 pub fn spanned_string(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Spanned<String>> {
     r.string(node, what).map(|value| Spanned { value, loc: node.loc })
@@ -512,9 +521,7 @@ fn read_routes(r: &mut Reader<'_>, node: &Node) -> Vec<RouteConfig> {
             service,
             strip_prefix,
             rewrite,
-            auth: f.get("auth").and_then(|n| auth_mode(r, n)),
-            roles: f.get("roles").and_then(|n| r.strings(n, "roles")).unwrap_or_default(),
-            rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
+            access: read_access(r, &f),
         });
     }
     out

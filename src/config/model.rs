@@ -75,6 +75,18 @@ impl Method {
     }
 }
 
+/// Who may use a route and how often: `auth`, `roles` and `rate_limit`, read the same way on
+/// composed endpoints and passthrough routes.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// `auth`, when written.
+    pub auth: Option<Spanned<AuthMode>>,
+    /// `roles`.
+    pub roles: Vec<String>,
+    /// `rate_limit`, when written.
+    pub rate_limit: Option<Spanned<String>>,
+}
+
 /// The whole of `facade.yaml`.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -220,12 +232,8 @@ pub struct RouteConfig {
     pub strip_prefix: bool,
     /// `rewrite`.
     pub rewrite: Option<String>,
-    /// `auth`.
-    pub auth: Option<Spanned<AuthMode>>,
-    /// `roles`.
-    pub roles: Vec<String>,
-    /// `rate_limit`.
-    pub rate_limit: Option<Spanned<String>>,
+    /// `auth`, `roles`, `rate_limit`.
+    pub access: AccessConfig,
 }
 
 /// `graphql:`.
@@ -400,12 +408,8 @@ pub struct EndpointConfig {
     pub method: Method,
     /// Its path below `base_path`.
     pub path: Spanned<String>,
-    /// `auth`.
-    pub auth: Option<Spanned<AuthMode>>,
-    /// `roles`.
-    pub roles: Vec<String>,
-    /// `rate_limit` (checked; not in force yet).
-    pub rate_limit: Option<Spanned<String>>,
+    /// `auth`, `roles`, `rate_limit` (the rate limit is checked, not in force yet).
+    pub access: AccessConfig,
     /// Path, query, body and header parameters.
     pub params: Vec<ParamConfig>,
     /// `calls`, in written order.

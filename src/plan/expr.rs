@@ -544,19 +544,24 @@ impl Expr {
 
     /// Records where the expression was written on every path inside it, for later diagnostics.
     pub fn set_loc(&mut self, loc: crate::config::diag::Loc) {
+        self.visit_paths_mut(&mut |p| p.loc = loc);
+    }
+
+    /// Visits every path of the expression, mutably.
+    fn visit_paths_mut(&mut self, f: &mut dyn FnMut(&mut PathExpr)) {
         match self {
-            Expr::Path(p) => p.loc = loc,
+            Expr::Path(p) => f(p),
             Expr::Literal(_) | Expr::Item => {}
             Expr::Template(parts) => parts.iter_mut().for_each(|p| {
                 if let Part::Expr(e) = p {
-                    e.set_loc(loc)
+                    e.visit_paths_mut(f)
                 }
             }),
-            Expr::Func(_, args) | Expr::Array(args) => args.iter_mut().for_each(|a| a.set_loc(loc)),
-            Expr::Object(fields) => fields.iter_mut().for_each(|(_, e)| e.set_loc(loc)),
+            Expr::Func(_, args) | Expr::Array(args) => args.iter_mut().for_each(|a| a.visit_paths_mut(f)),
+            Expr::Object(fields) => fields.iter_mut().for_each(|(_, e)| e.visit_paths_mut(f)),
             Expr::Each { over, item } => {
-                over.set_loc(loc);
-                item.set_loc(loc);
+                over.visit_paths_mut(f);
+                item.visit_paths_mut(f);
             }
         }
     }

@@ -281,8 +281,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
                 did_you_mean(&r.service.value, service_names.iter().copied()),
             );
         }
-        check_auth(&mut diags, &file, &r.auth, &r.roles, r.loc);
-        check_policy(&mut diags, &file, &r.rate_limit);
+        check_auth(&mut diags, &file, &r.access.auth, &r.access.roles, r.loc);
+        check_policy(&mut diags, &file, &r.access.rate_limit);
     }
     if let Some(g) = &gw.graphql {
         check_auth(&mut diags, &file, &g.auth, &[], g.path.loc);
@@ -307,8 +307,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         }
         clients.push((&comp.client.value, cfile, comp.client.loc));
         for ep in &comp.endpoints {
-            check_policy(&mut diags, cfile, &ep.rate_limit);
-            let auth_mode = check_auth(&mut diags, cfile, &ep.auth, &ep.roles, ep.name.loc);
+            check_policy(&mut diags, cfile, &ep.access.rate_limit);
+            let auth_mode = check_auth(&mut diags, cfile, &ep.access.auth, &ep.access.roles, ep.name.loc);
             let types = types::TypeEnv::new(loaded, &services);
             if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, &services, &types, default_policy, &mut diags)
             {
@@ -693,7 +693,7 @@ fn compile_endpoint(
     types.check_endpoint(comp, ep, &calls, &response, diags);
 
     let full = format!("{}{}", comp.base_path.value, ep.path.value);
-    let rate_limit = match &ep.rate_limit {
+    let rate_limit = match &ep.access.rate_limit {
         Some(p) if p.value == "none" => None,
         Some(p) => Some(p.value.clone()),
         None => default_policy.map(str::to_string),
@@ -705,7 +705,7 @@ fn compile_endpoint(
         method: ep.method,
         path: full,
         auth,
-        roles: ep.roles.clone(),
+        roles: ep.access.roles.clone(),
         rate_limit,
         params: ep.params.clone(),
         calls,
@@ -779,11 +779,11 @@ fn not_in_force(loaded: &Loaded) -> Vec<String> {
     for s in gw.services.iter().filter(|s| s.circuit_breaker.is_some()) {
         out.push(format!("services.{}.circuit_breaker", s.name.value));
     }
-    for r in gw.routes.iter().filter(|r| r.rate_limit.is_some()) {
+    for r in gw.routes.iter().filter(|r| r.access.rate_limit.is_some()) {
         out.push(format!("routes[{}].rate_limit", r.prefix.value));
     }
     for c in &loaded.compositions {
-        for e in c.endpoints.iter().filter(|e| e.rate_limit.is_some()) {
+        for e in c.endpoints.iter().filter(|e| e.access.rate_limit.is_some()) {
             out.push(format!("{}: endpoint `{}` rate_limit", c.file, e.name.value));
         }
     }
