@@ -966,3 +966,12 @@ endpoints:
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_service_url_with_a_base_path_prefixes_every_call() {
+    let backend = Backend::fixed(json!({"value": 7})).await;
+    let gw = gateway(&[("things", format!("{}/v1/", backend.url()), "")], &one_call("")).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!((status, body["value"].as_i64()), (200, Some(7)));
+    assert_eq!(backend.seen()[0].uri, "/v1/thing");
+}

@@ -217,3 +217,23 @@ fn a_clean_configuration_has_no_diagnostics_but_warns_about_schemaless_services(
     );
     insta::assert_snapshot!(diagnostics(SERVICES, &[("app.yaml", &c)], &[]));
 }
+
+#[test]
+fn json_openapi_documents_type_calls_too() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.json\n";
+    let c = comp("  e:\n    get: /e\n    auth: none\n    calls:\n      u: { service: users, get: \"/users/1\" }\n    response:\n      n: \"$.u.nmae\"\n");
+    let doc = serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "users", "version": "1"},
+        "paths": {"/users/{id}": {"get": {"responses": {"200": {"description": "ok", "content": {
+            "application/vnd.users+json": {"schema": {"type": "object", "properties": {"name": {"type": "string"}}}}
+        }}}}}}
+    });
+    let out = Project::new(facade, &[("app.yaml", &c)])
+        .schema("users.json", &doc.to_string())
+        .diagnostics(&[]);
+    assert_eq!(
+        out,
+        "compositions/app.yaml:10:10: $.u.nmae: users GET /users/{id} has no property \"nmae\"; did you mean \"name\"?"
+    );
+}

@@ -46,7 +46,9 @@ pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: N
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = next.run(req).await;
+    // Every log line written while handling the request carries its id.
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"));
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     resp.headers_mut().insert("x-request-id", id.clone());
     let route = resp
         .extensions()

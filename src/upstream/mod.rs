@@ -126,6 +126,10 @@ impl Upstream {
                 attempt += 1;
                 continue;
             }
+            // Details for the operator: the URL and cause go to the log, never to the client.
+            if let Err(e) = &result {
+                tracing::warn!(url = %req.url, attempts = attempt + 1, error = %e, "backend call failed");
+            }
             return result;
         }
     }
