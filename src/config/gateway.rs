@@ -196,7 +196,7 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
             schema: f.get("schema").and_then(|n| spanned_string(r, n, "schema")),
             timeout: f
                 .get("timeout")
-                .and_then(|n| r.duration(n, "timeout"))
+                .and_then(|n| r.timeout(n))
                 .unwrap_or(std::time::Duration::from_secs(10)),
             retries: f.get("retries").and_then(|n| r.u64(n, "retries")).unwrap_or(0).min(10) as u32,
             circuit_breaker: None,

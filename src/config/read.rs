@@ -266,6 +266,16 @@ impl Reader<'_> {
         )
     }
 
+    /// Reads a `timeout`: a duration longer than zero (a zero timeout would fail every call).
+    pub fn timeout(&mut self, node: &Node) -> Option<Duration> {
+        let d = self.duration(node, "timeout")?;
+        if d.is_zero() {
+            self.error(node.loc, "`timeout` must be longer than zero", None);
+            return None;
+        }
+        Some(d)
+    }
+
     /// Reads a size: `512KiB`, `1MiB`, or a number of bytes.
     pub fn size(&mut self, node: &Node, what: &str) -> Option<u64> {
         self.typed(node, what, "a size like `512KiB` or `1MiB`", parse_size)
