@@ -313,20 +313,12 @@ fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
 /// The schema of a property: `Ok(None)` when the schema doesn't say (untyped from here down),
 /// `Err(known names)` when the schema lists its properties and this isn't one.
 fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<Option<&'a Value>, Vec<String>> {
-    let s = resolve(doc, schema);
-    if s.get("oneOf").is_some() || s.get("anyOf").is_some() {
+    let Some(parts) = all_of(doc, schema) else {
         return Ok(None);
-    }
+    };
     let mut known = Vec::new();
     let mut open = false;
-    let mut parts: Vec<&Value> = vec![s];
-    if let Some(all) = s.get("allOf").and_then(Value::as_array) {
-        parts.extend(all.iter().map(|p| resolve(doc, p)));
-    }
     for part in parts {
-        if part.get("oneOf").is_some() || part.get("anyOf").is_some() {
-            return Ok(None);
-        }
         if let Some(props) = part.get("properties").and_then(Value::as_object) {
             if let Some(p) = props.get(name) {
                 return Ok(Some(p));
@@ -345,12 +337,29 @@ fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<Option<
     }
 }
 
-fn items<'a>(doc: &'a Value, schema: &'a Value) -> Option<&'a Value> {
-    let s = resolve(doc, schema);
-    if s.get("oneOf").is_some() || s.get("anyOf").is_some() {
-        return None;
+/// A schema and, recursively, every `allOf` part of it, `$ref`s resolved; `None` when a `oneOf` or
+/// `anyOf` makes the type unknowable (typed `JSON` from there down).
+fn all_of<'a>(doc: &'a Value, schema: &'a Value) -> Option<Vec<&'a Value>> {
+    let mut out = Vec::new();
+    let mut stack = vec![schema];
+    while let Some(next) = stack.pop() {
+        let s = resolve(doc, next);
+        if s.get("oneOf").is_some() || s.get("anyOf").is_some() {
+            return None;
+        }
+        if out.len() > 64 {
+            return None;
+        }
+        if let Some(parts) = s.get("allOf").and_then(Value::as_array) {
+            stack.extend(parts.iter());
+        }
+        out.push(s);
     }
-    s.get("items")
+    Some(out)
+}
+
+fn items<'a>(doc: &'a Value, schema: &'a Value) -> Option<&'a Value> {
+    all_of(doc, schema)?.into_iter().find_map(|part| part.get("items"))
 }
 
 /// Matches a call to an operation: the call path equals an operation path `P`, or the first
@@ -447,4 +456,32 @@ fn response_schema<'a>(doc: &'a Value, op: &'a Value) -> Option<&'a Value> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn properties_come_from_nested_all_of_parts_and_refs() {
+        let doc = json!({"components": {"schemas": {
+            "Base": {"allOf": [{"$ref": "#/components/schemas/Named"}, {"properties": {"id": {}}}]},
+            "Named": {"properties": {"firstName": {"type": "string"}}},
+            "Loose": {"allOf": [{"$ref": "#/components/schemas/Named"}, {"additionalProperties": true}]},
+            "Either": {"allOf": [{"oneOf": [{"type": "string"}]}]},
+            "List": {"allOf": [{"type": "array", "items": {"$ref": "#/components/schemas/Named"}}]}
+        }}});
+        let s = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+        let base = s("Base");
+        assert!(matches!(property(&doc, &base, "firstName"), Ok(Some(_))));
+        assert!(matches!(property(&doc, &base, "id"), Ok(Some(_))));
+        let err = property(&doc, &base, "fristName").unwrap_err();
+        assert!(err.contains(&"firstName".to_string()) && err.contains(&"id".to_string()));
+        assert!(matches!(property(&doc, &s("Loose"), "anything"), Ok(None)));
+        assert!(matches!(property(&doc, &s("Either"), "anything"), Ok(None)));
+        let list = s("List");
+        let item = items(&doc, &list).unwrap();
+        assert!(matches!(property(&doc, item, "firstName"), Ok(Some(_))));
+    }
 }
