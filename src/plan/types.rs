@@ -55,15 +55,16 @@ impl<'a> TypeEnv<'a> {
     ) {
         let file = &comp.file;
         let mut call_types: Vec<Ty<'a>> = Vec::with_capacity(calls.len());
+        // What messages call each call's answer: `users GET /users/{id}`, or the service alone.
+        let mut labels: Vec<String> = Vec::with_capacity(calls.len());
         for (call, cfg) in calls.iter().zip(&ep.calls) {
-            let ty = match self.docs.get(call.service).copied().flatten() {
-                None => Ty::Any,
+            let (ty, label) = match self.docs.get(call.service).copied().flatten() {
+                None => (Ty::Any, cfg.service.value.clone()),
                 Some(doc) => match find_operation(doc, call) {
-                    Some(op) => {
-                        let label = format!("{} {}", cfg.service.value, op.label);
-                        let _ = label;
-                        op.response.map(|s| Ty::Schema(doc, s)).unwrap_or(Ty::Any)
-                    }
+                    Some(op) => (
+                        op.response.map(|s| Ty::Schema(doc, s)).unwrap_or(Ty::Any),
+                        format!("{} {}", cfg.service.value, op.label),
+                    ),
                     None => {
                         diags.error(
                             file,
@@ -76,7 +77,7 @@ impl<'a> TypeEnv<'a> {
                             ),
                             Some("check the path against the document's `paths` (and its first `servers` URL)".into()),
                         );
-                        Ty::Any
+                        (Ty::Any, cfg.service.value.clone())
                     }
                 },
             };
@@ -85,23 +86,8 @@ impl<'a> TypeEnv<'a> {
             } else {
                 ty
             });
+            labels.push(label);
         }
-        let labels: Vec<String> = calls
-            .iter()
-            .zip(&ep.calls)
-            .map(|(call, cfg)| {
-                match self
-                    .docs
-                    .get(call.service)
-                    .copied()
-                    .flatten()
-                    .and_then(|d| find_operation(d, call))
-                {
-                    Some(op) => format!("{} {}", cfg.service.value, op.label),
-                    None => cfg.service.value.clone(),
-                }
-            })
-            .collect();
         let checker = Checker {
             calls,
             call_types: &call_types,
@@ -209,7 +195,7 @@ impl<'a> Checker<'_, 'a> {
 
     fn path_type(&self, p: &PathExpr, item: &Ty<'a>, diags: &mut Diagnostics, file: &std::sync::Arc<str>) -> Ty<'a> {
         let Some(steps) = &p.steps else { return Ty::Any };
-        let (mut ty, rest, mut label) = if p.relative {
+        let (mut ty, rest, label) = if p.relative {
             (item.clone(), &steps[..], String::from("the current item"))
         } else {
             let Some(Step::Name(root)) = steps.first() else {
@@ -224,20 +210,6 @@ impl<'a> Checker<'_, 'a> {
         for step in rest {
             ty = match (step, &ty) {
                 (_, Ty::Any) => return Ty::Any,
-                (Step::Name(n), Ty::With(base, field, fty)) => {
-                    if n == field {
-                        (**fty).clone()
-                    } else {
-                        let inner = (**base).clone();
-                        match self.property(&inner, n) {
-                            Ok(t) => t,
-                            Err(known) => {
-                                self.report(p, n, &label, &known, diags, file);
-                                return Ty::Any;
-                            }
-                        }
-                    }
-                }
                 (Step::Name(n), _) => match self.property(&ty, n) {
                     Ok(t) => t,
                     Err(known) => {
@@ -250,7 +222,6 @@ impl<'a> Checker<'_, 'a> {
                     self.element(&ty)
                 }
             };
-            label = label.clone();
         }
         if wildcard {
             Ty::ArrayOf(Box::new(ty))
