@@ -164,6 +164,24 @@ struct Finished {
     attach: Option<Vec<Vec<Slot>>>,
 }
 
+impl Finished {
+    /// The outcome of a call made once (not `each`): an optional call's failure becomes its
+    /// fallback (or null) and is reported; a required call's failure is kept.
+    fn single(index: usize, call: &Call, result: Result<Value, CallError>) -> Finished {
+        let (result, failures) = match result {
+            Ok(v) => (Ok(v), Vec::new()),
+            Err(e) if call.optional => (Ok(call.fallback.clone().unwrap_or(Value::Null)), vec![e]),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        Finished {
+            index,
+            result,
+            failures,
+            attach: None,
+        }
+    }
+}
+
 impl Exec {
     /// Runs an endpoint to its projected response.
     pub async fn run(
@@ -257,73 +275,30 @@ impl Exec {
     ) -> Result<BoxFuture<'a, Finished>, ExecError> {
         let scope = Scope { doc, item: None };
         let service = &plan.services[call.service];
-        let fail = |error: CallError| -> BoxFuture<'a, Finished> {
-            let finished = if call.optional {
-                Finished {
-                    index,
-                    result: Ok(call.fallback.clone().unwrap_or(Value::Null)),
-                    failures: vec![error],
-                    attach: None,
-                }
-            } else {
-                Finished {
-                    index,
-                    result: Err(error),
-                    failures: Vec::new(),
-                    attach: None,
-                }
-            };
-            futures::future::ready(finished).boxed()
-        };
+        let ready =
+            |result: Result<Value, CallError>| futures::future::ready(Finished::single(index, call, result)).boxed();
         if let Some(w) = &call.when {
             if !truthy(&eval(w, scope)) {
-                return Ok(futures::future::ready(Finished {
-                    index,
-                    result: Ok(Value::Null),
-                    failures: Vec::new(),
-                    attach: None,
-                })
-                .boxed());
+                return Ok(ready(Ok(Value::Null)));
             }
         }
         let Some(each) = &call.each else {
             return match build(call, service, scope, ctx) {
                 Ok(built) => Ok(async move {
-                    let result = self.send(dedup, built).await;
-                    match result {
-                        Ok(r) => Finished {
-                            index,
-                            result: Ok(take(r.body)),
-                            failures: Vec::new(),
-                            attach: None,
-                        },
-                        Err(e) if call.optional => Finished {
-                            index,
-                            result: Ok(call.fallback.clone().unwrap_or(Value::Null)),
-                            failures: vec![e],
-                            attach: None,
-                        },
-                        Err(e) => Finished {
-                            index,
-                            result: Err(e),
-                            failures: Vec::new(),
-                            attach: None,
-                        },
-                    }
+                    let result = self.send(dedup, built).await.map(|r| take(r.body));
+                    Finished::single(index, call, result)
                 }
                 .boxed()),
                 Err(BuildError::Client(m)) => Err(ExecError::BadArgument(m)),
-                Err(BuildError::NotMade(m)) => Ok(fail(CallError::NotMade(m))),
+                Err(BuildError::NotMade(m)) => Ok(ready(Err(CallError::NotMade(m)))),
             };
         };
         let items = match eval(&each.over, scope) {
             Value::Array(items) => items,
             Value::Null => Vec::new(),
             _ => {
-                return Ok(fail(CallError::NotMade(format!(
-                    "`each` of call `{}` is not an array",
-                    call.name
-                ))));
+                let message = format!("`each` of call `{}` is not an array", call.name);
+                return Ok(ready(Err(CallError::NotMade(message))));
             }
         };
         let attach = each.attach.as_ref().map(|(_, steps)| locate(steps, doc));
