@@ -42,31 +42,38 @@ pub fn eval(expr: &Expr, scope: Scope<'_>) -> Value {
             Value::Object(map)
         }
         Expr::Each { over, item } => {
-            let per_item = |it: &Value| {
-                eval(
+            let mut out = Vec::new();
+            each_item(over, scope, &mut |it| {
+                out.push(eval(
                     item,
                     Scope {
                         doc: scope.doc,
                         item: Some(it),
                     },
-                )
-            };
-            // Walk the items where they are: a path's matches are not copied.
-            if let Expr::Path(p) = &**over {
-                if let (Some(steps), false) = (&p.steps, p.singular) {
-                    let mut found = Vec::new();
-                    if let Some(root) = path_root(p, scope) {
-                        walk(steps, root, &mut found);
-                    }
-                    return Value::Array(found.into_iter().map(per_item).collect());
-                }
-            }
-            match eval_cow(over, scope).as_ref() {
-                Value::Array(items) => Value::Array(items.iter().map(per_item).collect()),
-                Value::Null => Value::Array(Vec::new()),
-                single => Value::Array(vec![per_item(single)]),
-            }
+                ))
+            });
+            Value::Array(out)
         }
+    }
+}
+
+/// Calls `f` with every item an `each` walks, in order, where the items are: a path's matches
+/// are not copied. `null` has no items; a single non-array value is the one item.
+pub fn each_item(over: &Expr, scope: Scope<'_>, f: &mut dyn FnMut(&Value)) {
+    if let Expr::Path(p) = over {
+        if let (Some(steps), false) = (&p.steps, p.singular) {
+            let mut found = Vec::new();
+            if let Some(root) = path_root(p, scope) {
+                walk(steps, root, &mut found);
+            }
+            found.into_iter().for_each(f);
+            return;
+        }
+    }
+    match eval_cow(over, scope).as_ref() {
+        Value::Array(items) => items.iter().for_each(f),
+        Value::Null => {}
+        single => f(single),
     }
 }
 

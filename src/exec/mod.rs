@@ -6,7 +6,9 @@
 pub mod cache;
 pub mod eval;
 pub mod request;
+pub mod write;
 
+use crate::plan::expr::Expr;
 use crate::plan::{Call, Endpoint, Plan};
 use crate::upstream::{CallError, CallResponse, Upstream};
 use cache::ResponseCache;
@@ -65,10 +67,26 @@ pub struct PartialFailure {
 /// A successful run.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The projected response.
-    pub body: Value,
+    /// The data document: every call's result, `auth` and `args`.
+    pub doc: Value,
     /// Optional calls that failed, in written order.
     pub partial: Vec<PartialFailure>,
+}
+
+impl Outcome {
+    /// The projection as JSON text, written straight from the document.
+    pub fn write_json(&self, response: &Expr) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        write::write(
+            response,
+            Scope {
+                doc: &self.doc,
+                item: None,
+            },
+            &mut out,
+        );
+        out
+    }
 }
 
 /// Why an endpoint failed.
@@ -183,7 +201,7 @@ impl Finished {
 }
 
 impl Exec {
-    /// Runs an endpoint to its projected response.
+    /// Runs an endpoint's calls; the caller projects the response from the outcome.
     pub async fn run(
         &self,
         plan: &Plan,
@@ -254,10 +272,9 @@ impl Exec {
                 }
             }
         }
-        let body = eval(&endpoint.response, Scope { doc: &doc, item: None });
         partial.sort_by_key(|(i, _)| *i);
         Ok(Outcome {
-            body,
+            doc,
             partial: partial.into_iter().map(|(_, p)| p).collect(),
         })
     }

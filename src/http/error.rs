@@ -67,7 +67,11 @@ impl IntoResponse for ApiError {
 
 /// A JSON response with a status.
 pub fn json_response(status: StatusCode, value: &Value) -> Response {
-    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes(status, serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// A response with JSON text already written.
+pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

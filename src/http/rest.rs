@@ -1,7 +1,7 @@
 //! Composed REST endpoints: route lookup in the plan, authentication, parameter conversion, the
 //! executor, and the JSON answer with `X-Facade-Partial`.
 
-use super::error::{json_response, ApiError};
+use super::error::{json_bytes, ApiError};
 use crate::config::model::{BaseType, ParamSource};
 use crate::exec::{Dedup, RequestCtx};
 use crate::middleware::auth::authenticate;
@@ -97,7 +97,7 @@ async fn finish(state: &AppState, plan: &Plan, endpoint: &Endpoint, ctx: Request
     let dedup = Dedup::default();
     match state.exec.run(plan, endpoint, &ctx, &dedup).await {
         Ok(outcome) => {
-            let mut resp = json_response(StatusCode::OK, &outcome.body);
+            let mut resp = json_bytes(StatusCode::OK, outcome.write_json(&endpoint.response));
             if !outcome.partial.is_empty() {
                 let names: Vec<&str> = outcome.partial.iter().map(|p| p.call.as_str()).collect();
                 if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
