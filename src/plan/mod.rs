@@ -249,10 +249,15 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
      -> AuthMode {
         match mode {
             Some(m) if m.value != AuthMode::None && !auth_configured => {
+                let word = if m.value == AuthMode::Required {
+                    "required"
+                } else {
+                    "optional"
+                };
                 diags.error(
                     file,
                     m.loc,
-                    "auth is required here, but facade.yaml has no `auth` section",
+                    format!("`auth: {word}` needs tokens verified, but facade.yaml has no `auth` section"),
                     Some("add `auth: { jwt: … }` to facade.yaml, or write `auth: none`".into()),
                 );
                 AuthMode::None
