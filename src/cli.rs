@@ -85,23 +85,19 @@ fn mode(m: AuthMode) -> &'static str {
 
 /// `facade token`: mints an HS* development token.
 pub fn token(config: &Path, sub: &str, roles: &[String], ttl: &str, claims: &[String]) -> i32 {
+    // Only the auth section matters for signing: an unrelated problem elsewhere (a service URL
+    // from an unset variable, a composition error) does not stop a development token.
     let (loaded, diags) = crate::config::load(config, &ProcessEnv);
-    let gateway_errors: Vec<_> = diags
-        .errors()
-        .filter(|d| d.file.as_ref() == config.to_string_lossy())
-        .collect();
-    if !gateway_errors.is_empty() {
-        for d in gateway_errors {
-            eprintln!("{d}");
-        }
-        return 1;
-    }
-    let Some(jwt) = loaded
+    let jwt = loaded
         .as_ref()
         .and_then(|l| l.gateway.auth.as_ref())
-        .and_then(|a| a.jwt.as_ref())
-    else {
-        eprintln!("error: {} has no auth.jwt section to sign with", config.display());
+        .and_then(|a| a.jwt.as_ref());
+    let Some(jwt) = jwt else {
+        print_diagnostics(&diags);
+        eprintln!(
+            "error: {} has no usable auth.jwt section to sign with",
+            config.display()
+        );
         return 1;
     };
     let Some(ttl) = crate::config::read::parse_duration(ttl) else {
@@ -123,6 +119,7 @@ pub fn token(config: &Path, sub: &str, roles: &[String], ttl: &str, claims: &[St
             0
         }
         Err(e) => {
+            print_diagnostics(&diags);
             eprintln!("error: {e}");
             1
         }

@@ -114,6 +114,14 @@ fn token_mints_what_the_configuration_accepts() {
     assert_eq!(claims["aud"], "facade");
     let ttl = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!(ttl, 300);
+    // Problems outside the auth section do not stop a development token.
+    let p = Project::new(
+        "services:\n  a:\n    url: ${SURELY_UNSET_URL}\nauth:\n  jwt:\n    algorithms: [HS256]\n    secret: s\n",
+        &[],
+    );
+    let (code, out, err) = run(&["token", "--config", &path_of(&p.config()), "--sub", "x"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim().split('.').count(), 3);
     let (code, _, err) = run(&["token", "--sub", "x", "--ttl", "soon"]);
     assert_eq!(code, 1);
     assert!(err.contains("--ttl"), "{err}");
