@@ -852,6 +852,17 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
     let (status, headers, body) = get(&gw.url("/healthz"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     assert!(headers.contains_key("x-request-id"));
+    let (status, _, body) = get(&gw.url("/readyz"), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    // A request id that is not 1-128 visible characters is replaced by a fresh one.
+    let resp = client()
+        .get(gw.url("/healthz"))
+        .header("x-request-id", "has space")
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(id != "has space" && id.len() == 36, "{id}");
 }
 
 /// Only the parts of an answer that expressions read are parsed; these forms must still see
