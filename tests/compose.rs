@@ -514,6 +514,8 @@ endpoints:
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"], "bad_request");
     }
+    let (status, body) = raw_get(gw.addr, "/c/items/%FF%FE").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{body}");
     assert_eq!(backend.count(), 1, "no backend call for refused values");
     // A null from another call: the call is not made and fails the endpoint with 502.
     let (status, _, body) = get(&gw.url("/c/chained"), None).await;

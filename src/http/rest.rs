@@ -55,6 +55,12 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
         .into_response();
     };
     let endpoint = plan.endpoints[found.index].clone();
+    if let Some(name) = &found.undecodable {
+        let message = format!("path parameter `{name}` is not valid UTF-8 once percent-decoded");
+        let mut resp = ApiError::new(400, "bad_request", message, &request_id).into_response();
+        resp.extensions_mut().insert(RouteLabel(endpoint.path.clone()));
+        return resp;
+    }
     let mut resp = run(&state, &plan, &endpoint, found.params, req, &request_id).await;
     resp.extensions_mut().insert(RouteLabel(endpoint.path.clone()));
     resp

@@ -20,6 +20,8 @@ pub struct Matched {
     pub index: usize,
     /// Path parameters, percent-decoded.
     pub params: Vec<(String, String)>,
+    /// A parameter whose percent-decoding is not UTF-8 (the request is refused with 400).
+    pub undecodable: Option<String>,
 }
 
 impl RouteTable {
@@ -48,13 +50,17 @@ impl RouteTable {
         let router = self.by_method.get(&m)?;
         let found = router.at(raw_path).ok()?;
         let mut params = Vec::new();
+        let mut undecodable = None;
         for (k, v) in found.params.iter() {
-            let decoded = percent_encoding::percent_decode_str(v).decode_utf8().ok()?;
-            params.push((k.to_string(), decoded.into_owned()));
+            match percent_encoding::percent_decode_str(v).decode_utf8() {
+                Ok(decoded) => params.push((k.to_string(), decoded.into_owned())),
+                Err(_) => undecodable = Some(k.to_string()),
+            }
         }
         Some(Matched {
             index: *found.value,
             params,
+            undecodable,
         })
     }
 
