@@ -279,14 +279,29 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
     } else {
         s.to_string()
     };
+    let hint = || {
+        Some(
+            "paths look like `$.user.firstName`, `$.items[0].id`, `$.items[*].id`; quote names with other characters: `$['a-b']`"
+                .to_string(),
+        )
+    };
     let query = jsonpath_rust::parser::parse_json_path(&text).map_err(|e| {
-        let detail = e.to_string();
-        let detail = detail.lines().next().unwrap_or_default().to_string();
         (
-            format!("`{s}` is not a valid JSONPath (RFC 9535): {detail}"),
-            Some("paths look like `$.user.firstName`, `$.items[0].id`, `$.items[*].id`; quote names with special characters: `$['a-b']`".into()),
+            format!(
+                "`{s}` is not a valid JSONPath (RFC 9535): {}",
+                pest_detail(&e.to_string())
+            ),
+            hint(),
         )
     })?;
+    // jsonpath-rust accepts `$.a b` as the name "a b"; RFC 9535's shorthand names cannot hold
+    // blanks or punctuation, so such a path is refused here.
+    if let Some(bad) = loose_shorthand(&text) {
+        return Err((
+            format!("`{s}` is not a valid JSONPath (RFC 9535): `{bad}` is not a member name"),
+            Some(format!("quote it: `['{bad}']`")),
+        ));
+    }
     let steps = simple_steps(&query);
     let singular = query.segments.iter().all(|seg| {
         matches!(seg, Segment::Selector(Selector::Name(_)) | Segment::Selector(Selector::Index(_)))
@@ -300,6 +315,71 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
         singular,
         loc: Default::default(),
     })
+}
+
+/// "expected selector at character 7" from jsonpath-rust's (pest's) multi-line message.
+fn pest_detail(message: &str) -> String {
+    let at = message
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|col| col.trim().parse::<usize>().ok());
+    let expected = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .unwrap_or("unexpected text")
+        .replace('_', " ");
+    match at {
+        Some(col) => format!("{expected} at character {col}"),
+        None => expected,
+    }
+}
+
+/// The first `.name` shorthand of the path text that RFC 9535 does not allow (its names hold only
+/// letters, digits, `_` and non-ASCII characters, and do not start with a digit).
+fn loose_shorthand(text: &str) -> Option<String> {
+    let ok = |n: &str| {
+        let mut chars = n.chars();
+        n == "*"
+            || chars
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_' || !c.is_ascii())
+                && chars.all(|c| c.is_alphanumeric() || c == '_' || !c.is_ascii())
+    };
+    let mut depth = 0i32;
+    let mut name: Option<String> = None;
+    let mut check = |name: &mut Option<String>| -> Option<String> {
+        let n = name.take()?;
+        let n = n.trim_end();
+        (!n.is_empty() && !ok(n)).then(|| n.to_string())
+    };
+    for (_, c) in outside_quotes(text) {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    if let Some(bad) = check(&mut name) {
+                        return Some(bad);
+                    }
+                }
+                depth += 1;
+            }
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                if let Some(bad) = check(&mut name) {
+                    return Some(bad);
+                }
+                name = Some(String::new());
+            }
+            _ if depth == 0 => {
+                if let Some(n) = name.as_mut() {
+                    n.push(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    check(&mut name)
 }
 
 fn simple_steps(q: &JpQuery) -> Option<Vec<Step>> {
@@ -659,6 +739,10 @@ mod tests {
         assert!(err("$", false).contains("bare `$`"));
         assert!(err("@.x", false).contains("not inside `each`"));
         assert!(err("$.a[", false).contains("not a valid JSONPath"));
+        assert!(err("$.a b", false).contains("`a b` is not a member name"));
+        assert!(parse_str("$.a  .b", Scope { in_each: false }).is_ok());
+        assert!(parse_str("$['a b']", Scope { in_each: false }).is_ok());
+        assert!(parse_str("$.ünïcode_1", Scope { in_each: false }).is_ok());
         assert!(err("lenght($.a)", false).contains("unknown function"));
     }
 
