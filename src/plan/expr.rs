@@ -349,7 +349,7 @@ fn loose_shorthand(text: &str) -> Option<String> {
     };
     let mut depth = 0i32;
     let mut name: Option<String> = None;
-    let mut check = |name: &mut Option<String>| -> Option<String> {
+    let check = |name: &mut Option<String>| -> Option<String> {
         let n = name.take()?;
         let n = n.trim_end();
         (!n.is_empty() && !ok(n)).then(|| n.to_string())
