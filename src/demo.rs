@@ -134,7 +134,7 @@ pub async fn start_all(plan: &mut crate::plan::Plan) -> Result<(), String> {
         let url = start(&dir).await?;
         tracing::info!(service = %plan.services[index].name, url = %url, "demo backend started");
         plan.services[index].base = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
-        plan.services[index].base_url = url;
+        plan.services[index].base_path = crate::plan::base_path(&url);
     }
     Ok(())
 }

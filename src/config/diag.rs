@@ -82,11 +82,6 @@ impl Diagnostics {
         });
     }
 
-    /// Adds an already built diagnostic.
-    pub fn push(&mut self, d: Diagnostic) {
-        self.items.push(d);
-    }
-
     /// Appends all of another list.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
@@ -113,11 +108,6 @@ impl Diagnostics {
         let mut out: Vec<&Diagnostic> = self.items.iter().collect();
         out.sort_by_key(|d| (files.iter().position(|f| *f == d.file.as_ref()), d.loc.line, d.loc.col));
         out
-    }
-
-    /// Consumes the list.
-    pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.items
     }
 
     /// The errors only.

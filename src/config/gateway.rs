@@ -1,6 +1,5 @@
 //! Reads `facade.yaml` (SPEC §3) into a `GatewayConfig`, reporting every problem with its location.
 
-use super::diag::Loc;
 use super::model::*;
 use super::read::{Fields, Reader};
 use super::yaml::{Node, NodeKind};
@@ -569,9 +568,4 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
         auth: f.get("auth").and_then(|n| auth_mode(r, n)),
         rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
     })
-}
-
-/// Location of a key or the section, for messages about things that are missing.
-pub fn loc_of(f: &Fields<'_>, key: &str) -> Loc {
-    f.key_loc(key).unwrap_or(f.loc)
 }

@@ -39,8 +39,6 @@ pub struct Loaded {
     pub compositions: Vec<CompositionConfig>,
     /// The services' OpenAPI documents.
     pub schemas: Vec<SchemaDoc>,
-    /// Every file that was read (for reload on change).
-    pub files: Vec<PathBuf>,
 }
 
 /// Shows a path as the user would write it: relative to the working directory when below it.
@@ -119,7 +117,6 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
     let Some(gateway) = gateway else {
         return (None, diags);
     };
-    let mut files = vec![config.to_path_buf()];
 
     // Compositions.
     let mut compositions = Vec::new();
@@ -132,7 +129,6 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
             paths.sort();
             for path in paths {
                 let cfile = display(&path);
-                files.push(path.clone());
                 let Some(raw) = parse_file(&path, &cfile, &mut diags) else {
                     continue;
                 };
@@ -172,7 +168,6 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
             continue;
         };
         let path = gateway.schemas_dir.join(&schema.value);
-        files.push(path.clone());
         let sfile = display(&path);
         let doc = if path.extension().is_some_and(|x| x == "json") {
             match std::fs::read_to_string(&path) {
@@ -235,7 +230,6 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
             gateway,
             compositions,
             schemas,
-            files,
         }),
         diags,
     )

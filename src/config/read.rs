@@ -39,11 +39,6 @@ impl<'n> Fields<'n> {
     pub fn iter(&self) -> impl Iterator<Item = (&'n str, &'n Node, &'n Node)> + '_ {
         self.entries.iter().copied()
     }
-
-    /// True when the mapping has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Expands `${…}` in every scalar of a tree (SPEC §1). A value that is exactly one substitution

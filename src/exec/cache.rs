@@ -92,23 +92,21 @@ impl ResponseCache {
     }
 
     /// The cached response for `key`, or the result of `fetch` (stored only when it succeeded).
-    /// Concurrent callers with the same key share one `fetch`. The bool is true on a hit.
-    pub async fn get_or_fetch<F>(&self, key: String, ttl: Duration, fetch: F) -> (Result<CallResponse, CallError>, bool)
+    /// Concurrent callers with the same key share one `fetch`.
+    pub async fn get_or_fetch<F>(&self, key: String, ttl: Duration, fetch: F) -> Result<CallResponse, CallError>
     where
         F: Future<Output = Result<CallResponse, CallError>>,
     {
         if let Some(entry) = self.inner.get(&key).await {
             if self.clock.now().saturating_sub(entry.stored_at) < entry.ttl {
-                return (Ok(entry.response), true);
+                return Ok(entry.response);
             }
             self.inner.invalidate(&key).await;
         }
         let clock = self.clock.clone();
-        let fetched = std::sync::atomic::AtomicBool::new(false);
         let result = self
             .inner
             .try_get_with(key, async {
-                fetched.store(true, Ordering::Relaxed);
                 fetch.await.map(|response| Entry {
                     response,
                     stored_at: clock.now(),
@@ -116,10 +114,9 @@ impl ResponseCache {
                 })
             })
             .await;
-        let hit = !fetched.load(Ordering::Relaxed);
         match result {
-            Ok(entry) => (Ok(entry.response), hit),
-            Err(e) => (Err((*e).clone()), false),
+            Ok(entry) => Ok(entry.response),
+            Err(e) => Err((*e).clone()),
         }
     }
 }

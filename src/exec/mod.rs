@@ -34,6 +34,39 @@ pub struct RequestCtx {
     pub request_id: HeaderValue,
     /// The client's `traceparent`, forwarded as is.
     pub traceparent: Option<HeaderValue>,
+    /// The caller's identity for dedup and cache keys: the verified `sub` and the forwarded
+    /// claim headers (SPEC §4.3), derived once per request.
+    pub identity: String,
+}
+
+impl RequestCtx {
+    /// A request's context; derives the caller's identity.
+    pub fn new(
+        args: Value,
+        claims: Option<Value>,
+        forwarded: Vec<(HeaderName, HeaderValue)>,
+        request_id: HeaderValue,
+        traceparent: Option<HeaderValue>,
+    ) -> RequestCtx {
+        let mut identity = String::new();
+        if let Some(sub) = claims.as_ref().and_then(|c| c.get("sub")) {
+            identity.push_str(&eval::render(sub));
+        }
+        for (name, value) in &forwarded {
+            identity.push('\n');
+            identity.push_str(name.as_str());
+            identity.push(':');
+            identity.push_str(value.to_str().unwrap_or_default());
+        }
+        RequestCtx {
+            args,
+            claims,
+            forwarded,
+            request_id,
+            traceparent,
+            identity,
+        }
+    }
 }
 
 /// Shared dependencies of the executor.
@@ -377,7 +410,7 @@ impl Exec {
         let cache_key = built.cache_key;
         let fetch = async move {
             match cache_key {
-                Some((key, ttl)) => cache.get_or_fetch(key, ttl, upstream.send(&request)).await.0,
+                Some((key, ttl)) => cache.get_or_fetch(key, ttl, upstream.send(&request)).await,
                 None => upstream.send(&request).await,
             }
         };

@@ -39,7 +39,7 @@ pub struct Built {
 pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx) -> Result<Built, BuildError> {
     // `url` is the path and query; the key of identical requests puts the service in front.
     let mut url = String::with_capacity(64);
-    url.push_str(service.base.path().trim_end_matches('/'));
+    url.push_str(&service.base_path);
     for part in &call.path {
         match part {
             PathPart::Text(t) => url.push_str(t),
@@ -106,15 +106,8 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         own_headers.push('\n');
         headers.insert(name.clone(), value);
     }
-    let mut identity = String::new();
-    if let Some(sub) = ctx.claims.as_ref().and_then(|c| c.get("sub")) {
-        identity.push_str(&render(sub));
-    }
+    let identity = &ctx.identity;
     for (name, value) in &ctx.forwarded {
-        identity.push('\n');
-        identity.push_str(name.as_str());
-        identity.push(':');
-        identity.push_str(value.to_str().unwrap_or_default());
         if !headers.contains_key(name) {
             headers.insert(name.clone(), value.clone());
         }
@@ -138,13 +131,13 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         k.push('\n');
         k.push_str(&own_headers);
         k.push('\u{1}');
-        k.push_str(&identity);
+        k.push_str(identity);
         k
     });
     let cache_key = call.cache.map(|policy| {
         let mut k = format!("GET {} {url}\n{own_headers}\u{1}", service.name);
         if !policy.shared {
-            k.push_str(&identity);
+            k.push_str(identity);
         }
         (k, policy.ttl)
     });

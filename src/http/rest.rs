@@ -89,13 +89,13 @@ async fn run(
         Ok(a) => a,
         Err((status, code, message)) => return ApiError::new(status, code, message, request_id).into_response(),
     };
-    let ctx = RequestCtx {
+    let ctx = RequestCtx::new(
         args,
-        claims: authenticated.claims,
-        forwarded: authenticated.forwarded,
-        request_id: request_id.clone(),
+        authenticated.claims,
+        authenticated.forwarded,
+        request_id.clone(),
         traceparent,
-    };
+    );
     finish(state, plan, endpoint, ctx).await
 }
 

@@ -24,8 +24,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         .iter()
         .map(|s| Service {
             name: s.name.value.clone(),
-            base_url: s.url.value.trim_end_matches('/').to_string(),
             base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
+            base_path: base_path(&s.url.value),
             timeout: s.timeout,
             retries: s.retries,
         })
@@ -254,4 +254,11 @@ fn not_in_force(loaded: &Loaded) -> Vec<String> {
 /// reader reported the URL), so this value is never used for a request.
 fn unusable_url() -> reqwest::Url {
     reqwest::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("a constant URL parses"))
+}
+
+/// The path of a service URL without its trailing slash (`http://h/v1/` → `/v1`).
+pub fn base_path(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default()
 }

@@ -658,11 +658,6 @@ impl Expr {
         });
         out
     }
-
-    /// True when this is a literal.
-    pub fn is_literal(&self) -> bool {
-        matches!(self, Expr::Literal(_))
-    }
 }
 
 impl PathExpr {
@@ -698,16 +693,6 @@ impl PathExpr {
             }
         }
         out
-    }
-
-    /// The names after the root step, when the path is simple (for type checks).
-    pub fn steps_after_root(&self) -> Option<&[Step]> {
-        let steps = self.steps.as_deref()?;
-        if self.relative {
-            Some(steps)
-        } else {
-            steps.get(1..)
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The compiled plan: everything request handling needs, checked and parsed once.
 //!
-//! `compile(models) -> Result<Plan, Diagnostics>`: routes, call graphs, parsed expressions, types
+//! `compile(loaded) -> (Option<Plan>, Diagnostics)`: routes, call graphs, parsed expressions, types
 //! from OpenAPI documents, JWT keys. Pure: no network; request handling reads only the plan.
 
 pub mod args;
@@ -11,7 +11,7 @@ pub mod routes;
 pub mod shape;
 pub mod types;
 
-pub use compile::compile;
+pub use compile::{base_path, compile};
 
 use crate::config::model::*;
 use crate::jwt::Verifier;
@@ -60,11 +60,11 @@ pub struct AuthPlan {
 pub struct Service {
     /// Its name.
     pub name: String,
-    /// Base URL without a trailing slash.
-    pub base_url: String,
-    /// The same, parsed once: each call's URL is this with its path and query set, so the host
-    /// is never parsed again on the request path.
+    /// The base URL, parsed once: each call's URL is this with its path and query set, so the
+    /// host is never parsed again on the request path.
     pub base: reqwest::Url,
+    /// The base URL's path without a trailing slash, put in front of every call path.
+    pub base_path: String,
     /// Default per-attempt timeout.
     pub timeout: Duration,
     /// Extra tries for idempotent calls.

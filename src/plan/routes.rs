@@ -75,11 +75,6 @@ impl RouteTable {
         out.sort_by_key(|m| m.as_str());
         out
     }
-
-    /// Every route, in insertion order.
-    pub fn all(&self) -> &[(Method, String)] {
-        &self.paths
-    }
 }
 
 fn same_shape(a: &str, b: &str) -> bool {

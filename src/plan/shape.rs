@@ -73,11 +73,6 @@ impl Shape {
             }
         }
     }
-
-    /// True when nothing is dropped.
-    pub fn is_all(&self) -> bool {
-        matches!(self, Shape::All)
-    }
 }
 
 /// The shape of a field, added when missing.

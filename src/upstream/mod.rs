@@ -5,7 +5,6 @@
 
 use crate::config::model::Method;
 use bytes::Bytes;
-use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use std::sync::Arc;
@@ -165,28 +164,7 @@ impl Upstream {
             .request(request)
             .await
             .map_err(|e| CallError::Connect(error_chain(&e)))?;
-        let status = resp.status();
-        let declared = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.body_limit) {
-            return Err(CallError::TooLarge(self.body_limit));
-        }
-        let mut body = resp.into_body();
-        let mut out = Vec::with_capacity(declared.unwrap_or(1024).min(self.body_limit) as usize);
-        use http_body_util::BodyExt;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| CallError::Connect(error_chain(&e)))?;
-            if let Ok(chunk) = frame.into_data() {
-                if out.len() as u64 + chunk.len() as u64 > self.body_limit {
-                    return Err(CallError::TooLarge(self.body_limit));
-                }
-                out.extend_from_slice(&chunk);
-            }
-        }
-        Ok((status, out))
+        read_answer(resp, self.body_limit).await
     }
 
     async fn exchange_reqwest(&self, req: &CallRequest) -> Result<(StatusCode, Vec<u8>), CallError> {
@@ -200,12 +178,7 @@ impl Upstream {
                 .body(body.clone());
         }
         let resp = builder.send().await.map_err(|e| CallError::Connect(error_chain(&e)))?;
-        let status = resp.status();
-        if resp.content_length().is_some_and(|len| len > self.body_limit) {
-            return Err(CallError::TooLarge(self.body_limit));
-        }
-        let bytes = read_limited(resp, self.body_limit).await?;
-        Ok((status, bytes))
+        read_answer(http::Response::from(resp), self.body_limit).await
     }
 }
 
@@ -242,17 +215,35 @@ fn answer(status: StatusCode, bytes: Vec<u8>, req: &CallRequest) -> Result<CallR
         size,
     })
 }
-async fn read_limited(resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, CallError> {
-    let mut out = Vec::with_capacity(resp.content_length().unwrap_or(1024).min(limit) as usize);
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| CallError::Connect(error_chain(&e)))?;
-        if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(CallError::TooLarge(limit));
-        }
-        out.extend_from_slice(&chunk);
+/// The status and the body of an answer, refusing bodies above `limit` (declared or streamed).
+/// Both transports' answers are read here.
+async fn read_answer<B>(resp: http::Response<B>, limit: u64) -> Result<(StatusCode, Vec<u8>), CallError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error,
+{
+    use http_body_util::BodyExt;
+    let status = resp.status();
+    let declared = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(CallError::TooLarge(limit));
     }
-    Ok(out)
+    let mut body = resp.into_body();
+    let mut out = Vec::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| CallError::Connect(error_chain(&e)))?;
+        if let Ok(chunk) = frame.into_data() {
+            if out.len() as u64 + chunk.len() as u64 > limit {
+                return Err(CallError::TooLarge(limit));
+            }
+            out.extend_from_slice(&chunk);
+        }
+    }
+    Ok((status, out))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
