@@ -410,7 +410,9 @@ impl Exec {
         let cache_key = built.cache_key;
         let fetch = async move {
             match cache_key {
-                Some((key, ttl)) => cache.get_or_fetch(key, ttl, upstream.send(&request)).await,
+                // Boxed: the cache's future is several KiB, and every call's future would carry
+                // that much (and copy it when boxed) even when the call is not cached.
+                Some((key, ttl)) => Box::pin(cache.get_or_fetch(key, ttl, upstream.send(&request))).await,
                 None => upstream.send(&request).await,
             }
         };
