@@ -143,20 +143,27 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
     if plan.demo_secret {
         tracing::warn!("auth.jwt.secret is the default written in facade.yaml (the demo secret): set JWT_SECRET for anything but a demo");
     }
+    crate::server::on_reload_signal();
+    // Bind first: a taken address is reported before any demo backend starts.
+    let addr = listen.map(str::to_string).unwrap_or_else(|| plan.listen.clone());
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            let from = if listen.is_some() {
+                "--listen"
+            } else {
+                "`listen` in the configuration"
+            };
+            eprintln!("facade: cannot listen on {addr} (from {from}): {e}; pick another address with --listen ADDR");
+            return 1;
+        }
+    };
     if demo {
         if let Err(e) = crate::demo::start_all(&mut plan).await {
             eprintln!("facade: cannot start the demo backends: {e}");
             return 1;
         }
     }
-    let addr = listen.map(str::to_string).unwrap_or_else(|| plan.listen.clone());
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("facade: cannot listen on {addr}: {e}");
-            return 1;
-        }
-    };
     let clock: Arc<dyn crate::exec::cache::Clock> = Arc::new(crate::exec::cache::SystemClock::default());
     let exec = match crate::exec::new_exec(&plan, clock) {
         Ok(e) => e,

@@ -7,7 +7,10 @@
 //! - `POST /a/b/<field>` appends the JSON body to the array `<field>` of the document that
 //!   `GET /a/b` answers, keeps the changed document in memory and answers it: the demo's state
 //!   really changes (the cart grows).
-//! - Anything else is 404 (`{"error": "not_found"}`); query strings are ignored.
+//! - `?limit=N` keeps the first N items of the answer when it is an array, else of each of its
+//!   top-level array fields (so `?reviews=2` on the web product page gives two reviews); other
+//!   query parameters are ignored.
+//! - Anything else is 404 (`{"error": "not_found"}`).
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -90,7 +93,7 @@ async fn answer(State(fx): State<Arc<Fixtures>>, req: Request) -> Response {
     let not_found = || (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not_found"}))).into_response();
     match *req.method() {
         http::Method::GET | http::Method::HEAD => match fx.get(&segs) {
-            Some(v) => axum::Json(v).into_response(),
+            Some(v) => axum::Json(limited(v, req.uri().query())).into_response(),
             None => not_found(),
         },
         http::Method::POST => {
@@ -111,6 +114,28 @@ async fn answer(State(fx): State<Arc<Fixtures>>, req: Request) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Applies `?limit=N` (see the module's doc).
+fn limited(mut v: Value, query: Option<&str>) -> Value {
+    let limit = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .and_then(|n| n.parse::<usize>().ok());
+    let Some(limit) = limit else { return v };
+    match &mut v {
+        Value::Array(items) => items.truncate(limit),
+        Value::Object(fields) => {
+            for field in fields.values_mut() {
+                if let Value::Array(items) = field {
+                    items.truncate(limit);
+                }
+            }
+        }
+        _ => {}
+    }
+    v
 }
 
 /// Starts one demo server for `dir` on `127.0.0.1:0` and returns its base URL.

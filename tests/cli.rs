@@ -223,7 +223,8 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     let log: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(log["method"], "GET");
     assert_eq!(log["status"], 200);
-    assert!(log["latency_ms"].is_number());
+    let latency = log["latency_ms"].as_f64().unwrap();
+    assert_eq!((latency * 100.0).round() / 100.0, latency, "rounded: {line}");
     assert_eq!(log["route"], "-");
 
     // A slow request is in flight when SIGTERM arrives: it still completes, then the process exits 0.
@@ -273,6 +274,10 @@ async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
     assert_eq!((status, body["id"].as_str()), (200, Some("ord-77812")), "{body}");
     let (status, _, body) = get(&server.url("/web/api/products/p-01001?reviews=2"), None).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topReviews"].as_array().unwrap().len(), 2, "{body}");
+    let (_, _, body) = get(&server.url("/web/api/products/p-01001"), None).await;
+    assert_eq!(body["topReviews"].as_array().unwrap().len(), 3, "{body}");
+    let (_, _, body) = get(&server.url("/web/api/products/p-01001?reviews=2"), None).await;
     assert_eq!(body["sellerName"], "Babbage Audio Store");
     assert_eq!(
         body["variants"][1],
@@ -292,4 +297,25 @@ async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
     }
     let (_, _, body) = get(&server.url("/mobile/api/home"), Some(&t)).await;
     assert_eq!(body["cartItemCount"], 5);
+}
+
+#[tokio::test]
+async fn sighup_does_not_stop_the_server() {
+    let server = Server::start("facade.yaml", &["--demo"]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    server.wait_log(|l| l.contains("SIGHUP") && l.contains("not in force"));
+    let (status, _, _) = get(&server.url("/healthz"), None).await;
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_taken_listen_address_names_the_flag_before_demo_backends_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(&["serve", "--demo", "--listen", &addr]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--listen") && err.contains(&addr), "{err}");
+    assert!(!err.contains("demo backend started"), "{err}");
 }

@@ -237,3 +237,89 @@ fn json_openapi_documents_type_calls_too() {
         "compositions/app.yaml:10:10: $.u.nmae: users GET /users/{id} has no property \"nmae\"; did you mean \"name\"?"
     );
 }
+
+#[test]
+fn comma_split_and_lost_indentation_symptoms() {
+    let c = comp(
+        r#"  e:
+    get: /e
+    auth: none
+    calls:
+      u: { service: other, get: "/u" }
+    response:
+      badge: { b: coalesce($.u.a, 0) }
+      list:
+        each: "$.u.items[*]"
+        fields:
+        id: "@.id"
+  f:
+    get: /f
+    auth: none
+    response:
+    greeting: "hi"
+"#,
+    );
+    let d = "client: d\nbase_path: /d\nendpoints:\n  e:\n    get: /e\n    auth: none\n    response:\n      tags: { t: join($.a.t, \" / \") }\n";
+    let e = "client: e\nbase_path: /e\nendpoints:\n  e:\n    get: /e\n    auth: none\n    response:\n      a: 1\n     b: 2\n";
+    insta::assert_snapshot!(diagnostics(
+        SERVICES,
+        &[("app.yaml", &c), ("d.yaml", d), ("e.yaml", e)],
+        &[]
+    ));
+}
+
+#[test]
+fn a_configuration_written_as_json_with_quoted_durations_loads() {
+    let facade = serde_json::json!({
+        "listen": "127.0.0.1:0",
+        "services": {"users": {"url": "http://127.0.0.1:9", "timeout": "2s", "retries": 1,
+                     "circuit_breaker": {"failures": 3, "within": "10s", "open_for": "30s"}}},
+        "limits": {"request_body": "1MiB", "request_headers": "32KiB", "upstream_body": "8MiB"}
+    });
+    let c = serde_json::json!({
+        "client": "app", "base_path": "/app",
+        "endpoints": {"e": {"get": "/e", "auth": "none",
+            "calls": {"u": {"service": "users", "get": "/u", "timeout": "300ms", "cache": "5s"}},
+            "response": {"name": "$.u.name", "n": "coalesce($.u.a, 0)"}}}
+    });
+    let p = Project::new(&facade.to_string(), &[("app.yaml", &c.to_string())]);
+    let plan = p.plan(&[]);
+    assert_eq!(plan.services[0].timeout, std::time::Duration::from_secs(2));
+    assert_eq!(plan.limits.request_body, 1 << 20);
+    // The same keys quoted in YAML read the same as written plain.
+    let yaml = "services:\n  users:\n    url: \"http://127.0.0.1:9\"\n    timeout: '2s'\nlimits:\n  request_body: \"512KiB\"\n";
+    let plan = Project::new(yaml, &[]).plan(&[]);
+    assert_eq!(plan.services[0].timeout, std::time::Duration::from_secs(2));
+    assert_eq!(plan.limits.request_body, 512 << 10);
+}
+
+#[test]
+fn concrete_openapi_paths_win_over_templated_ones_whatever_their_order() {
+    let facade = "services:\n  meta:\n    url: http://127.0.0.1:9\n    schema: meta.yaml\n";
+    let doc = r#"
+openapi: 3.0.3
+info: { title: meta, version: "1" }
+paths:
+  /metadata_templates/{template_id}:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: { type: object, properties: { templateKey: { type: string } } }
+  /metadata_templates/enterprise:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: { type: object, properties: { entries: { type: array } } }
+"#;
+    let c = comp("  e:\n    get: /e\n    auth: none\n    calls:\n      ent: { service: meta, get: /metadata_templates/enterprise }\n      one: { service: meta, get: \"/metadata_templates/{$.ent.entries[0]}\" }\n    response:\n      n: \"length($.ent.entries)\"\n      k: \"$.one.templateKey\"\n");
+    let out = Project::new(facade, &[("app.yaml", &c)])
+        .schema("meta.yaml", doc)
+        .diagnostics(&[]);
+    assert_eq!(out, "");
+}

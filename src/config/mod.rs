@@ -88,9 +88,21 @@ fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
     if value.starts_with('@') {
         return Some("quote expressions that start with `@` or `{`: `name: \"@.name\"`".into());
     }
-    if line.contains('{') && message.contains("flow") {
+    if line.contains('{') && line.contains('(') && message.contains("trailing content") {
+        return Some(
+            "inside a flow mapping `{ … }` YAML splits a value at every comma: quote the whole expression, and use single quotes around it when it holds double quotes: `{ t: 'join($.tags, \" / \")' }`"
+                .into(),
+        );
+    }
+    if line.contains('{') && (message.contains("flow") || message.contains("trailing content")) {
         return Some(
             "inside a flow mapping `{ … }`, quote expressions that hold `[`, `]`, `,`, `{`, `}` or ` #`: `{ x: \"$.a[0]\" }`"
+                .into(),
+        );
+    }
+    if message.contains("did not find expected key") || message.contains("mapping values are not allowed") {
+        return Some(
+            "check the indentation here: a key must line up with the keys of its mapping (spaces only, no tabs), and its value must be indented further than the key"
                 .into(),
         );
     }

@@ -117,17 +117,28 @@ impl Reader<'_> {
     pub fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let entries = self.map_entries(node, what)?;
         let mut out: Vec<(&'n str, &'n Node, &'n Node)> = Vec::new();
+        // An allowed key left empty (`response:` with nothing under it): the unknown keys that
+        // follow it are almost always its contents that lost their indentation.
+        let mut emptied: Option<&str> = None;
         for (k, v) in entries {
             let Some(key) = self.key(k) else { continue };
             if !allowed.contains(&key) {
-                let hint = did_you_mean(key, allowed.iter().copied())
-                    .or_else(|| Some(format!("allowed here: {}", allowed.join(", "))));
+                let hint = match emptied {
+                    Some(parent) => Some(format!(
+                        "`{parent}:` above is empty: if `{key}` belongs under it, indent it further than `{parent}:`"
+                    )),
+                    None => did_you_mean(key, allowed.iter().copied())
+                        .or_else(|| Some(format!("allowed here: {}", allowed.join(", ")))),
+                };
                 self.error(k.loc, format!("unknown key `{key}` in {what}"), hint);
                 continue;
             }
             if out.iter().any(|(e, _, _)| *e == key) {
                 self.error(k.loc, format!("duplicate key `{key}` in {what}"), None);
                 continue;
+            }
+            if is_empty_scalar(v) {
+                emptied = Some(key);
             }
             out.push((key, k, v));
         }
@@ -200,11 +211,15 @@ impl Reader<'_> {
         }
     }
 
+    /// Reads a typed scalar. Numbers and booleans must be written plain (`"3"` is a string); `text`
+    /// types (durations, sizes) are strings in YAML however they are written (SPEC §3), so a
+    /// configuration written as JSON, or by a tool that quotes every string, reads the same.
     fn typed<T>(
         &mut self,
         node: &Node,
         what: &str,
         expected: &str,
+        text_type: bool,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
         match &node.kind {
@@ -212,7 +227,7 @@ impl Reader<'_> {
                 env: EnvUse::Failed, ..
             } => None,
             NodeKind::Scalar { text, plain, env } => {
-                let parsed = if *plain { parse(text) } else { None };
+                let parsed = if *plain || text_type { parse(text) } else { None };
                 if parsed.is_none() {
                     let found = match env {
                         EnvUse::None if *plain => format!("`{text}`"),
@@ -237,7 +252,7 @@ impl Reader<'_> {
 
     /// Reads `true` or `false`.
     pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
-        self.typed(node, what, "`true` or `false`", |t| match resolve_plain(t) {
+        self.typed(node, what, "`true` or `false`", false, |t| match resolve_plain(t) {
             CoreScalar::Bool(b) => Some(b),
             _ => None,
         })
@@ -245,7 +260,7 @@ impl Reader<'_> {
 
     /// Reads a non-negative integer.
     pub fn u64(&mut self, node: &Node, what: &str) -> Option<u64> {
-        self.typed(node, what, "a whole number", |t| match resolve_plain(t) {
+        self.typed(node, what, "a whole number", false, |t| match resolve_plain(t) {
             CoreScalar::Int(i) => u64::try_from(i).ok(),
             _ => None,
         })
@@ -257,6 +272,7 @@ impl Reader<'_> {
             node,
             what,
             "a duration like `250ms`, `2s`, `5m` or `1h`",
+            true,
             parse_duration,
         )
     }
@@ -273,7 +289,7 @@ impl Reader<'_> {
 
     /// Reads a size: `512KiB`, `1MiB`, or a number of bytes.
     pub fn size(&mut self, node: &Node, what: &str) -> Option<u64> {
-        self.typed(node, what, "a size like `512KiB` or `1MiB`", parse_size)
+        self.typed(node, what, "a size like `512KiB` or `1MiB`", true, parse_size)
     }
 
     /// Reads a list of strings (a single string is accepted as a list of one).
@@ -311,6 +327,11 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// True for a key written with nothing after it (`response:`).
+pub fn is_empty_scalar(node: &Node) -> bool {
+    matches!(&node.kind, NodeKind::Scalar { text, plain: true, .. } if text.is_empty())
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` (also `0`).

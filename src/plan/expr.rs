@@ -175,6 +175,27 @@ pub fn parse_node(node: &Node, scope: Scope, errors: &mut Vec<ExprError>) -> Exp
             if keys.len() == 1 && keys[0] == "const" {
                 return Expr::Literal(entries[0].1.to_json());
             }
+            if keys.len() > 2 && keys.contains(&"each") && keys.contains(&"fields") {
+                let fields = entries.iter().find(|(k, _)| k.as_scalar() == Some("fields"));
+                if let Some((k, _)) = fields.filter(|(_, v)| crate::config::read::is_empty_scalar(v)) {
+                    let stray: Vec<&str> = keys
+                        .iter()
+                        .copied()
+                        .filter(|k| *k != "each" && *k != "fields")
+                        .collect();
+                    errors.push(ExprError {
+                        message: format!(
+                            "`fields:` is empty, and `each` has other keys beside it: `{}`",
+                            stray.join("`, `")
+                        ),
+                        hint: Some(
+                            "the item's fields lost their indentation: indent them further than `fields:`".into(),
+                        ),
+                        at: k.loc,
+                    });
+                    return Expr::Literal(Value::Null);
+                }
+            }
             if keys.len() == 2 && keys.contains(&"each") && keys.contains(&"fields") {
                 let get = |name: &str| {
                     entries
@@ -217,6 +238,16 @@ pub fn parse_node(node: &Node, scope: Scope, errors: &mut Vec<ExprError>) -> Exp
                     });
                     continue;
                 }
+                if looks_like_split_tail(key) {
+                    errors.push(ExprError {
+                        message: format!(
+                            "field name `{key}` looks like the end of an expression that YAML split at a comma"
+                        ),
+                        hint: Some(split_hint("coalesce")),
+                        at: k.loc,
+                    });
+                    continue;
+                }
                 if fields.iter().any(|(f, _): &(String, Expr)| f == key) {
                     errors.push(ExprError {
                         message: format!("field `{key}` is written twice"),
@@ -241,6 +272,12 @@ pub fn parse_str(s: &str, scope: Scope) -> ParseResult<Expr> {
     }
     if let Some((name, args)) = split_call(s) {
         return parse_call(name, args, scope);
+    }
+    if let Some(name) = unclosed_call(s) {
+        return Err((
+            format!("`{s}` opens a call of `{name}(` that never closes"),
+            Some(split_hint(name)),
+        ));
     }
     if s.contains("{$") || s.contains("{@") {
         return parse_template(s, scope);
@@ -413,6 +450,45 @@ fn unquote_name(n: &str) -> String {
         return inner.replace("\\'", "'").replace("\\\\", "\\");
     }
     n.to_string()
+}
+
+/// The symptom of YAML splitting `{ x: coalesce($.a, 0) }` at its comma: a value that starts like a
+/// function call (`coalesce($.a`) whose parentheses do not close. Returns the function's name.
+fn unclosed_call(s: &str) -> Option<&str> {
+    let open = s.find('(')?;
+    let name = &s[..open];
+    if !crate::config::composition::is_name(name) {
+        return None;
+    }
+    let mut depth = 0i32;
+    for (_, c) in outside_quotes(&s[open..]) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    (depth > 0).then_some(name)
+}
+
+/// A key such as `0)` or ` " / ")`: the part after the comma of a split function call.
+fn looks_like_split_tail(key: &str) -> bool {
+    let mut depth = 0i32;
+    for (_, c) in outside_quotes(key) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth < 0
+}
+
+/// The quoting advice for an expression that YAML split at a comma inside a flow mapping.
+pub fn split_hint(name: &str) -> String {
+    format!(
+        "inside a flow mapping `{{ … }}` YAML splits a value at every comma: quote the whole expression, e.g. `x: \"{name}($.a, $.b)\"`"
+    )
 }
 
 /// Recognises `name(…)` with a balanced closing parenthesis at the very end.

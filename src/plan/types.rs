@@ -356,6 +356,7 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
         Method::Patch => "patch",
         Method::Delete => "delete",
     };
+    let mut best: Option<(Vec<bool>, Operation<'a>)> = None;
     for (p, item) in paths {
         let op_segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
         let matches = |prefix: &[String]| -> bool {
@@ -377,12 +378,24 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
         }
         let item = resolve(doc, item);
         let Some(op) = item.get(method) else { continue };
-        return Some(Operation {
-            label: format!("{} {p}", call.method.as_str()),
-            response: response_schema(doc, op),
-        });
+        // OpenAPI's rule: a concrete segment wins over a template at the first place they differ
+        // (`/templates/enterprise` before `/templates/{id}`), whatever the document's order.
+        let rank: Vec<bool> = op_segs
+            .iter()
+            .map(|o| !(o.starts_with('{') && o.ends_with('}')))
+            .collect();
+        if best.as_ref().is_some_and(|(r, _)| *r >= rank) {
+            continue;
+        }
+        best = Some((
+            rank,
+            Operation {
+                label: format!("{} {p}", call.method.as_str()),
+                response: response_schema(doc, op),
+            },
+        ));
     }
-    None
+    best.map(|(_, op)| op)
 }
 
 enum Seg {
