@@ -50,19 +50,21 @@ pub fn routes(config: &Path) -> i32 {
         "RATE LIMIT".into(),
     ]];
     for ep in &plan.endpoints {
-        let auth = match ep.auth {
-            AuthMode::Required if ep.roles.is_empty() => "required".to_string(),
-            AuthMode::Required | AuthMode::Optional if !ep.roles.is_empty() => {
-                format!("{} roles={}", mode(ep.auth), ep.roles.join(","))
-            }
-            other => mode(other).to_string(),
-        };
         rows.push([
             ep.method.as_str().to_string(),
             ep.path.clone(),
             "rest".into(),
-            auth,
-            ep.rate_limit.clone().unwrap_or_else(|| "none".into()),
+            access_text(&ep.access),
+            ep.access.rate_limit.clone().unwrap_or_else(|| "none".into()),
+        ]);
+    }
+    for route in &plan.passthrough {
+        rows.push([
+            "*".to_string(),
+            route.label.clone(),
+            "passthrough".into(),
+            access_text(&route.access),
+            route.access.rate_limit.clone().unwrap_or_else(|| "none".into()),
         ]);
     }
     let widths: Vec<usize> = (0..5)
@@ -73,6 +75,14 @@ pub fn routes(config: &Path) -> i32 {
         println!("{}", line.join("  ").trim_end());
     }
     0
+}
+
+fn access_text(access: &crate::plan::Access) -> String {
+    if access.roles.is_empty() {
+        mode(access.auth).to_string()
+    } else {
+        format!("{} roles={}", mode(access.auth), access.roles.join(","))
+    }
 }
 
 fn mode(m: AuthMode) -> &'static str {

@@ -9,10 +9,12 @@
 //! - `http`: thin adapters from the plan to HTTP (REST endpoints, health) and `app(state)`.
 //! - `middleware`: request id, logging, header stripping, authentication.
 //! - `state`: the shared state behind an atomically swappable handle.
+//! - `clock`: the injected monotonic clock (cache, breakers).
 //! - `demo`: the built-in fixture backends of `serve --demo`.
 //! - `server`: binding, serving and graceful shutdown.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exec;

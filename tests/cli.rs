@@ -225,7 +225,7 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     assert_eq!(log["status"], 200);
     let latency = log["latency_ms"].as_f64().unwrap();
     assert_eq!((latency * 100.0).round() / 100.0, latency, "rounded: {line}");
-    assert_eq!(log["route"], "-");
+    assert_eq!(log["route"], "/healthz");
 
     // A slow request is in flight when SIGTERM arrives: it still completes, then the process exits 0.
     let url = server.url("/app/e");

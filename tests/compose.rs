@@ -850,7 +850,7 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
     assert_eq!(resp.status(), 200, "HEAD is answered like GET");
     let resp = client().delete(gw.url("/c/one")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
-    assert_eq!(resp.headers()["allow"], "GET");
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
     let (status, headers, body) = get(&gw.url("/healthz"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     assert!(headers.contains_key("x-request-id"));

@@ -113,7 +113,6 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("routes") {
         cfg.routes = read_routes(r, n);
-        mark(&mut cfg, &f, "routes");
     }
     if let Some(n) = f.get("graphql") {
         cfg.graphql = read_graphql(r, n);

@@ -138,7 +138,7 @@ pub struct ServiceConfig {
 }
 
 /// `circuit_breaker: { failures, within, open_for }`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitBreakerConfig {
     /// Failures that open the circuit.
     pub failures: u32,

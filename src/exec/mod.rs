@@ -143,44 +143,6 @@ pub enum ExecError {
 }
 
 impl ExecError {
-    /// The HTTP status for the client (SPEC §4.2).
-    pub fn status(&self) -> u16 {
-        match self {
-            ExecError::BadArgument(_) => 400,
-            ExecError::CallFailed { error, pass, .. } => match error {
-                CallError::Status { status: 404, .. } if !pass => 404,
-                CallError::Status { status, .. } if *pass && (400..500).contains(status) => *status,
-                CallError::Timeout(_) => 504,
-                _ => 502,
-            },
-        }
-    }
-
-    /// The error code for the client.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ExecError::BadArgument(_) => "bad_request",
-            ExecError::CallFailed { error, pass, .. } => match error {
-                CallError::Status { status, .. } if *pass && (400..500).contains(status) => "upstream_rejected",
-                CallError::Status { status: 404, .. } => "not_found",
-                CallError::Timeout(_) => "upstream_timeout",
-                _ => "upstream_failed",
-            },
-        }
-    }
-
-    /// The backend's body for `errors: pass`, the one exception to "never a backend body".
-    pub fn details(&self) -> Option<&Value> {
-        match self {
-            ExecError::CallFailed {
-                error: CallError::Status { status, body: Some(b) },
-                pass: true,
-                ..
-            } if (400..500).contains(status) => Some(b),
-            _ => None,
-        }
-    }
-
     /// A message for a person; never a URL or backend body.
     pub fn message(&self) -> String {
         match self {
@@ -200,6 +162,7 @@ fn client_message(call: &str, service: &str, error: &CallError) -> String {
         CallError::NotJson => "the backend's answer is not JSON".into(),
         CallError::TooLarge(n) => format!("the backend's answer is larger than {n} bytes"),
         CallError::NotMade(m) => format!("the call was not made: {m}"),
+        CallError::CircuitOpen => "the service's circuit is open, so the call was not made".into(),
     };
     format!("call `{call}` to service `{service}` failed: {what}")
 }
@@ -267,7 +230,7 @@ impl Exec {
                     tracing::warn!(call = %call.name, service = %service, error = %error, "required call failed");
                     return Err(ExecError::CallFailed {
                         call: call.name.clone(),
-                        service: service.clone(),
+                        service: service.to_string(),
                         error,
                         pass: call.errors_pass,
                     });
@@ -278,7 +241,7 @@ impl Exec {
                     done.index,
                     PartialFailure {
                         call: call.name.clone(),
-                        service: service.clone(),
+                        service: service.to_string(),
                         message: client_message(&call.name, service, first),
                     },
                 ));
@@ -436,7 +399,7 @@ fn take(body: Arc<Value>) -> Value {
 /// Builds the `Exec` dependencies from a plan's limits.
 pub fn new_exec(plan: &Plan, clock: Arc<dyn cache::Clock>) -> Result<Exec, String> {
     Ok(Exec {
-        upstream: Upstream::new(plan.limits.upstream_body)?,
+        upstream: Upstream::new(plan.limits.upstream_body, clock.clone())?,
         cache: ResponseCache::new(64 << 20, clock),
     })
 }

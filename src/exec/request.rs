@@ -161,6 +161,8 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
             timeout: call.timeout,
             retries: call.retries,
             shape: call.shape.clone(),
+            service: service.name.clone(),
+            breaker: service.circuit_breaker,
         },
         dedup_key,
         cache_key,

@@ -1,67 +1,181 @@
-//! The one place errors become HTTP: `{"error", "message", "request_id", …}` JSON bodies (SPEC §9).
+//! The one place failures become HTTP (SPEC §9): every stage's error converts into `HttpError`,
+//! which is written as `{"error", "message", "request_id", …}` with its status and headers. The
+//! status codes of §4.2 (failed calls), §6 (auth) and §8 (passthrough) are decided here and
+//! nowhere else.
 
+use crate::exec::ExecError;
+use crate::middleware::auth::AuthError;
+use crate::upstream::{CallError, ForwardError};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
-/// A JSON error answer.
+/// A failure of any stage of a request, ready to be answered (boxed: it travels in every
+/// `Result` of the request path, which should stay small).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct HttpError(Box<ErrorParts>);
+
+/// What an error answer holds.
+#[derive(Debug)]
+pub struct ErrorParts {
     /// HTTP status.
     pub status: StatusCode,
     /// Machine-readable code.
     pub code: &'static str,
-    /// For a person.
+    /// For a person; never a backend URL, a backend body or a secret.
     pub message: String,
-    /// The request's id.
-    pub request_id: HeaderValue,
-    /// More fields (`call`, `service`, `details`).
+    /// More body fields (`call`, `service`, `details`).
     pub extra: Map<String, Value>,
-    /// Extra response headers.
-    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Extra response headers (`Allow`, `WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl ApiError {
+impl HttpError {
     /// A new error.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>, request_id: &HeaderValue) -> ApiError {
-        ApiError {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> HttpError {
+        HttpError(Box::new(ErrorParts {
+            status,
             code,
             message: message.into(),
-            request_id: request_id.clone(),
             extra: Map::new(),
             headers: Vec::new(),
-        }
+        }))
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(method: &http::Method, allow: &[&str]) -> HttpError {
+        HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed here"),
+        )
+        .header(
+            http::header::ALLOW,
+            HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static("")),
+        )
     }
 
     /// Adds a body field.
-    pub fn with(mut self, key: &str, value: Value) -> ApiError {
-        self.extra.insert(key.to_string(), value);
+    pub fn with(mut self, key: &str, value: Value) -> HttpError {
+        self.0.extra.insert(key.to_string(), value);
         self
     }
 
     /// Adds a response header.
-    pub fn header(mut self, name: http::HeaderName, value: HeaderValue) -> ApiError {
-        self.headers.push((name, value));
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> HttpError {
+        self.0.headers.push((name, value));
         self
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The JSON answer, carrying the request's id.
+    pub fn respond(self, request_id: &HeaderValue) -> Response {
+        let parts = *self.0;
         let mut body = Map::new();
-        body.insert("error".into(), Value::String(self.code.into()));
-        body.insert("message".into(), Value::String(self.message));
+        body.insert("error".into(), Value::String(parts.code.into()));
+        body.insert("message".into(), Value::String(parts.message));
         body.insert(
             "request_id".into(),
-            Value::String(self.request_id.to_str().unwrap_or_default().to_string()),
+            Value::String(request_id.to_str().unwrap_or_default().to_string()),
         );
-        body.extend(self.extra);
-        let mut resp = json_response(self.status, &Value::Object(body));
-        for (k, v) in self.headers {
+        body.extend(parts.extra);
+        let mut resp = json_response(parts.status, &Value::Object(body));
+        for (k, v) in parts.headers {
             resp.headers_mut().insert(k, v);
         }
         resp
+    }
+}
+
+impl From<AuthError> for HttpError {
+    fn from(e: AuthError) -> HttpError {
+        let (status, code) = match &e {
+            AuthError::Missing => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AuthError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        };
+        let mut err = HttpError::new(status, code, e.message());
+        let challenge = match &e {
+            AuthError::Missing => Some("Bearer"),
+            AuthError::Invalid(_) => Some("Bearer error=\"invalid_token\""),
+            AuthError::Forbidden => None,
+        };
+        if let Some(w) = challenge {
+            err = err.header(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(w));
+        }
+        err
+    }
+}
+
+impl From<ExecError> for HttpError {
+    /// SPEC §4.2: a backend 404 gives 404, `errors: pass` keeps a backend 4xx, timeouts give 504,
+    /// everything else 502.
+    fn from(e: ExecError) -> HttpError {
+        let message = e.message();
+        let ExecError::CallFailed {
+            call,
+            service,
+            error,
+            pass,
+        } = e
+        else {
+            return HttpError::bad_request(message);
+        };
+        let (status, code) = match &error {
+            CallError::Status { status, .. } if pass && (400..500).contains(status) => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "upstream_rejected",
+            ),
+            CallError::Status { status: 404, .. } => (StatusCode::NOT_FOUND, "not_found"),
+            CallError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            _ => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+        };
+        let mut err = HttpError::new(status, code, message)
+            .with("call", Value::String(call))
+            .with("service", Value::String(service));
+        if let CallError::Status { status, body: Some(b) } = &error {
+            if pass && (400..500).contains(status) {
+                err = err.with("details", (**b).clone());
+            }
+        }
+        err
+    }
+}
+
+impl From<ForwardError> for HttpError {
+    /// SPEC §8: connect error 502, no response headers in time 504, open circuit 503.
+    fn from(e: ForwardError) -> HttpError {
+        match e {
+            ForwardError::Connect(_) => HttpError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                "the backend could not be reached",
+            ),
+            ForwardError::Timeout(d) => HttpError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("the backend sent no response within {} ms", d.as_millis()),
+            ),
+            ForwardError::CircuitOpen => HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "circuit_open",
+                "the service's circuit is open after repeated failures; try again later",
+            ),
+        }
     }
 }
 

@@ -1,94 +1,46 @@
-//! Composed REST endpoints: route lookup in the plan, authentication, parameter conversion, the
-//! executor, and the JSON answer with `X-Facade-Partial`.
+//! Composed REST endpoints, after route resolution and access: parameter conversion (the body
+//! held to `limits.request_body`), the executor, and the JSON answer with `X-Facade-Partial`.
 
-use super::error::{json_bytes, ApiError};
+use super::error::{json_bytes, HttpError};
 use crate::config::model::{BaseType, ParamSource};
 use crate::exec::{Dedup, RequestCtx};
-use crate::middleware::auth::authenticate;
-use crate::middleware::front::{RequestId, RouteLabel};
+use crate::middleware::auth::Authenticated;
 use crate::plan::args::{convert, convert_text};
+use crate::plan::routes::Matched;
 use crate::plan::{Endpoint, Plan};
 use crate::state::AppState;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
-use std::sync::Arc;
 
-/// Answers every request that no fixed route took.
-pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or(HeaderValue::from_static("-"));
-    let plan = state.plan();
-    let path = req.uri().path().to_string();
-    // HEAD is answered like GET, without a body (hyper drops it).
-    let lookup = if req.method() == http::Method::HEAD {
-        http::Method::GET
-    } else {
-        req.method().clone()
-    };
-    let Some(found) = plan.routes.find(&lookup, &path) else {
-        let allowed = plan.routes.methods_at(&path);
-        if !allowed.is_empty() {
-            let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            return ApiError::new(
-                405,
-                "method_not_allowed",
-                format!("{} is not allowed here", req.method()),
-                &request_id,
-            )
-            .header(
-                http::header::ALLOW,
-                HeaderValue::from_str(&list.join(", ")).unwrap_or(HeaderValue::from_static("")),
-            )
-            .into_response();
-        }
-        return ApiError::new(
-            404,
-            "not_found",
-            format!("no route for {} {path}", req.method()),
-            &request_id,
-        )
-        .into_response();
-    };
-    let endpoint = plan.endpoints[found.index].clone();
-    if let Some(name) = &found.undecodable {
-        let message = format!("path parameter `{name}` is not valid UTF-8 once percent-decoded");
-        let mut resp = ApiError::new(400, "bad_request", message, &request_id).into_response();
-        resp.extensions_mut().insert(RouteLabel(endpoint.path.clone()));
-        return resp;
-    }
-    let mut resp = run(&state, &plan, &endpoint, found.params, req, &request_id).await;
-    resp.extensions_mut().insert(RouteLabel(endpoint.path.clone()));
-    resp
-}
-
-async fn run(
+/// Runs a composed endpoint for a request that passed the access stage.
+pub async fn handle(
     state: &AppState,
     plan: &Plan,
     endpoint: &Endpoint,
-    path_params: Vec<(String, String)>,
+    found: Matched,
+    authenticated: Authenticated,
     req: Request,
     request_id: &HeaderValue,
-) -> Response {
-    let authenticated = match authenticate(plan.auth.as_ref(), endpoint.auth, &endpoint.roles, req.headers()) {
-        Ok(a) => a,
-        Err(e) => {
-            let mut err = ApiError::new(e.status(), e.code(), e.message(), request_id);
-            if let Some(w) = e.www_authenticate() {
-                err = err.header(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(w));
-            }
-            return err.into_response();
-        }
-    };
+) -> Result<Response, HttpError> {
+    if let Some(name) = &found.undecodable {
+        return Err(HttpError::bad_request(format!(
+            "path parameter `{name}` is not valid UTF-8 once percent-decoded"
+        )));
+    }
+    let limit = plan.limits.request_body;
+    // A declared length above the limit is refused before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
     let traceparent = req.headers().get("traceparent").cloned();
-    let args = match read_args(endpoint, path_params, req, plan.limits.request_body).await {
-        Ok(a) => a,
-        Err((status, code, message)) => return ApiError::new(status, code, message, request_id).into_response(),
-    };
+    let args = read_args(endpoint, found.params, req, limit).await?;
     let ctx = RequestCtx::new(
         args,
         authenticated.claims,
@@ -96,39 +48,26 @@ async fn run(
         request_id.clone(),
         traceparent,
     );
-    finish(state, plan, endpoint, ctx).await
-}
-
-async fn finish(state: &AppState, plan: &Plan, endpoint: &Endpoint, ctx: RequestCtx) -> Response {
     let dedup = Dedup::default();
-    match state.exec.run(plan, endpoint, &ctx, &dedup).await {
-        Ok(outcome) => {
-            let mut resp = json_bytes(StatusCode::OK, outcome.write_json(&endpoint.response));
-            if !outcome.partial.is_empty() {
-                let names: Vec<&str> = outcome.partial.iter().map(|p| p.call.as_str()).collect();
-                if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
-                    resp.headers_mut()
-                        .insert(HeaderName::from_static("x-facade-partial"), v);
-                }
-            }
-            resp
-        }
-        Err(e) => {
-            let mut err = ApiError::new(e.status(), e.code(), e.message(), &ctx.request_id);
-            if let crate::exec::ExecError::CallFailed { call, service, .. } = &e {
-                err = err
-                    .with("call", Value::String(call.clone()))
-                    .with("service", Value::String(service.clone()));
-            }
-            if let Some(details) = e.details() {
-                err = err.with("details", details.clone());
-            }
-            err.into_response()
+    let outcome = state.exec.run(plan, endpoint, &ctx, &dedup).await?;
+    let mut resp = json_bytes(StatusCode::OK, outcome.write_json(&endpoint.response));
+    if !outcome.partial.is_empty() {
+        let names: Vec<&str> = outcome.partial.iter().map(|p| p.call.as_str()).collect();
+        if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+            resp.headers_mut()
+                .insert(HeaderName::from_static("x-facade-partial"), v);
         }
     }
+    Ok(resp)
 }
 
-type ArgError = (u16, &'static str, String);
+fn too_large(limit: u64) -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
 
 /// Reads path, query, header and body parameters and converts them to their declared types.
 async fn read_args(
@@ -136,20 +75,17 @@ async fn read_args(
     path_params: Vec<(String, String)>,
     req: Request,
     body_limit: u64,
-) -> Result<Value, ArgError> {
-    let bad = |m: String| (400u16, "bad_request", m);
+) -> Result<Value, HttpError> {
+    let bad = HttpError::bad_request;
     let (parts, body) = req.into_parts();
     let mut args = Map::with_capacity(endpoint.params.len());
     let query: Vec<(String, String)> = parts.uri.query().map(form_urlencoded_pairs).unwrap_or_default();
     let needs_body = endpoint.params.iter().any(|p| p.source == ParamSource::Body);
     let body_json: Option<Map<String, Value>> = if needs_body {
-        let bytes = axum::body::to_bytes(body, body_limit as usize).await.map_err(|_| {
-            (
-                413u16,
-                "payload_too_large",
-                format!("the request body is larger than {body_limit} bytes"),
-            )
-        })?;
+        // Counted while reading, so a chunked body is held to the limit too.
+        let bytes = axum::body::to_bytes(body, body_limit as usize)
+            .await
+            .map_err(|_| too_large(body_limit))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             Some(Map::new())
         } else {
@@ -163,7 +99,7 @@ async fn read_args(
         None
     };
     for p in &endpoint.params {
-        let name = &p.name.value;
+        let name = &p.name;
         let value = match &p.source {
             ParamSource::Path => {
                 let text = path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -211,7 +147,7 @@ async fn read_args(
         let value = match value {
             Some(v) => v,
             None => match &p.default {
-                Some(d) => convert(d, &p.ty).unwrap_or(Value::Null),
+                Some(d) => d.clone(),
                 None if p.ty.required => {
                     let place = match &p.source {
                         ParamSource::Path => "path parameter",

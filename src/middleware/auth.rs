@@ -28,38 +28,12 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
-        match self {
-            AuthError::Forbidden => 403,
-            _ => 401,
-        }
-    }
-
-    /// The JSON error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::Missing => "unauthorized",
-            AuthError::Invalid(_) => "invalid_token",
-            AuthError::Forbidden => "forbidden",
-        }
-    }
-
     /// A message for a person.
     pub fn message(&self) -> String {
         match self {
             AuthError::Missing => "a bearer token is required".into(),
             AuthError::Invalid(e) => e.to_string(),
             AuthError::Forbidden => "the token does not hold a role this route needs".into(),
-        }
-    }
-
-    /// The `WWW-Authenticate` value, for 401s.
-    pub fn www_authenticate(&self) -> Option<&'static str> {
-        match self {
-            AuthError::Missing => Some("Bearer"),
-            AuthError::Invalid(_) => Some("Bearer error=\"invalid_token\""),
-            AuthError::Forbidden => None,
         }
     }
 }

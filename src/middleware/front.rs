@@ -1,8 +1,13 @@
-//! The outermost layer of every request: it gives the request its id (the client's `X-Request-Id`
-//! when sane, else a new one), removes every `forward_claims` header the client sent before
-//! anything else can read it, and writes one structured log line when the response is ready.
-//! It sits outside everything so that even 404s and auth failures carry an id and are logged.
+//! The first stages of every request, in this order: it takes the plan in force once (every later
+//! stage reads that same `Arc<Plan>`, so a reload between two stages can never mix two plans),
+//! gives the request its id (the client's `X-Request-Id` when sane, else a new one), removes every
+//! `forward_claims` header the client sent before anything else can read it, refuses header sets
+//! above `limits.request_headers` (431), and writes one structured log line when the response is
+//! ready. It sits outside everything so that even 404s, 431s and auth failures carry an id and are
+//! logged.
 
+use crate::http::error::HttpError;
+use crate::plan::Plan;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -14,6 +19,10 @@ use std::time::Instant;
 /// The request's id, for handlers and error bodies.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
+
+/// The plan taken for this request.
+#[derive(Debug, Clone)]
+pub struct CurrentPlan(pub Arc<Plan>);
 
 /// The route a handler matched, for the log line (set on the response's extensions).
 #[derive(Debug, Clone)]
@@ -36,19 +45,29 @@ pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: N
             HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
         });
     req.extensions_mut().insert(RequestId(id.clone()));
-    {
-        let plan = state.plan();
-        if let Some(auth) = &plan.auth {
-            for (name, _) in &auth.forward_claims {
-                req.headers_mut().remove(name);
-            }
+    let plan = state.plan();
+    if let Some(auth) = &plan.auth {
+        for (name, _) in &auth.forward_claims {
+            req.headers_mut().remove(name);
         }
     }
+    let limit = plan.limits.request_headers;
+    let too_large = headers_size(req.headers()) > limit;
+    req.extensions_mut().insert(CurrentPlan(plan));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     // Every log line written while handling the request carries its id.
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"));
-    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let mut resp = if too_large {
+        HttpError::new(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large",
+            format!("the request headers together are larger than {limit} bytes"),
+        )
+        .respond(&id)
+    } else {
+        tracing::Instrument::instrument(next.run(req), span).await
+    };
     resp.headers_mut().insert("x-request-id", id.clone());
     let route = resp
         .extensions()
@@ -66,4 +85,12 @@ pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: N
         "request"
     );
     resp
+}
+
+/// All request headers together as SPEC §3 counts them: Σ (name + value + 4).
+pub fn headers_size(headers: &http::HeaderMap) -> u64 {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum()
 }

@@ -23,14 +23,15 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         .services
         .iter()
         .map(|s| Service {
-            name: s.name.value.clone(),
+            name: Arc::from(s.name.value.as_str()),
             base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
             base_path: base_path(&s.url.value),
             timeout: s.timeout,
             retries: s.retries,
+            circuit_breaker: s.circuit_breaker,
         })
         .collect();
-    let service_names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let service_names: Vec<&str> = services.iter().map(|s| &*s.name).collect();
 
     let mut auth = None;
     if let Some(a) = &gw.auth {
@@ -114,18 +115,6 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         }
     };
 
-    for r in &gw.routes {
-        if !service_names.contains(&r.service.value.as_str()) {
-            diags.error(
-                &file,
-                r.service.loc,
-                format!("unknown service `{}`", r.service.value),
-                did_you_mean(&r.service.value, service_names.iter().copied()),
-            );
-        }
-        check_auth(&mut diags, &file, &r.access.auth, &r.access.roles, r.loc);
-        check_policy(&mut diags, &file, &r.access.rate_limit);
-    }
     if let Some(g) = &gw.graphql {
         check_auth(&mut diags, &file, &g.auth, &[], g.path.loc);
         check_policy(&mut diags, &file, &g.rate_limit);
@@ -162,34 +151,16 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
             }
         }
     }
-    for r in &gw.routes {
-        for ep in &endpoints {
-            if routes::under_prefix(&ep.path, &r.prefix.value) {
-                diags.error(
-                    &file,
-                    r.prefix.loc,
-                    format!(
-                        "passthrough prefix `{}` covers the composed endpoint {} {}",
-                        r.prefix.value,
-                        ep.method.as_str(),
-                        ep.path
-                    ),
-                    None,
-                );
-            }
-        }
-        if ["/healthz", "/readyz", "/metrics"]
-            .iter()
-            .any(|p| routes::under_prefix(p, &r.prefix.value))
-        {
-            diags.error(
-                &file,
-                r.prefix.loc,
-                format!("passthrough prefix `{}` covers an operations route", r.prefix.value),
-                None,
-            );
-        }
-    }
+    let passthrough = compile_passthrough(
+        gw,
+        &service_names,
+        &endpoints,
+        &mut routes,
+        &mut diags,
+        |d, m, roles, loc| check_auth(d, &file, m, roles, loc),
+        |d, rl| check_policy(d, &file, rl),
+        default_policy,
+    );
 
     if diags.has_errors() {
         return (None, diags);
@@ -205,6 +176,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         services,
         endpoints,
         routes,
+        passthrough,
         auth,
         limits: gw.limits.clone(),
         not_in_force: not_in_force(loaded),
@@ -236,9 +208,6 @@ fn keys_complete(jwt: &JwtConfig) -> bool {
 fn not_in_force(loaded: &Loaded) -> Vec<String> {
     let gw = &loaded.gateway;
     let mut out: Vec<String> = gw.not_in_force.iter().map(|s| s.value.clone()).collect();
-    for s in gw.services.iter().filter(|s| s.circuit_breaker.is_some()) {
-        out.push(format!("services.{}.circuit_breaker", s.name.value));
-    }
     for r in gw.routes.iter().filter(|r| r.access.rate_limit.is_some()) {
         out.push(format!("routes[{}].rate_limit", r.prefix.value));
     }
@@ -261,4 +230,134 @@ pub fn base_path(url: &str) -> String {
     reqwest::Url::parse(url)
         .map(|u| u.path().trim_end_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// The paths Facade answers itself; no route may cover them (except the catch-all `/`).
+pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Compiles `routes:` (SPEC §8) and checks them against each other, the composed endpoints,
+/// `graphql.path` and the operations routes.
+#[allow(clippy::too_many_arguments)]
+fn compile_passthrough(
+    gw: &GatewayConfig,
+    service_names: &[&str],
+    endpoints: &[Arc<super::Endpoint>],
+    routes: &mut RouteTable,
+    diags: &mut Diagnostics,
+    mut check_auth: impl FnMut(&mut Diagnostics, &Option<Spanned<AuthMode>>, &[String], Loc) -> AuthMode,
+    mut check_policy: impl FnMut(&mut Diagnostics, &Option<Spanned<String>>),
+    default_policy: Option<&str>,
+) -> Vec<super::Passthrough> {
+    let file = &gw.file;
+    let mut out: Vec<super::Passthrough> = Vec::new();
+    let mut seen: Vec<(String, Loc)> = Vec::new();
+    for r in &gw.routes {
+        let service = service_names.iter().position(|s| *s == r.service.value);
+        if service.is_none() {
+            diags.error(
+                file,
+                r.service.loc,
+                format!("unknown service `{}`", r.service.value),
+                did_you_mean(&r.service.value, service_names.iter().copied()),
+            );
+        }
+        let auth = check_auth(diags, &r.access.auth, &r.access.roles, r.loc);
+        check_policy(diags, &r.access.rate_limit);
+        // A trailing `/` is ignored: `/api/orders/` is the route `/api/orders`.
+        let prefix = r.prefix.value.trim_end_matches('/').to_string();
+        let label = if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            prefix.clone()
+        };
+        if prefix.contains(['?', '#', '{', '}', '*']) {
+            diags.error(
+                file,
+                r.prefix.loc,
+                format!(
+                    "`prefix` `{}` must be a plain path (no `?`, `#`, `{{`, `}}` or `*`)",
+                    r.prefix.value
+                ),
+                None,
+            );
+        }
+        if prefix.split('/').any(|s| matches!(s, "." | "..")) {
+            diags.error(file, r.prefix.loc, "`prefix` must not hold `.` or `..` segments", None);
+        }
+        if let Some((_, other)) = seen.iter().find(|(p, _)| *p == prefix) {
+            diags.error(
+                file,
+                r.prefix.loc,
+                format!(
+                    "two routes have the prefix `{label}` (the other is at line {})",
+                    other.line
+                ),
+                None,
+            );
+        }
+        seen.push((prefix.clone(), r.prefix.loc));
+        // The catch-all `/` takes only what nothing else takes; any other prefix must not cover
+        // an endpoint, GraphQL or an operations route.
+        if !prefix.is_empty() {
+            for ep in endpoints {
+                if routes::under_prefix(&ep.path, &prefix) {
+                    diags.error(
+                        file,
+                        r.prefix.loc,
+                        format!(
+                            "passthrough prefix `{}` covers the composed endpoint {} {}",
+                            r.prefix.value,
+                            ep.method.as_str(),
+                            ep.path
+                        ),
+                        None,
+                    );
+                }
+            }
+            if let Some(ops) = OPS_PATHS.iter().find(|p| routes::under_prefix(p, &prefix)) {
+                diags.error(
+                    file,
+                    r.prefix.loc,
+                    format!(
+                        "passthrough prefix `{}` covers the operations route {ops}",
+                        r.prefix.value
+                    ),
+                    None,
+                );
+            }
+            if let Some(g) = &gw.graphql {
+                if routes::under_prefix(&g.path.value, &prefix) {
+                    diags.error(
+                        file,
+                        r.prefix.loc,
+                        format!(
+                            "passthrough prefix `{}` covers graphql.path {}",
+                            r.prefix.value, g.path.value
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+        let target = match &r.rewrite {
+            Some(rw) => {
+                if !rw.starts_with('/') {
+                    diags.error(file, r.loc, "`rewrite` must be a path starting with `/`", None);
+                }
+                super::Target::Rewrite(rw.trim_end_matches('/').to_string())
+            }
+            None if r.strip_prefix => super::Target::Strip,
+            None => super::Target::Keep,
+        };
+        let Some(service) = service else { continue };
+        routes.insert_prefix(&prefix, out.len());
+        out.push(super::Passthrough {
+            prefix,
+            label,
+            service,
+            target,
+            access: super::Access::new(auth, &r.access, default_policy),
+        });
+    }
+    out
 }

@@ -3,6 +3,7 @@
 
 use super::compile::RESERVED;
 use super::expr::{self, parse_node, Expr, Part, RootRef, Scope, Step};
+use super::Access;
 use super::{shape, types, CachePolicy, Call, EachCall, Endpoint, PathPart, Service};
 use crate::config::diag::{did_you_mean, Diagnostics, Loc};
 use crate::config::model::*;
@@ -99,14 +100,14 @@ pub(super) fn compile_endpoint(
                 None,
             );
         }
-        let service = match services.iter().position(|s| s.name == c.service.value) {
+        let service = match services.iter().position(|s| *s.name == *c.service.value) {
             Some(i) => i,
             None => {
                 diags.error(
                     file,
                     c.service.loc,
                     format!("unknown service `{}`", c.service.value),
-                    did_you_mean(&c.service.value, services.iter().map(|s| s.name.as_str())),
+                    did_you_mean(&c.service.value, services.iter().map(|s| &*s.name)),
                 );
                 // Keep checking the rest of the call; the endpoint is dropped because of the error.
                 usize::MAX
@@ -327,21 +328,23 @@ pub(super) fn compile_endpoint(
     types.check_endpoint(comp, ep, &calls, &response, diags);
 
     let full = format!("{}{}", comp.base_path.value, ep.path.value);
-    let rate_limit = match &ep.access.rate_limit {
-        Some(p) if p.value == "none" => None,
-        Some(p) => Some(p.value.clone()),
-        None => default_policy.map(str::to_string),
-    };
     let ok = diags.errors().count() == errors_before;
     ok.then(|| Endpoint {
         client: comp.client.value.clone(),
         name: ep.name.value.clone(),
         method: ep.method,
         path: full,
-        auth,
-        roles: ep.access.roles.clone(),
-        rate_limit,
-        params: ep.params.clone(),
+        access: Access::new(auth, &ep.access, default_policy),
+        params: ep
+            .params
+            .iter()
+            .map(|p| super::Param {
+                name: p.name.value.clone(),
+                source: p.source.clone(),
+                ty: p.ty.clone(),
+                default: p.default.as_ref().and_then(|d| super::args::convert(d, &p.ty).ok()),
+            })
+            .collect(),
         calls,
         response,
     })

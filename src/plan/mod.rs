@@ -32,8 +32,10 @@ pub struct Plan {
     pub services: Vec<Service>,
     /// Every composed endpoint, indexed by the route table.
     pub endpoints: Vec<Arc<Endpoint>>,
-    /// Method + path → endpoint.
+    /// Method + path → endpoint, and passthrough prefixes.
     pub routes: RouteTable,
+    /// Passthrough routes, indexed by the route table.
+    pub passthrough: Vec<Passthrough>,
     /// JWT verification and claim forwarding, when `auth` is configured.
     pub auth: Option<AuthPlan>,
     /// Body size limits.
@@ -58,8 +60,8 @@ pub struct AuthPlan {
 /// A backend service.
 #[derive(Debug, Clone)]
 pub struct Service {
-    /// Its name.
-    pub name: String,
+    /// Its name (also its circuit breaker's key, so breakers survive a reload).
+    pub name: Arc<str>,
     /// The base URL, parsed once: each call's URL is this with its path and query set, so the
     /// host is never parsed again on the request path.
     pub base: reqwest::Url,
@@ -69,6 +71,62 @@ pub struct Service {
     pub timeout: Duration,
     /// Extra tries for idempotent calls.
     pub retries: u32,
+    /// `circuit_breaker`, when configured.
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+}
+
+/// Who may use a route, the same for composed endpoints and passthrough routes (and, later,
+/// GraphQL fields): the effective auth mode, the roles and the rate-limit policy.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Effective auth mode (defaults already applied).
+    pub auth: AuthMode,
+    /// Roles of which the token must hold one (empty: any).
+    pub roles: Vec<String>,
+    /// The rate-limit policy in force (the route's, else the default; `none` gives `None`).
+    pub rate_limit: Option<String>,
+}
+
+impl Access {
+    /// The access of a route from what it wrote, its checked auth mode and the default policy.
+    pub fn new(auth: AuthMode, written: &AccessConfig, default_policy: Option<&str>) -> Access {
+        let rate_limit = match &written.rate_limit {
+            Some(p) if p.value == "none" => None,
+            Some(p) => Some(p.value.clone()),
+            None => default_policy.map(str::to_string),
+        };
+        Access {
+            auth,
+            roles: written.roles.clone(),
+            rate_limit,
+        }
+    }
+}
+
+/// A passthrough route (SPEC §8): everything under `prefix` goes to one service, streamed.
+#[derive(Debug)]
+pub struct Passthrough {
+    /// The prefix without a trailing `/` (empty for the catch-all `/`).
+    pub prefix: String,
+    /// The prefix as shown in logs, metrics and `facade routes` (`/` for the catch-all).
+    pub label: String,
+    /// Index of its service in `Plan::services`.
+    pub service: usize,
+    /// How the forwarded path is made.
+    pub target: Target,
+    /// Who may use it.
+    pub access: Access,
+}
+
+/// The path a passthrough route sends to its service (before the service URL's own path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The request path unchanged.
+    Keep,
+    /// `strip_prefix: true`: the path after the prefix (`/` when nothing is left).
+    Strip,
+    /// `rewrite: /v2/orders`: this path in place of the prefix (no trailing `/`).
+    Rewrite(String),
 }
 
 /// One composed endpoint.
@@ -82,18 +140,27 @@ pub struct Endpoint {
     pub method: Method,
     /// The full route path (`/mobile/api/home`), `{name}` for parameters.
     pub path: String,
-    /// Effective auth mode.
-    pub auth: AuthMode,
-    /// Roles of which the token must hold one (empty: any).
-    pub roles: Vec<String>,
-    /// The rate-limit policy named for it (or the default), for `facade routes`.
-    pub rate_limit: Option<String>,
+    /// Who may call it.
+    pub access: Access,
     /// Declared parameters.
-    pub params: Vec<ParamConfig>,
+    pub params: Vec<Param>,
     /// The calls, in written order; `deps` index into this.
     pub calls: Vec<Call>,
     /// The response projection.
     pub response: Expr,
+}
+
+/// A declared parameter of an endpoint, its default already converted to its type.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Its name under `$.args`.
+    pub name: String,
+    /// Where it is read from.
+    pub source: ParamSource,
+    /// Its type.
+    pub ty: ParamType,
+    /// The default, converted once at load (a default that does not convert is a load error).
+    pub default: Option<Value>,
 }
 
 /// One backend call of an endpoint.

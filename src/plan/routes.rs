@@ -1,7 +1,9 @@
-//! The route table of composed endpoints: method + path → endpoint index.
+//! The route table: method + path → composed endpoint, passthrough route, operations route, or
+//! why nothing answers (404, or 405 with the methods that would).
 //!
-//! Built once at compile time with `matchit` (axum's router), so conflicts are load errors rather
-//! than start-up panics, and the table swaps with the rest of the plan on reload.
+//! Built once at compile time with `matchit` (axum's router) for endpoints and a longest-prefix
+//! list for passthrough routes, so conflicts are load errors rather than start-up panics, and the
+//! table swaps with the rest of the plan on reload.
 
 use crate::config::model::Method;
 use std::collections::HashMap;
@@ -11,6 +13,32 @@ use std::collections::HashMap;
 pub struct RouteTable {
     by_method: HashMap<Method, matchit::Router<usize>>,
     paths: Vec<(Method, String)>,
+    /// Passthrough prefixes (no trailing `/`; empty for the catch-all), longest first.
+    prefixes: Vec<(String, usize)>,
+}
+
+/// The operations routes Facade answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ops {
+    /// `/healthz`.
+    Health,
+    /// `/readyz`.
+    Ready,
+}
+
+/// What answers a request.
+#[derive(Debug)]
+pub enum Resolved {
+    /// A composed endpoint.
+    Endpoint(Matched),
+    /// A passthrough route (its index in `Plan::passthrough`).
+    Passthrough(usize),
+    /// An operations route.
+    Ops(Ops),
+    /// A known path without this method: the methods it has.
+    MethodNotAllowed(Vec<&'static str>),
+    /// Nothing.
+    NotFound,
 }
 
 /// A matched route.
@@ -64,6 +92,58 @@ impl RouteTable {
         })
     }
 
+    /// Adds a passthrough prefix (no trailing `/`; empty for `/`). Duplicates were refused by
+    /// the compiler.
+    pub fn insert_prefix(&mut self, prefix: &str, index: usize) {
+        self.prefixes.push((prefix.to_string(), index));
+        self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    }
+
+    /// The passthrough route whose prefix is the longest that `path` falls under.
+    pub fn prefix_of(&self, path: &str) -> Option<usize> {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| under_prefix(path, p))
+            .map(|(_, i)| *i)
+    }
+
+    /// Resolves a request: a composed endpoint first (HEAD is answered as GET), then an
+    /// operations route, then the longest passthrough prefix (the catch-all `/` last of all);
+    /// a path that only an endpoint of another method has is a 405.
+    pub fn resolve(&self, method: &http::Method, path: &str) -> Resolved {
+        let lookup = if method == http::Method::HEAD {
+            &http::Method::GET
+        } else {
+            method
+        };
+        if let Some(found) = self.find(lookup, path) {
+            return Resolved::Endpoint(found);
+        }
+        let endpoint_methods = self.methods_at(path);
+        if !endpoint_methods.is_empty() {
+            let mut allow: Vec<&'static str> = endpoint_methods.iter().map(|m| m.as_str()).collect();
+            if allow.contains(&"GET") {
+                allow.push("HEAD");
+            }
+            return Resolved::MethodNotAllowed(allow);
+        }
+        let ops = match path {
+            "/healthz" => Some(Ops::Health),
+            "/readyz" => Some(Ops::Ready),
+            _ => None,
+        };
+        if let Some(ops) = ops {
+            if method == http::Method::GET || method == http::Method::HEAD {
+                return Resolved::Ops(ops);
+            }
+            return Resolved::MethodNotAllowed(vec!["GET", "HEAD"]);
+        }
+        match self.prefix_of(path) {
+            Some(i) => Resolved::Passthrough(i),
+            None => Resolved::NotFound,
+        }
+    }
+
     /// Methods that have a route at this path (for 405 answers).
     pub fn methods_at(&self, raw_path: &str) -> Vec<Method> {
         let mut out: Vec<Method> = self
@@ -104,6 +184,51 @@ pub fn to_method(m: &http::Method) -> Option<Method> {
     })
 }
 
+/// Removes `.` and `..` segments (RFC 3986 §5.2.4), with `%2e` counted as a dot (SPEC §8), and
+/// keeps everything else as sent, percent-encoding included. `None` when a `..` climbs above `/`.
+pub fn normalize(path: &str) -> Option<String> {
+    let has_dots = path.split('/').any(|s| dot_segment(s).is_some());
+    if !has_dots {
+        return Some(path.to_string());
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing = false;
+    for (i, seg) in segments.into_iter().enumerate() {
+        match dot_segment(seg) {
+            Some(1) => trailing = i == last,
+            Some(_) => {
+                out.pop()?;
+                trailing = i == last;
+            }
+            _ => {
+                out.push(seg);
+                trailing = false;
+            }
+        }
+    }
+    let mut text = String::with_capacity(path.len());
+    for seg in &out {
+        text.push('/');
+        text.push_str(seg);
+    }
+    if trailing || text.is_empty() {
+        text.push('/');
+    }
+    Some(text)
+}
+
+/// `Some(1)` for `.`, `Some(2)` for `..` (either with dots written as `%2e`), else `None`.
+fn dot_segment(seg: &str) -> Option<u8> {
+    let lower = seg.to_ascii_lowercase();
+    match lower.as_str() {
+        "." | "%2e" => Some(1),
+        ".." | ".%2e" | "%2e." | "%2e%2e" => Some(2),
+        _ => None,
+    }
+}
+
 /// True when `path` is `prefix` or below it at a segment boundary.
 pub fn under_prefix(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
@@ -128,5 +253,18 @@ mod tests {
         assert!(t.find(&http::Method::GET, "/b").is_none());
         assert!(under_prefix("/api/orders/7", "/api/orders"));
         assert!(!under_prefix("/api/ordersX", "/api/orders"));
+        assert!(under_prefix("/anything", ""));
+    }
+
+    #[test]
+    fn dot_segments_are_removed_and_may_not_climb_above_the_root() {
+        assert_eq!(normalize("/a/b").as_deref(), Some("/a/b"));
+        assert_eq!(normalize("/a/./b/../c").as_deref(), Some("/a/c"));
+        assert_eq!(normalize("/a/%2E%2e/c").as_deref(), Some("/c"));
+        assert_eq!(normalize("/a/b/..").as_deref(), Some("/a/"));
+        assert_eq!(normalize("/a/.").as_deref(), Some("/a/"));
+        assert_eq!(normalize("/..").as_deref(), None);
+        assert_eq!(normalize("/a/../../b").as_deref(), None);
+        assert_eq!(normalize("/a/%2F../b").as_deref(), Some("/a/%2F../b"));
     }
 }

@@ -39,7 +39,7 @@ impl<'a> TypeEnv<'a> {
         TypeEnv {
             docs: services
                 .iter()
-                .map(|s| loaded.schemas.iter().find(|d| d.service == s.name).map(|d| &d.doc))
+                .map(|s| loaded.schemas.iter().find(|d| *d.service == *s.name).map(|d| &d.doc))
                 .collect(),
         }
     }

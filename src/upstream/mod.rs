@@ -1,9 +1,21 @@
-//! The HTTP client to backends: one pooled `reqwest` client, per-attempt timeouts, retries for
-//! idempotent methods, and a cap on response bodies (SPEC §4.2).
+//! The HTTP client to backends, shared by composition calls and passthrough routes: one pooled
+//! client per transport, the circuit breakers, and two ways to call.
 //!
-//! Errors keep the backend URL for the log; they are never shown to clients as they are.
+//! - `send`: a composition call, buffered (per-attempt timeouts, retries for idempotent methods,
+//!   a cap on response bodies, the answer parsed into the shape the plan computed; SPEC §4.2).
+//! - `forward`: a passthrough request, streamed both ways (the timeout bounds the wait for the
+//!   response headers only; only connect errors of body-less idempotent requests are retried;
+//!   SPEC §8).
+//!
+//! Both go through the service's circuit breaker (SPEC §9). Errors keep the backend URL for the
+//! log; they are never shown to clients as they are.
 
-use crate::config::model::Method;
+pub mod breaker;
+
+use crate::clock::Clock;
+use crate::config::model::{CircuitBreakerConfig, Method};
+use axum::body::Body;
+use breaker::Breakers;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -36,6 +48,47 @@ pub enum CallError {
     /// The call was not made because a value it needs is unusable.
     #[error("not made: {0}")]
     NotMade(String),
+    /// The service's circuit is open: the call failed at once, without reaching the backend.
+    #[error("the circuit of the service is open")]
+    CircuitOpen,
+}
+
+impl CallError {
+    /// Whether the attempt counts against the circuit breaker: connect errors, timeouts and 5xx
+    /// (SPEC §9); a 4xx, or an answer that is not JSON, shows the backend is up.
+    fn breaks(&self) -> bool {
+        matches!(self, CallError::Connect(_) | CallError::Timeout(_))
+            || matches!(self, CallError::Status { status, .. } if *status >= 500)
+    }
+}
+
+/// Why a forwarded (passthrough) request got no answer from the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The connection could not be made (or broke before the response headers).
+    #[error("could not reach the backend: {0}")]
+    Connect(String),
+    /// No response headers within the timeout.
+    #[error("the backend sent no response headers within {0:?}")]
+    Timeout(Duration),
+    /// The service's circuit is open.
+    #[error("the circuit of the service is open")]
+    CircuitOpen,
+}
+
+/// Where a passthrough request goes and how.
+#[derive(Debug, Clone)]
+pub struct ForwardTarget<'a> {
+    /// The service's name (its breaker's key).
+    pub service: &'a str,
+    /// The full backend URL: the service URL's origin, its path, the forwarded path and query.
+    pub url: &'a str,
+    /// Bounds the wait for the response headers.
+    pub timeout: Duration,
+    /// Extra tries on connect errors (idempotent methods without a body only).
+    pub retries: u32,
+    /// The service's breaker settings.
+    pub breaker: Option<&'a CircuitBreakerConfig>,
 }
 
 /// One request to a backend, fully built.
@@ -55,6 +108,10 @@ pub struct CallRequest {
     pub retries: u32,
     /// The parts of a successful answer to keep.
     pub shape: Arc<crate::plan::shape::Shape>,
+    /// The service's name (its breaker's key).
+    pub service: Arc<str>,
+    /// The service's breaker settings.
+    pub breaker: Option<CircuitBreakerConfig>,
 }
 
 /// A successful answer.
@@ -72,10 +129,12 @@ pub struct Upstream {
     client: reqwest::Client,
     plain: PlainClient,
     body_limit: u64,
+    /// Per-service circuit breakers; kept across reloads.
+    pub breakers: Arc<Breakers>,
 }
 
-type PlainClient =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>;
+/// One pool for composition calls and passthrough routes alike: both send `Body`.
+type PlainClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
 impl Upstream {
     /// Builds the pooled clients. Redirects are not followed and proxies from the environment are
@@ -84,7 +143,7 @@ impl Upstream {
     /// Plain-HTTP backends (the usual case inside a cluster) go through a bare hyper-util client:
     /// profiles showed reqwest's per-call layers (its redirect layer re-parses every URL) as a
     /// quarter of the gateway's work per composed request. HTTPS backends use reqwest and rustls.
-    pub fn new(body_limit: u64) -> Result<Upstream, String> {
+    pub fn new(body_limit: u64, clock: Arc<dyn Clock>) -> Result<Upstream, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -104,6 +163,7 @@ impl Upstream {
             client,
             plain,
             body_limit,
+            breakers: Arc::new(Breakers::new(clock)),
         })
     }
 
@@ -111,11 +171,22 @@ impl Upstream {
     /// timeout).
     pub async fn send(&self, req: &CallRequest) -> Result<CallResponse, CallError> {
         let mut attempt = 0;
+        let breaker = req.breaker.as_ref().map(|cfg| self.breakers.get(&req.service, cfg));
         loop {
+            let permit = match &breaker {
+                Some(b) => match b.admit() {
+                    Some(p) => Some(p),
+                    None => return Err(CallError::CircuitOpen),
+                },
+                None => None,
+            };
             let result = match tokio::time::timeout(req.timeout, self.attempt(req)).await {
                 Ok(r) => r,
                 Err(_) => Err(CallError::Timeout(req.timeout)),
             };
+            if let Some(p) = permit {
+                p.record(result.as_ref().err().is_some_and(CallError::breaks));
+            }
             let retryable = match &result {
                 Err(CallError::Connect(_)) => true,
                 Err(CallError::Status { status, .. }) => matches!(status, 502..=504),
@@ -149,7 +220,7 @@ impl Upstream {
             .as_str()
             .parse()
             .map_err(|e: http::uri::InvalidUri| CallError::Connect(e.to_string()))?;
-        let mut request = http::Request::new(http_body_util::Full::new(req.body.clone().unwrap_or_default()));
+        let mut request = http::Request::new(Body::from(req.body.clone().unwrap_or_default()));
         *request.method_mut() = http_method(req.method);
         *request.uri_mut() = uri;
         *request.headers_mut() = req.headers.clone();
@@ -179,6 +250,95 @@ impl Upstream {
         }
         let resp = builder.send().await.map_err(|e| CallError::Connect(error_chain(&e)))?;
         read_answer(http::Response::from(resp), self.body_limit).await
+    }
+}
+
+impl Upstream {
+    /// Forwards a passthrough request and returns the backend's answer with its body still
+    /// streaming. `request` carries the method, the headers to send and the client's body; its
+    /// URI is replaced by `target.url`.
+    pub async fn forward(
+        &self,
+        target: &ForwardTarget<'_>,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ForwardError> {
+        let (mut parts, body) = request.into_parts();
+        let uri: http::Uri = target
+            .url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ForwardError::Connect(e.to_string()))?;
+        parts.uri = uri;
+        let has_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+            || parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        let retry_safe = !has_body
+            && matches!(
+                parts.method,
+                http::Method::GET
+                    | http::Method::HEAD
+                    | http::Method::OPTIONS
+                    | http::Method::PUT
+                    | http::Method::DELETE
+            );
+        let breaker = target.breaker.map(|cfg| self.breakers.get(target.service, cfg));
+        let mut body = Some(body);
+        let mut attempt = 0;
+        loop {
+            let permit = match &breaker {
+                Some(b) => match b.admit() {
+                    Some(p) => Some(p),
+                    None => return Err(ForwardError::CircuitOpen),
+                },
+                None => None,
+            };
+            let mut req = http::Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
+            *req.extensions_mut() = http::Extensions::new();
+            let sent = tokio::time::timeout(target.timeout, self.exchange_streaming(req)).await;
+            let result = match sent {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(ForwardError::Timeout(target.timeout)),
+            };
+            if let Some(p) = permit {
+                let failed = match &result {
+                    Ok(resp) => resp.status().is_server_error(),
+                    Err(_) => true,
+                };
+                p.record(failed);
+            }
+            if matches!(result, Err(ForwardError::Connect(_))) && retry_safe && attempt < target.retries {
+                attempt += 1;
+                continue;
+            }
+            if let Err(e) = &result {
+                tracing::warn!(url = %target.url, attempts = attempt + 1, error = %e, "passthrough request failed");
+            }
+            return result;
+        }
+    }
+
+    async fn exchange_streaming(&self, req: http::Request<Body>) -> Result<http::Response<Body>, ForwardError> {
+        if req.uri().scheme_str() == Some("http") {
+            let resp = self
+                .plain
+                .request(req)
+                .await
+                .map_err(|e| ForwardError::Connect(error_chain(&e)))?;
+            return Ok(resp.map(Body::new));
+        }
+        let (parts, body) = req.into_parts();
+        let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| ForwardError::Connect(e.to_string()))?;
+        let resp = self
+            .client
+            .request(parts.method, url)
+            .headers(parts.headers)
+            .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+            .send()
+            .await
+            .map_err(|e| ForwardError::Connect(error_chain(&e)))?;
+        Ok(http::Response::from(resp).map(Body::new))
     }
 }
 

@@ -1,0 +1,167 @@
+//! Passthrough routes (SPEC §8): the request goes to the route's service as a reverse proxy would
+//! send it, and the backend's status, headers and body come back unchanged, both bodies streamed.
+//!
+//! What changes on the way: the path (`strip_prefix`, `rewrite`, the service URL's own path in
+//! front; dot segments already removed by `dispatch`), hop-by-hop headers (dropped both ways,
+//! with every header that `Connection` names), the `forward_claims` headers (set from the token;
+//! the client's were removed by `front`), `Host` (the backend's), and `X-Forwarded-For`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-Id`, which are set.
+
+use super::error::HttpError;
+use crate::middleware::auth::Authenticated;
+use crate::plan::{Passthrough, Plan, Target};
+use crate::state::AppState;
+use crate::upstream::ForwardTarget;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use std::net::SocketAddr;
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+    "proxy-authenticate",
+];
+
+/// Forwards a request that passed the access stage. `path` is the normalised request path.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    state: &AppState,
+    plan: &Plan,
+    route: &Passthrough,
+    path: &str,
+    authenticated: Authenticated,
+    peer: Option<SocketAddr>,
+    req: Request,
+    request_id: &HeaderValue,
+) -> Result<Response, HttpError> {
+    if is_upgrade(req.headers()) {
+        return Err(HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "upgrade_not_supported",
+            "protocol upgrades (WebSocket) are not proxied in this version",
+        ));
+    }
+    let service = &plan.services[route.service];
+    let url = backend_url(service, route, path, req.uri().query());
+    let (mut parts, body) = req.into_parts();
+    let client_host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(http::header::HOST);
+    for (name, value) in authenticated.forwarded {
+        parts.headers.insert(name, value);
+    }
+    if let Some(ip) = peer.map(|p| p.ip().to_string()) {
+        let value = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+            _ => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            parts.headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+    }
+    parts.headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    match client_host {
+        Some(h) => {
+            parts.headers.insert(HeaderName::from_static("x-forwarded-host"), h);
+        }
+        None => {
+            parts.headers.remove("x-forwarded-host");
+        }
+    }
+    parts
+        .headers
+        .insert(HeaderName::from_static("x-request-id"), request_id.clone());
+    parts.version = http::Version::HTTP_11;
+    let target = ForwardTarget {
+        service: &service.name,
+        url: &url,
+        timeout: service.timeout,
+        retries: service.retries,
+        breaker: service.circuit_breaker.as_ref(),
+    };
+    let mut resp = state
+        .exec
+        .upstream
+        .forward(&target, http::Request::from_parts(parts, body))
+        .await?;
+    strip_hop_by_hop(resp.headers_mut());
+    Ok(resp)
+}
+
+/// The backend URL: the service's origin and path, the forwarded path, the query as sent.
+fn backend_url(service: &crate::plan::Service, route: &Passthrough, path: &str, query: Option<&str>) -> String {
+    let rest = &path[route.prefix.len().min(path.len())..];
+    let forwarded: std::borrow::Cow<'_, str> = match &route.target {
+        Target::Keep => path.into(),
+        Target::Strip if rest.is_empty() => "/".into(),
+        Target::Strip => rest.into(),
+        Target::Rewrite(to) if to.is_empty() && rest.is_empty() => "/".into(),
+        Target::Rewrite(to) => format!("{to}{rest}").into(),
+    };
+    let base = &service.base;
+    let mut url = String::with_capacity(64 + path.len());
+    url.push_str(base.scheme());
+    url.push_str("://");
+    url.push_str(base.host_str().unwrap_or("invalid"));
+    if let Some(port) = base.port() {
+        url.push(':');
+        url.push_str(&port.to_string());
+    }
+    url.push_str(&service.base_path);
+    url.push_str(&forwarded);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// A request asking to switch protocols (WebSocket), which is not proxied.
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// Drops hop-by-hop headers, every `Proxy-*` header and every header that `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
