@@ -123,14 +123,8 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
             if let Some(v) = l.get("request_body").and_then(|n| r.size(n, "request_body")) {
                 cfg.limits.request_body = v;
             }
-            if let Some(n) = l.get("request_headers") {
-                if let Some(v) = r.size(n, "request_headers") {
-                    cfg.limits.request_headers = v;
-                }
-                cfg.not_in_force.push(Spanned {
-                    value: "limits.request_headers".into(),
-                    loc: l.key_loc("request_headers").unwrap_or(n.loc),
-                });
+            if let Some(v) = l.get("request_headers").and_then(|n| r.size(n, "request_headers")) {
+                cfg.limits.request_headers = v;
             }
             if let Some(v) = l.get("upstream_body").and_then(|n| r.size(n, "upstream_body")) {
                 cfg.limits.upstream_body = v;

@@ -1,0 +1,428 @@
+//! Passthrough routes (SPEC §8) against real backends on 127.0.0.1: what the backend receives
+//! (raw request target, header set, body), what comes back (status, headers, body unchanged),
+//! path rules, failures, per-route access, circuit breakers, and bodies streamed both ways.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn facade(services: &[(&str, String, &str)], routes: &str) -> String {
+    let mut s = String::from("services:\n");
+    for (name, url, extra) in services {
+        s.push_str(&format!("  {name}:\n    url: {url}\n{extra}"));
+    }
+    s.push_str(AUTH);
+    s.push_str("routes:\n");
+    s.push_str(routes);
+    s
+}
+
+async fn gateway(services: &[(&str, String, &str)], routes: &str, compositions: &[(&str, &str)]) -> Gateway {
+    let p = Project::new(&facade(services, routes), compositions);
+    Gateway::start(p.plan(&[])).await
+}
+
+/// A request sent byte for byte (a client library would normalise paths and add headers); returns
+/// the status line's code, the response headers and the body.
+async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+#[tokio::test]
+async fn prefixes_paths_and_queries_reach_the_backend_as_configured() {
+    let orders = Backend::fixed(json!({"svc": "orders"})).await;
+    let special = Backend::fixed(json!({"svc": "special"})).await;
+    let v2 = Backend::fixed(json!({"svc": "v2"})).await;
+    let legacy = Backend::fixed(json!({"svc": "legacy"})).await;
+    let gw = gateway(
+        &[
+            ("orders", format!("{}/base/", orders.url()), ""),
+            ("special", special.url(), ""),
+            ("v2", v2.url(), ""),
+            ("legacy", legacy.url(), ""),
+        ],
+        "  - { prefix: /api/orders, service: orders, strip_prefix: true, auth: none }\n  - { prefix: /api/orders/special/, service: special, auth: none }\n  - { prefix: /api/v1, service: v2, rewrite: /v2, auth: none }\n  - { prefix: /, service: legacy, auth: none }\n",
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    auth: none\n    calls:\n      o: { service: orders, get: /x }\n    response: { svc: \"$.o.svc\" }\n",
+        )],
+    )
+    .await;
+    let cases = [
+        // (request path, backend that answers, the raw target it receives)
+        ("/api/orders", "orders", "/base/"),
+        ("/api/orders/42?x=1&y=a%20b", "orders", "/base/42?x=1&y=a%20b"),
+        ("/api/orders/special/7", "special", "/api/orders/special/7"),
+        ("/api/orders/special", "special", "/api/orders/special"),
+        ("/api/ordersX", "legacy", "/api/ordersX"),
+        ("/api/v1/items/3?q", "v2", "/v2/items/3?q"),
+        ("/api/v1", "v2", "/v2"),
+        ("/api/orders/a/../b", "orders", "/base/b"),
+        ("/api/orders/a/%2e%2E/c/./d", "orders", "/base/c/d"),
+        ("/anything/else", "legacy", "/anything/else"),
+    ];
+    for (path, expect, target) in cases {
+        let (status, _, body) = raw(
+            gw.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["svc"], expect, "{path}");
+        let backend = match expect {
+            "orders" => &orders,
+            "special" => &special,
+            "v2" => &v2,
+            _ => &legacy,
+        };
+        assert_eq!(backend.seen().last().unwrap().uri, target, "{path}");
+    }
+    // The catch-all takes only what no endpoint or operations route takes.
+    let (status, _, body) = get(&gw.url("/app/e"), None).await;
+    assert_eq!((status, body["svc"].as_str()), (200, Some("orders")));
+    assert_eq!(orders.seen().last().unwrap().uri, "/base/x");
+    let (status, _, body) = get(&gw.url("/healthz"), None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // A `..` that would leave the prefix is refused, and never reaches any backend.
+    let before = orders.count() + legacy.count();
+    for path in ["/api/orders/../secret", "/api/orders/%2e%2e/secret", "/.."] {
+        let (status, _, body) = raw(
+            gw.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("bad_request"), "{body}");
+    }
+    assert_eq!(orders.count() + legacy.count(), before);
+}
+
+#[tokio::test]
+async fn every_method_and_body_and_end_to_end_header_is_forwarded() {
+    let backend = Backend::start(|s| Reply::json(json!({"method": s.method, "len": s.body.len()}))).await;
+    let gw = gateway(
+        &[("orders", backend.url(), "")],
+        "  - { prefix: /api/orders, service: orders, auth: optional }\n",
+        &[],
+    )
+    .await;
+    let t = token("u-7", json!({"role": ["admin", "ops"]}));
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let resp = client()
+            .request(method.parse().unwrap(), gw.url("/api/orders/1"))
+            .body("hello body")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{method}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!((v["method"].as_str(), v["len"].as_u64()), (Some(method), Some(10)));
+    }
+    let request = format!(
+        "POST /api/orders/9 HTTP/1.1\r\nHost: shop.example\r\nAuthorization: Bearer {t}\r\nCookie: session=abc\r\nX-User-Id: forged\r\nX-Custom: keep\r\nX-Drop-Me: secret\r\nConnection: close, X-Drop-Me\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic x\r\nX-Forwarded-For: 203.0.113.9\r\nContent-Length: 5\r\n\r\nabcde"
+    );
+    let (status, _, body) = raw(gw.addr, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = backend.seen().pop().unwrap();
+    assert_eq!(seen.uri, "/api/orders/9");
+    assert_eq!(seen.body, b"abcde");
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {t}").as_str()));
+    assert_eq!(seen.header("cookie"), Some("session=abc"));
+    assert_eq!(seen.header("x-custom"), Some("keep"));
+    assert_eq!(
+        seen.header("x-user-id"),
+        Some("u-7"),
+        "forward_claims set from the token"
+    );
+    assert_eq!(seen.header("x-user-role"), Some("admin,ops"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("shop.example"));
+    assert_eq!(seen.header("host"), Some(backend.addr.to_string().as_str()));
+    assert!(seen.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    for gone in ["x-drop-me", "keep-alive", "te", "proxy-authorization"] {
+        assert!(seen.header(gone).is_none(), "{gone} must not be forwarded");
+    }
+    // Anonymous: the forged claim header is removed and nothing is set in its place.
+    let request = "GET /api/orders/1 HTTP/1.1\r\nHost: shop\r\nX-User-Id: forged\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(gw.addr, request).await.0, 200);
+    let seen = backend.seen().pop().unwrap();
+    assert!(seen.header("x-user-id").is_none());
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+/// A backend that answers with chosen headers, including hop-by-hop ones.
+async fn header_backend() -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(|| async {
+        http::Response::builder()
+            .status(418)
+            .header("content-type", "text/plain; charset=utf-8")
+            .header("x-backend", "yes")
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .header("connection", "x-hop")
+            .header("x-hop", "drop me")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-authenticate", "Basic")
+            .body(axum::body::Body::from("i am a teapot"))
+            .unwrap()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn status_headers_and_body_come_back_unchanged() {
+    let addr = header_backend().await;
+    let gw = gateway(
+        &[("tea", format!("http://{addr}"), "")],
+        "  - { prefix: /tea, service: tea, auth: none }\n",
+        &[],
+    )
+    .await;
+    let resp = client().get(gw.url("/tea/pot")).send().await.unwrap();
+    assert_eq!(resp.status(), 418);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(h["x-backend"], "yes");
+    let cookies: Vec<&str> = h.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    for gone in ["x-hop", "keep-alive", "proxy-authenticate"] {
+        assert!(!h.contains_key(gone), "{gone} must not come back");
+    }
+    assert!(h.contains_key("x-request-id"));
+    assert_eq!(resp.text().await.unwrap(), "i am a teapot");
+}
+
+#[tokio::test]
+async fn failures_access_and_upgrades() {
+    let slow = Backend::start(|_| Reply::json(json!({})).after(Duration::from_millis(1500))).await;
+    let ok = Backend::fixed(json!({"ok": true})).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gw = gateway(
+        &[
+            ("slow", slow.url(), "    timeout: 300ms\n"),
+            ("dead", format!("http://{dead}"), "    retries: 2\n"),
+            ("ok", ok.url(), ""),
+        ],
+        "  - { prefix: /slow, service: slow, auth: none }\n  - { prefix: /dead, service: dead, auth: none }\n  - { prefix: /admin, service: ok, roles: [admin] }\n  - { prefix: /open, service: ok, auth: none }\n",
+        &[],
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/slow/x"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (504, Some("upstream_timeout")),
+        "{body}"
+    );
+    let (status, _, body) = get(&gw.url("/dead/x"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_failed")),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains(&dead.port().to_string()),
+        "no backend address: {body}"
+    );
+    let (status, headers, body) = get(&gw.url("/admin/x"), None).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let (status, _, _) = get(&gw.url("/admin/x"), Some(&token("u", json!({"role": "user"})))).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = get(&gw.url("/admin/x"), Some(&token("u", json!({"role": "admin"})))).await;
+    assert_eq!(status, 200);
+    assert_eq!(ok.count(), 1, "refused requests never reach the backend");
+    let (status, _, body) = raw(
+        gw.addr,
+        "GET /open/ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 501, "{body}");
+}
+
+#[tokio::test]
+async fn a_failing_service_is_cut_off_by_its_breaker_for_routes_and_calls_alike() {
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let backend = Backend::start(move |_| {
+        if h.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::json(json!({"value": 1}))
+        } else {
+            Reply::status(503, json!({"down": true}))
+        }
+    })
+    .await;
+    let gw = gateway(
+        &[(
+            "flaky",
+            backend.url(),
+            "    circuit_breaker: { failures: 3, within: 10s, open_for: 30s }\n",
+        )],
+        "  - { prefix: /flaky, service: flaky, auth: none }\n",
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    auth: none\n    calls:\n      f: { service: flaky, get: /v }\n    response: { value: \"$.f.value\" }\n  o:\n    get: /o\n    auth: none\n    calls:\n      f: { service: flaky, get: /v, optional: true }\n    response: { value: \"$.f.value\" }\n",
+        )],
+    )
+    .await;
+    // Two failures through the route, one through a composed call: the circuit opens.
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 503);
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 503);
+    assert_eq!(get(&gw.url("/app/e"), None).await.0, 502);
+    assert_eq!(backend.count(), 3);
+    let (status, _, body) = get(&gw.url("/flaky/a"), None).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("circuit_open")), "{body}");
+    let (status, _, body) = get(&gw.url("/app/e"), None).await;
+    assert_eq!((status, body["error"].as_str()), (502, Some("upstream_failed")));
+    assert!(body["message"].as_str().unwrap().contains("circuit"), "{body}");
+    let (status, headers, body) = get(&gw.url("/app/o"), None).await;
+    assert_eq!((status, body["value"].clone()), (200, Value::Null));
+    assert_eq!(headers["x-facade-partial"], "f");
+    assert_eq!(backend.count(), 3, "an open circuit never reaches the backend");
+    // After open_for, one trial: it fails, so the circuit opens again.
+    gw.clock.advance(Duration::from_secs(30));
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 503);
+    assert_eq!(backend.count(), 4);
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.2["error"], "circuit_open");
+    assert_eq!(backend.count(), 4);
+    // The next trial succeeds and closes it.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    gw.clock.advance(Duration::from_secs(30));
+    assert_eq!(get(&gw.url("/app/e"), None).await.2["value"], 1);
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 200);
+    assert_eq!(backend.count(), 6);
+    assert_eq!(
+        gw.state.exec.upstream.breakers.state("flaky"),
+        Some(facade::upstream::breaker::BreakerState::Closed)
+    );
+}
+
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways_without_sitting_in_memory() {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const SIZE: u64 = 200 << 20;
+    const CHUNK: usize = 64 << 10;
+    // The backend counts an upload as it streams in, and streams a download out of nothing.
+    let received = std::sync::Arc::new(AtomicU64::new(0));
+    let r = received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/up",
+            axum::routing::post(move |body: axum::body::Body| {
+                let r = r.clone();
+                async move {
+                    let mut stream = body.into_data_stream();
+                    while let Some(chunk) = stream.next().await {
+                        r.fetch_add(chunk.unwrap().len() as u64, Ordering::SeqCst);
+                    }
+                    axum::Json(json!({"received": r.load(Ordering::SeqCst)}))
+                }
+            }),
+        )
+        .route(
+            "/down",
+            axum::routing::get(|| async {
+                let chunks = futures::stream::iter(0..SIZE / CHUNK as u64)
+                    .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; CHUNK])));
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let gw = gateway(
+        &[("files", format!("http://{addr}"), "    timeout: 5s\n")],
+        "  - { prefix: /files, service: files, strip_prefix: true, auth: none }\n",
+        &[],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let before = resident_kib();
+    let upload = futures::stream::iter(0..SIZE / CHUNK as u64)
+        .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'u'; CHUNK])));
+    let resp = http
+        .post(gw.url("/files/up"))
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["received"], SIZE);
+    let resp = http.get(gw.url("/files/down")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut total = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(total, SIZE);
+    let grown = resident_kib().saturating_sub(before);
+    assert!(grown < 64 << 10, "resident memory grew by {grown} KiB for 2 × 200 MiB");
+}
+
+#[test]
+fn route_load_errors() {
+    let p = Project::new(
+        (facade(
+            &[("orders", "http://127.0.0.1:9".into(), "")],
+            "  - { prefix: /api/orders, service: orders }\n  - { prefix: /api/orders/, service: orders }\n  - { prefix: /api/x, service: orderz, strip_prefix: true, rewrite: /v2 }\n  - { prefix: /app, service: orders }\n  - { prefix: /healthz, service: orders }\n  - { prefix: /gql, service: orders }\n  - { prefix: api, service: orders }\n  - { prefix: /, service: orders }\n",
+        ) + "graphql:\n  path: /gql/graphql\n")
+        .as_str(),
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    auth: none\n    response: { ok: true }\n",
+        )],
+    );
+    let out = p.diagnostics(&[]);
+    insta::assert_snapshot!(out);
+}
