@@ -1,0 +1,208 @@
+//! Request limits (SPEC §3) and hostile clients: header sets above `limits.request_headers` get
+//! the JSON 431, bodies above `limits.request_body` the JSON 413 (declared or chunked), stalled
+//! clients cannot hold the server, and huge URLs or header floods are refused without a crash.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const COMPOSITION: &str = r#"
+client: app
+base_path: /app
+endpoints:
+  read:
+    get: /read
+    auth: none
+    calls:
+      b: { service: things, get: /thing }
+    response: { value: "$.b.value" }
+  write:
+    post: /write
+    auth: none
+    body:
+      name: String
+    calls:
+      b: { service: things, post: /thing, body: { name: "$.args.name" } }
+    response: { value: "$.b.value" }
+"#;
+
+struct Served {
+    addr: std::net::SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(limits: &str, header_read_timeout: Duration) -> (Served, Backend) {
+    let backend = Backend::fixed(json!({"value": 1})).await;
+    let facade = format!("services:\n  things:\n    url: {}\nlimits:\n{limits}", backend.url());
+    let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
+    let clock: std::sync::Arc<dyn facade::clock::Clock> = std::sync::Arc::new(facade::clock::SystemClock::default());
+    let exec = facade::exec::new_exec(&plan, clock).unwrap();
+    let state = facade::state::AppState::new(plan, exec);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let options = facade::server::ServeOptions {
+        header_read_timeout,
+        ..facade::server::ServeOptions::for_state(&state)
+    };
+    tokio::spawn(facade::server::serve_with(
+        listener,
+        state,
+        async move {
+            let _ = rx.await;
+        },
+        options,
+    ));
+    (Served { addr, _stop: tx }, backend)
+}
+
+/// Sends `request` and reads until the server closes or `within` passes; returns what came back.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8], within: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may refuse and close before it has read everything: that is fine.
+    let _ = stream.write_all(request).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(within, stream.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn body_of(response: &str) -> Value {
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn header_sets_above_the_limit_get_the_json_431() {
+    let (gw, backend) = serve("  request_headers: 4KiB\n", Duration::from_secs(5)).await;
+    let url = format!("http://{}/app/read", gw.addr);
+    // Just under the limit passes: Σ (name + value + 4) counts every header reqwest sends too.
+    let resp = client()
+        .get(&url)
+        .header("x-big", "a".repeat(3000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client()
+        .get(&url)
+        .header("x-big", "a".repeat(5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "request_headers_too_large");
+    assert_eq!(body["request_id"], id.as_str());
+    // Many small headers count together.
+    let mut req = client().get(&url);
+    for i in 0..120 {
+        req = req.header(format!("x-h{i}"), "0123456789012345678901234");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
+    assert_eq!(backend.count(), 1, "refused requests never reach a backend");
+    // Far past the parser's cap (4 × the limit) hyper refuses on its own; the server lives on.
+    let huge = format!(
+        "GET /app/read HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+        "b".repeat(64 << 10)
+    );
+    let answer = exchange(gw.addr, huge.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.is_empty() || status_of(&answer) == 431, "{answer}");
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn bodies_above_the_limit_get_413_declared_or_chunked() {
+    let (gw, backend) = serve("  request_body: 1KiB\n", Duration::from_secs(5)).await;
+    let url = format!("http://{}/app/write", gw.addr);
+    let ok = client().post(&url).json(&json!({"name": "x"})).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let big = json!({"name": "n".repeat(2000)}).to_string();
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "payload_too_large");
+    // Chunked: no Content-Length, counted while reading.
+    let chunks = futures::stream::iter(big.into_bytes().chunks(100).map(|c| c.to_vec()).collect::<Vec<_>>())
+        .map(Ok::<_, std::io::Error>);
+    let resp = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_eq!(backend.count(), 1);
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn stalled_clients_do_not_hold_the_server() {
+    let (gw, _backend) = serve("  request_body: 1MiB\n", Duration::from_millis(700)).await;
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /app/read HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    let started = Instant::now();
+    let resp = client()
+        .get(format!("http://{}/app/read", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a normal client waited {:?}",
+        started.elapsed()
+    );
+    // Past the header read timeout the stalled connections are closed.
+    let mut first = stalled.swap_remove(0);
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "a stalled connection was still open after 5 s");
+}
+
+#[tokio::test]
+async fn hostile_input_is_refused_without_a_crash_or_a_hang() {
+    let (gw, _backend) = serve("  request_headers: 32KiB\n", Duration::from_secs(5)).await;
+    let long_url = format!("GET /app/{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(1 << 20));
+    let answer = exchange(gw.addr, long_url.as_bytes(), Duration::from_secs(5)).await;
+    let status = status_of(&answer);
+    assert!(answer.is_empty() || [400, 404, 414, 431].contains(&status), "{status}");
+    let mut flood = String::from("GET /app/read HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..5000 {
+        flood.push_str(&format!("x-{i}: v\r\n"));
+    }
+    flood.push_str("\r\n");
+    let answer = exchange(gw.addr, flood.as_bytes(), Duration::from_secs(5)).await;
+    let status = status_of(&answer);
+    assert!(answer.is_empty() || status == 431, "{answer}");
+    if status == 431 && answer.contains("application/json") {
+        assert_eq!(body_of(&answer)["error"], "request_headers_too_large");
+    }
+    let resp = client()
+        .get(format!("http://{}/healthz", gw.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
