@@ -16,7 +16,9 @@ const TOP_KEYS: &[&str] = &[
     "routes",
     "graphql",
     "limits",
+    "cors",
     "watch",
+    "openapi",
 ];
 const SERVICE_KEYS: &[&str] = &["url", "schema", "timeout", "retries", "circuit_breaker", "demo"];
 const JWT_KEYS: &[&str] = &[
@@ -76,6 +78,8 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
         graphql: None,
         limits: LimitsConfig::default(),
         watch: false,
+        cors: None,
+        openapi: false,
         not_in_force: Vec::new(),
     };
     if let Some(n) = f.get("listen") {
@@ -129,6 +133,15 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
             if let Some(v) = l.get("upstream_body").and_then(|n| r.size(n, "upstream_body")) {
                 cfg.limits.upstream_body = v;
             }
+        }
+    }
+    if let Some(n) = f.get("cors") {
+        cfg.cors = read_cors(r, n);
+    }
+    if let Some(n) = f.get("openapi") {
+        cfg.openapi = r.bool(n, "openapi").unwrap_or(false);
+        if cfg.openapi {
+            mark(&mut cfg, &f, "openapi");
         }
     }
     if let Some(n) = f.get("watch") {
@@ -561,4 +574,103 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
         auth: f.get("auth").and_then(|n| auth_mode(r, n)),
         rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),
     })
+}
+
+fn read_cors(r: &mut Reader<'_>, node: &Node) -> Option<CorsConfig> {
+    let f = r.fields(
+        node,
+        "cors",
+        &[
+            "allow_origins",
+            "allow_methods",
+            "allow_headers",
+            "allow_credentials",
+            "max_age",
+        ],
+    )?;
+    let mut cors = CorsConfig {
+        allow_origins: Vec::new(),
+        allow_methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+            .map(String::from)
+            .to_vec(),
+        allow_headers: ["authorization", "content-type"].map(String::from).to_vec(),
+        allow_credentials: false,
+        max_age: Some(std::time::Duration::from_secs(600)),
+    };
+    match f.get("allow_origins") {
+        Some(n) => {
+            for (i, origin) in r
+                .strings(n, "allow_origins")
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let loc = item_loc(n, i);
+                let valid = origin == "*"
+                    || (reqwest::Url::parse(&origin).is_ok_and(|u| {
+                        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+                    }) && !origin.ends_with('/'));
+                if !valid {
+                    r.error(
+                        loc,
+                        format!("`{origin}` is not an origin"),
+                        Some("an origin is a scheme and host with an optional port and no path: `https://shop.example.com`, or `*`".into()),
+                    );
+                }
+                cors.allow_origins.push(origin);
+            }
+            if cors.allow_origins.is_empty() {
+                r.error(n.loc, "`allow_origins` must name at least one origin", None);
+            }
+        }
+        None => r.error(
+            f.loc,
+            "`cors` needs `allow_origins`",
+            Some("for example `allow_origins: [https://shop.example.com]`".into()),
+        ),
+    }
+    if let Some(n) = f.get("allow_methods") {
+        let methods = r.strings(n, "allow_methods").unwrap_or_default();
+        for (i, m) in methods.iter().enumerate() {
+            if http::Method::from_bytes(m.as_bytes()).is_err() || m.contains(char::is_lowercase) {
+                r.error(
+                    item_loc(n, i),
+                    format!("`{m}` is not an HTTP method (write it upper-case: GET)"),
+                    None,
+                );
+            }
+        }
+        cors.allow_methods = methods;
+    }
+    if let Some(n) = f.get("allow_headers") {
+        let headers = r.strings(n, "allow_headers").unwrap_or_default();
+        for (i, h) in headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                r.error(item_loc(n, i), format!("`{h}` is not a valid header name"), None);
+            }
+        }
+        cors.allow_headers = headers;
+    }
+    if let Some(n) = f.get("allow_credentials") {
+        cors.allow_credentials = r.bool(n, "allow_credentials").unwrap_or(false);
+        if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
+            r.error(
+                n.loc,
+                "`allow_credentials: true` cannot go with `allow_origins: [\"*\"]`",
+                Some("browsers refuse credentials for any origin: list the origins".into()),
+            );
+        }
+    }
+    if let Some(n) = f.get("max_age") {
+        cors.max_age = r.duration(n, "max_age");
+    }
+    Some(cors)
+}
+
+/// The location of item `i` of a sequence node (the node itself for a single scalar).
+fn item_loc(node: &Node, i: usize) -> super::diag::Loc {
+    match &node.kind {
+        NodeKind::Seq(items) => items.get(i).map(|x| x.loc).unwrap_or(node.loc),
+        _ => node.loc,
+    }
 }

@@ -106,7 +106,7 @@ pub struct GatewayConfig {
     pub auth: Option<AuthConfig>,
     /// `rate_limits`, when present (checked; not in force yet).
     pub rate_limits: Option<RateLimitsConfig>,
-    /// `routes` (checked; not in force yet).
+    /// `routes`: passthrough routes.
     pub routes: Vec<RouteConfig>,
     /// `graphql`, when present (checked; not in force yet).
     pub graphql: Option<GraphqlConfig>,
@@ -114,6 +114,10 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     /// `watch`.
     pub watch: bool,
+    /// `cors`, when present.
+    pub cors: Option<CorsConfig>,
+    /// `openapi` (checked; not in force yet).
+    pub openapi: bool,
     /// Keys that were given but whose behaviour is not in force yet, for a start-up warning.
     pub not_in_force: Vec<Spanned<String>>,
 }
@@ -255,12 +259,27 @@ pub struct GraphqlConfig {
     pub rate_limit: Option<Spanned<String>>,
 }
 
+/// `cors:` — browsers calling the BFF from another origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsConfig {
+    /// Origins allowed (`*` alone for any).
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for.
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for.
+    pub allow_headers: Vec<String>,
+    /// Whether cookies and `Authorization` may be sent (never with `*`).
+    pub allow_credentials: bool,
+    /// How long a browser may keep a preflight's answer.
+    pub max_age: Option<std::time::Duration>,
+}
+
 /// `limits:`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     /// Largest body Facade reads for composed endpoints.
     pub request_body: u64,
-    /// All request headers together (not in force yet).
+    /// All request headers together (Σ name + value + 4).
     pub request_headers: u64,
     /// Largest backend body read for a composition.
     pub upstream_body: u64,

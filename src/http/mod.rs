@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .fallback(dispatch::dispatch)
+        // Inside `front` (the plan and request id are known), before route resolution and auth.
+        .layer(axum::middleware::from_fn(crate::middleware::front::cors))
         // Outermost: plan, request id, forged-header stripping, header limits and the log line
         // (see `front`), so every answer below carries an id and is logged.
         .layer(axum::middleware::from_fn_with_state(

@@ -94,3 +94,20 @@ pub fn headers_size(headers: &http::HeaderMap) -> u64 {
         .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
         .sum()
 }
+
+/// The CORS stage (SPEC §3), after `front` and before route resolution, so a preflight is
+/// answered before auth and rate limiting and every answer to an allowed origin exposes
+/// Facade's headers. Without a `cors:` section it does nothing and adds no header.
+pub async fn cors(req: Request, next: Next) -> Response {
+    let layer = req.extensions().get::<CurrentPlan>().and_then(|p| p.0.cors.clone());
+    match layer {
+        None => next.run(req).await,
+        Some(layer) => {
+            use tower::{Layer, ServiceExt};
+            match layer.layer(next).oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+    }
+}

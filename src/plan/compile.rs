@@ -179,6 +179,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         passthrough,
         auth,
         limits: gw.limits.clone(),
+        cors: gw.cors.as_ref().map(cors_layer),
         not_in_force: not_in_force(loaded),
         demo_secret: gw
             .auth
@@ -360,4 +361,50 @@ fn compile_passthrough(
         });
     }
     out
+}
+
+/// Headers of Facade's own that a browser script may read (SPEC §3).
+const EXPOSED: [&str; 8] = [
+    "x-request-id",
+    "x-facade-partial",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "ratelimit",
+    "ratelimit-policy",
+    "retry-after",
+];
+
+/// The CORS stage from a checked `cors:` section (values that do not parse were reported).
+fn cors_layer(c: &CorsConfig) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = if c.allow_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            c.allow_origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<http::Method> = c
+        .allow_methods
+        .iter()
+        .filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok())
+        .collect();
+    let headers: Vec<HeaderName> = c
+        .allow_headers
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect();
+    let mut layer = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .allow_credentials(c.allow_credentials)
+        .expose_headers(EXPOSED.map(HeaderName::from_static));
+    if let Some(age) = c.max_age {
+        layer = layer.max_age(age);
+    }
+    layer
 }

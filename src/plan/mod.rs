@@ -38,8 +38,10 @@ pub struct Plan {
     pub passthrough: Vec<Passthrough>,
     /// JWT verification and claim forwarding, when `auth` is configured.
     pub auth: Option<AuthPlan>,
-    /// Body size limits.
+    /// Body and header size limits.
     pub limits: LimitsConfig,
+    /// The CORS stage, when `cors:` is configured (built once, cloned per request).
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// Configuration keys that are accepted but not in force yet (logged at start).
     pub not_in_force: Vec<String>,
     /// True when the JWT secret is the written default (the demo secret).

@@ -1,0 +1,123 @@
+//! CORS (SPEC §3): preflights answered before auth, Facade's headers exposed to allowed origins,
+//! and no CORS header at all without a `cors:` section.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const COMPOSITION: &str = "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    auth: required\n    calls:\n      b: { service: things, get: /thing }\n    response: { value: \"$.b.value\" }\n";
+
+async fn gateway(cors: &str) -> (Gateway, Backend) {
+    let backend = Backend::fixed(json!({"value": 1})).await;
+    let facade = format!("services:\n  things:\n    url: {}\n{AUTH}{cors}", backend.url());
+    let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
+    (Gateway::start(plan).await, backend)
+}
+
+fn preflight(url: &str, origin: &str) -> reqwest::RequestBuilder {
+    client()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+}
+
+#[tokio::test]
+async fn preflights_are_answered_before_auth_and_headers_are_exposed() {
+    let (gw, backend) =
+        gateway("cors:\n  allow_origins: [https://shop.example.com]\n  allow_methods: [GET, POST]\n  max_age: 10m\n")
+            .await;
+    let url = gw.url("/app/e");
+    let resp = preflight(&url, "https://shop.example.com").send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example.com");
+    assert!(h["access-control-allow-methods"].to_str().unwrap().contains("GET"));
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h.contains_key("x-request-id"));
+    assert_eq!(backend.count(), 0);
+
+    let t = token("u1", json!({}));
+    let resp = client()
+        .get(&url)
+        .header("origin", "https://shop.example.com")
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example.com");
+    let exposed = h["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "x-request-id",
+        "x-facade-partial",
+        "x-ratelimit-remaining",
+        "ratelimit",
+        "retry-after",
+    ] {
+        assert!(exposed.contains(name), "{name} in {exposed}");
+    }
+    // Errors carry CORS headers too, so the browser script can read them.
+    let resp = client()
+        .get(&url)
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    // Another origin is not allowed.
+    let resp = preflight(&url, "https://evil.example").send().await.unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    let resp = client()
+        .get(&url)
+        .header("origin", "https://evil.example")
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn without_a_cors_section_no_cors_header_is_sent() {
+    let (gw, _backend) = gateway("").await;
+    let url = gw.url("/app/e");
+    let resp = preflight(&url, "https://shop.example.com").send().await.unwrap();
+    assert_eq!(resp.status(), 405, "a preflight is an ordinary OPTIONS request then");
+    assert!(resp
+        .headers()
+        .keys()
+        .all(|k| !k.as_str().starts_with("access-control-")));
+    let resp = client()
+        .get(&url)
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp
+        .headers()
+        .keys()
+        .all(|k| !k.as_str().starts_with("access-control-")));
+}
+
+#[test]
+fn cors_load_errors() {
+    let p = Project::new(
+        "services:\n  s:\n    url: http://127.0.0.1:9\ncors:\n  allow_origins: [\"*\", https://a.example/path, shop.example]\n  allow_credentials: true\n  allow_methods: [get, POST]\n  allow_headers: [\"bad header\"]\n  max_age: \"10m\"\n",
+        &[],
+    );
+    insta::assert_snapshot!(p.diagnostics(&[]));
+}
