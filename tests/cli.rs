@@ -78,6 +78,13 @@ fn routes_prints_the_table() {
     );
     let product = lines.iter().find(|l| l.contains("/web/api/products/{id}")).unwrap();
     assert!(product.contains("optional"), "{product}");
+    let orders = lines.iter().find(|l| l.contains("/api/orders ")).unwrap();
+    assert!(
+        orders.starts_with('*') && orders.contains("passthrough") && orders.contains("required"),
+        "{orders}"
+    );
+    let products = lines.iter().find(|l| l.contains("/api/products ")).unwrap();
+    assert!(products.contains("passthrough") && products.contains("none"), "{products}");
 }
 
 #[test]
@@ -297,6 +304,14 @@ async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
     }
     let (_, _, body) = get(&server.url("/mobile/api/home"), Some(&t)).await;
     assert_eq!(body["cartItemCount"], 5);
+    // Passthrough routes of the shipped configuration, answered by the demo backends.
+    let (status, _, body) = get(&server.url("/api/orders/ord-77812"), Some(&t)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body}");
+    assert_eq!(get(&server.url("/api/orders/ord-77812"), None).await.0, 401);
+    let (status, _, body) = get(&server.url("/api/orders"), Some(&t)).await;
+    assert_eq!((status, body["orders"][0]["id"].as_str()), (200, Some("ord-77812")), "{body}");
+    let (status, _, body) = get(&server.url("/api/products/p-01001"), None).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some("p-01001")), "{body}");
 }
 
 #[tokio::test]
