@@ -84,7 +84,10 @@ fn routes_prints_the_table() {
         "{orders}"
     );
     let products = lines.iter().find(|l| l.contains("/api/products ")).unwrap();
-    assert!(products.contains("passthrough") && products.contains("none"), "{products}");
+    assert!(
+        products.contains("passthrough") && products.contains("none"),
+        "{products}"
+    );
 }
 
 #[test]
@@ -309,7 +312,11 @@ async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
     assert_eq!((status, body["status"].as_str()), (200, Some("shipped")), "{body}");
     assert_eq!(get(&server.url("/api/orders/ord-77812"), None).await.0, 401);
     let (status, _, body) = get(&server.url("/api/orders"), Some(&t)).await;
-    assert_eq!((status, body["orders"][0]["id"].as_str()), (200, Some("ord-77812")), "{body}");
+    assert_eq!(
+        (status, body["orders"][0]["id"].as_str()),
+        (200, Some("ord-77812")),
+        "{body}"
+    );
     let (status, _, body) = get(&server.url("/api/products/p-01001"), None).await;
     assert_eq!((status, body["id"].as_str()), (200, Some("p-01001")), "{body}");
 }

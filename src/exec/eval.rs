@@ -1,7 +1,8 @@
 //! Evaluates parsed expressions against the data document (SPEC §4.1).
 //!
 //! Pure functions of (expression, document, current item). Simple paths are walked directly;
-//! anything else goes through jsonpath-rust, so results are RFC 9535's either way.
+//! anything else goes through the full RFC 9535 evaluator of `jsonpath`; both are held to the
+//! JSONPath Compliance Test Suite.
 
 use crate::plan::expr::{Expr, Func, Part, PathExpr, Step};
 use serde_json::{Map, Value};
@@ -120,24 +121,27 @@ pub fn eval_path(p: &PathExpr, scope: Scope<'_>) -> Value {
     } else {
         scope.doc
     };
-    let found: Vec<&Value> = match &p.steps {
-        Some(steps) => {
-            if p.singular {
-                return walk_singular(steps, root).cloned().unwrap_or(Value::Null);
-            }
-            let mut out = Vec::new();
-            walk(steps, root, &mut out);
-            out
-        }
-        None => match jsonpath_rust::query::js_path_process(&p.query, root) {
-            Ok(refs) => refs.into_iter().map(|r| r.val()).collect(),
-            Err(_) => Vec::new(),
-        },
-    };
+    if let (Some(steps), true) = (&p.steps, p.singular) {
+        return walk_singular(steps, root).cloned().unwrap_or(Value::Null);
+    }
+    let found = nodes(p, root);
     if p.singular {
         found.first().map(|v| (*v).clone()).unwrap_or(Value::Null)
     } else {
         Value::Array(found.into_iter().cloned().collect())
+    }
+}
+
+/// The nodelist a path selects from `root` (RFC 9535): the fast walk for simple paths, the full
+/// evaluator of `jsonpath` for the rest.
+pub fn nodes<'a>(p: &PathExpr, root: &'a Value) -> Vec<&'a Value> {
+    match &p.steps {
+        Some(steps) => {
+            let mut out = Vec::new();
+            walk(steps, root, &mut out);
+            out
+        }
+        None => super::jsonpath::select(&p.query, root),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod eval;
+pub mod jsonpath;
 pub mod request;
 pub mod write;
 

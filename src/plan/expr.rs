@@ -286,8 +286,7 @@ pub fn parse_str(s: &str, scope: Scope) -> ParseResult<Expr> {
 }
 
 fn parse_path_or_item(s: &str, scope: Scope) -> ParseResult<Expr> {
-    let s = s.trim_end();
-    if s == "@" {
+    if s.trim_end() == "@" {
         if !scope.in_each {
             return Err(("`@` is only meaningful inside `each`".into(), None));
         }
@@ -339,11 +338,14 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
             Some(format!("quote it: `['{bad}']`")),
         ));
     }
+    if let Err(problem) = well_typed(&query.segments) {
+        return Err((
+            format!("`{s}` is not a valid JSONPath (RFC 9535): {problem}"),
+            Some("`length`, `count` and `value` give values to compare (`length(@.tags) > 2`); `length`, `match` and `search` take single values (`@.a`, not `@.*`); `count` and `value` take queries".into()),
+        ));
+    }
     let steps = simple_steps(&query);
-    let singular = query.segments.iter().all(|seg| {
-        matches!(seg, Segment::Selector(Selector::Name(_)) | Segment::Selector(Selector::Index(_)))
-            || matches!(seg, Segment::Selectors(v) if v.len() == 1 && matches!(v[0], Selector::Name(_) | Selector::Index(_)))
-    });
+    let singular = singular_segments(&query.segments);
     Ok(PathExpr {
         relative,
         text: s.to_string(),
@@ -351,6 +353,113 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
         steps,
         singular,
         loc: Default::default(),
+    })
+}
+
+/// RFC 9535 §2.4.3's well-typedness of function expressions, which jsonpath-rust's parser does
+/// not check: a value-typed function (`length`, `count`, `value`) may not stand alone as a test,
+/// `length`, `match` and `search` take values (a literal, a singular query or a value-typed
+/// function), `count` and `value` take queries.
+fn well_typed(segments: &[Segment]) -> Result<(), String> {
+    use jsonpath_rust::parser::model::{Comparable, Filter, FilterAtom, FnArg, Test, TestFunction};
+    fn segment(seg: &Segment) -> Result<(), String> {
+        match seg {
+            Segment::Descendant(inner) => segment(inner),
+            Segment::Selector(s) => selector(s),
+            Segment::Selectors(list) => list.iter().try_for_each(selector),
+        }
+    }
+    fn selector(s: &Selector) -> Result<(), String> {
+        match s {
+            Selector::Filter(f) => filter(f),
+            _ => Ok(()),
+        }
+    }
+    fn filter(f: &Filter) -> Result<(), String> {
+        match f {
+            Filter::Or(parts) | Filter::And(parts) => parts.iter().try_for_each(filter),
+            Filter::Atom(FilterAtom::Filter { expr, .. }) => filter(expr),
+            Filter::Atom(FilterAtom::Test { expr, .. }) => match &**expr {
+                Test::Function(func) => match &**func {
+                    TestFunction::Match(..) | TestFunction::Search(..) => function(func),
+                    other => Err(format!("the result of `{}` must be compared", name(other))),
+                },
+                query => test_query(query),
+            },
+            Filter::Atom(FilterAtom::Comparison(c)) => {
+                let (l, r) = c.vals();
+                [l, r].into_iter().try_for_each(|side| match side {
+                    Comparable::Function(func) => match func {
+                        TestFunction::Length(_) | TestFunction::Count(_) | TestFunction::Value(_) => function(func),
+                        other => Err(format!(
+                            "`{}` gives true or false, which cannot be compared",
+                            name(other)
+                        )),
+                    },
+                    _ => Ok(()),
+                })
+            }
+        }
+    }
+    fn test_query(t: &Test) -> Result<(), String> {
+        match t {
+            Test::RelQuery(segs) => segs.iter().try_for_each(segment),
+            Test::AbsQuery(q) => q.segments.iter().try_for_each(segment),
+            Test::Function(func) => function(func),
+        }
+    }
+    fn name(f: &TestFunction) -> String {
+        match f {
+            TestFunction::Custom(n, _) => n.clone(),
+            TestFunction::Length(_) => "length".into(),
+            TestFunction::Value(_) => "value".into(),
+            TestFunction::Count(_) => "count".into(),
+            TestFunction::Search(..) => "search".into(),
+            TestFunction::Match(..) => "match".into(),
+        }
+    }
+    fn function(f: &TestFunction) -> Result<(), String> {
+        match f {
+            TestFunction::Custom(n, _) => Err(format!("unknown function `{n}`")),
+            TestFunction::Length(a) => value_arg(a, "length"),
+            TestFunction::Count(a) | TestFunction::Value(a) => nodes_arg(a, &name(f)),
+            TestFunction::Match(a, b) | TestFunction::Search(a, b) => {
+                value_arg(a, &name(f))?;
+                value_arg(b, &name(f))
+            }
+        }
+    }
+    fn value_arg(a: &FnArg, of: &str) -> Result<(), String> {
+        match a {
+            FnArg::Literal(_) => Ok(()),
+            FnArg::Filter(_) => Err(format!("`{of}` takes a value, not a logical expression")),
+            FnArg::Test(t) => match &**t {
+                Test::Function(func) => match &**func {
+                    TestFunction::Length(_) | TestFunction::Count(_) | TestFunction::Value(_) => function(func),
+                    other => Err(format!("`{of}` takes a value, not the result of `{}`", name(other))),
+                },
+                Test::RelQuery(segs) if singular_segments(segs) => segs.iter().try_for_each(segment),
+                Test::AbsQuery(q) if singular_segments(&q.segments) => q.segments.iter().try_for_each(segment),
+                _ => Err(format!(
+                    "`{of}` takes a single value, and this query can select several nodes"
+                )),
+            },
+        }
+    }
+    fn nodes_arg(a: &FnArg, of: &str) -> Result<(), String> {
+        match a {
+            FnArg::Test(t) if !matches!(&**t, Test::Function(_)) => test_query(t),
+            _ => Err(format!("`{of}` takes a query")),
+        }
+    }
+    segments.iter().try_for_each(segment)
+}
+
+/// True when every segment selects at most one node (names and indexes only).
+fn singular_segments(segments: &[Segment]) -> bool {
+    segments.iter().all(|seg| {
+        matches!(seg, Segment::Selector(Selector::Name(_)) | Segment::Selector(Selector::Index(_)))
+            || matches!(seg, Segment::Selectors(v) if v.len() == 1 && matches!(v[0], Selector::Name(_) | Selector::Index(_)))
     })
 }
 
