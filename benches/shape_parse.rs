@@ -21,7 +21,7 @@ fn main() {
     .map(|k| (k.to_string(), "http://127.0.0.1:1".to_string()))
     .chain([("JWT_SECRET".to_string(), "x".to_string())])
     .collect();
-    let (plan, diags) = facade::config::load_plan(&root.join("benches/facade.yaml"), &env);
+    let (plan, diags) = facade::load::load_plan(&root.join("benches/facade.yaml"), &env);
     let plan = plan.unwrap_or_else(|| panic!("{:?}", diags.items()));
     let home = plan.endpoints.iter().find(|e| e.name == "home").expect("home");
     let shape = home

@@ -14,7 +14,7 @@ fn print_diagnostics(diags: &Diagnostics) {
 
 /// `facade check`: every problem, exit 0 (warnings only) or 1.
 pub fn check(config: &Path) -> i32 {
-    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
     print_diagnostics(&diags);
     let errors = diags.errors().count();
     let warnings = diags.warnings().count();
@@ -37,7 +37,7 @@ pub fn check(config: &Path) -> i32 {
 
 /// `facade routes`: a table of every route.
 pub fn routes(config: &Path) -> i32 {
-    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
     let Some(plan) = plan else {
         print_diagnostics(&diags);
         return 1;
@@ -138,7 +138,7 @@ pub fn token(config: &Path, sub: &str, roles: &[String], ttl: &str, claims: &[St
 
 /// `facade serve`: load, compile, (start the demo backends,) serve until SIGTERM/SIGINT.
 pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
-    let (plan, diags) = crate::config::load_plan(config, &ProcessEnv);
+    let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
     for d in diags.warnings() {
         tracing::warn!("{d}");
     }

@@ -2,6 +2,7 @@
 //!
 //! Module map, in the order a request meets them:
 //! - `config`: reads facade.yaml, compositions and OpenAPI documents into located models.
+//! - `load`: load, then compile (above both `config` and `plan`).
 //! - `plan`: compiles the models into an immutable plan (routes, call graphs, expressions, types).
 //! - `jwt`: token verification and minting.
 //! - `exec`: runs one endpoint of the plan: parallel fan-out, dedup, cache, projection.
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod exec;
 pub mod http;
 pub mod jwt;
+pub mod load;
 pub mod middleware;
 pub mod plan;
 pub mod server;

@@ -110,7 +110,7 @@ fn token_mints_what_the_configuration_accepts() {
     assert_eq!(code, 0, "{err}");
     let token = out.trim();
     let env: std::collections::HashMap<String, String> = Default::default();
-    let (plan, _) = facade::config::load_plan(
+    let (plan, _) = facade::load::load_plan(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("facade.yaml"),
         &env,
     );

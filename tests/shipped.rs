@@ -25,7 +25,7 @@ fn the_shipped_configuration_loads_without_any_diagnostic() {
     );
     assert_eq!(loaded.schemas.len(), loaded.gateway.services.len());
 
-    let (plan, diags) = facade::config::load_plan(&root.join("facade.yaml"), &env);
+    let (plan, diags) = facade::load::load_plan(&root.join("facade.yaml"), &env);
     assert!(diags.items().is_empty(), "{:?}", diags.items());
     let plan = plan.unwrap();
     let routes: Vec<String> = plan
@@ -49,14 +49,10 @@ fn the_shipped_configuration_loads_without_any_diagnostic() {
     // The demo secret is recognised, so `serve` warns about it.
     assert!(plan.demo_secret);
     let with_secret: HashMap<String, String> = [("JWT_SECRET".to_string(), "real".to_string())].into();
-    let (plan, _) = facade::config::load_plan(&root.join("facade.yaml"), &with_secret);
+    let (plan, _) = facade::load::load_plan(&root.join("facade.yaml"), &with_secret);
     assert!(!plan.unwrap().demo_secret);
     // Every service has demo fixtures that parse.
-    for (_, dir) in &facade::config::load_plan(&root.join("facade.yaml"), &env)
-        .0
-        .unwrap()
-        .demo
-    {
+    for (_, dir) in &facade::load::load_plan(&root.join("facade.yaml"), &env).0.unwrap().demo {
         facade::demo::Fixtures::load(dir).unwrap();
     }
 }

@@ -297,7 +297,7 @@ fn read_params(r: &mut Reader<'_>, node: &Node, section: &str, source: &ParamSou
         };
         let default = default_node.map(|n| n.to_json());
         if let (Some(d), Some(n)) = (&default, default_node) {
-            if let Err(e) = crate::plan::args::convert(d, &ty) {
+            if let Err(e) = super::args::convert(d, &ty) {
                 r.error(n.loc, format!("the default of `{name}` {e}"), None);
             }
         }

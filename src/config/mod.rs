@@ -4,6 +4,7 @@
 //! services' OpenAPI documents; expands the environment; reports every problem with its file,
 //! line and column. No network, no HTTP.
 
+pub mod args;
 pub mod composition;
 pub mod diag;
 pub mod env;
@@ -245,18 +246,4 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
         }),
         diags,
     )
-}
-
-/// Loads and compiles in one step: the plan, or every problem.
-pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<crate::plan::Plan>, Diagnostics) {
-    let (loaded, mut diags) = load(config, env);
-    let Some(loaded) = loaded else {
-        return (None, diags);
-    };
-    let (plan, more) = crate::plan::compile(&loaded);
-    diags.extend(more);
-    if diags.has_errors() {
-        return (None, diags);
-    }
-    (plan, diags)
 }

@@ -2,10 +2,10 @@
 //! held to `limits.request_body`), the executor, and the JSON answer with `X-Facade-Partial`.
 
 use super::error::{json_bytes, HttpError};
+use crate::config::args::{convert, convert_text};
 use crate::config::model::{BaseType, ParamSource};
 use crate::exec::{Dedup, RequestCtx};
 use crate::middleware::auth::Authenticated;
-use crate::plan::args::{convert, convert_text};
 use crate::plan::routes::Matched;
 use crate::plan::{Endpoint, Plan};
 use crate::state::AppState;

@@ -342,7 +342,10 @@ pub(super) fn compile_endpoint(
                 name: p.name.value.clone(),
                 source: p.source.clone(),
                 ty: p.ty.clone(),
-                default: p.default.as_ref().and_then(|d| super::args::convert(d, &p.ty).ok()),
+                default: p
+                    .default
+                    .as_ref()
+                    .and_then(|d| crate::config::args::convert(d, &p.ty).ok()),
             })
             .collect(),
         calls,

@@ -3,7 +3,6 @@
 //! `compile(loaded) -> (Option<Plan>, Diagnostics)`: routes, call graphs, parsed expressions, types
 //! from OpenAPI documents, JWT keys. Pure: no network; request handling reads only the plan.
 
-pub mod args;
 mod compile;
 mod endpoint;
 pub mod expr;

@@ -177,7 +177,7 @@ impl Project {
     /// Loads and compiles; panics with every diagnostic when it fails.
     pub fn plan(&self, env: &[(&str, &str)]) -> facade::plan::Plan {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (plan, diags) = facade::config::load_plan(&self.config(), &env);
+        let (plan, diags) = facade::load::load_plan(&self.config(), &env);
         match plan {
             Some(p) => p,
             None => panic!(
@@ -196,7 +196,7 @@ impl Project {
     /// temporary folder removed.
     pub fn diagnostics(&self, env: &[(&str, &str)]) -> String {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (_, diags) = facade::config::load_plan(&self.config(), &env);
+        let (_, diags) = facade::load::load_plan(&self.config(), &env);
         let prefix = format!("{}/", self.dir.path().display());
         diags
             .sorted()

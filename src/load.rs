@@ -1,0 +1,23 @@
+//! Load, then compile: the one step above both `config` (reads the files) and `plan` (compiles
+//! what they say), so neither of them imports the other's caller. Every command and test that
+//! needs a plan starts here.
+
+use crate::config::diag::Diagnostics;
+use crate::config::env::Env;
+use crate::plan::Plan;
+use std::path::Path;
+
+/// Loads `facade.yaml` at `config`, its compositions and schemas, and compiles them: the plan, or
+/// every problem found (warnings come with a plan too).
+pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<Plan>, Diagnostics) {
+    let (loaded, mut diags) = crate::config::load(config, env);
+    let Some(loaded) = loaded else {
+        return (None, diags);
+    };
+    let (plan, more) = crate::plan::compile(&loaded);
+    diags.extend(more);
+    if diags.has_errors() {
+        return (None, diags);
+    }
+    (plan, diags)
+}
