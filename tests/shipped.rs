@@ -56,3 +56,25 @@ fn the_shipped_configuration_loads_without_any_diagnostic() {
         facade::demo::Fixtures::load(dir).unwrap();
     }
 }
+
+#[test]
+fn the_benchmark_configuration_loads_without_any_diagnostic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env: HashMap<String, String> = [
+        "USER_SERVICE_URL",
+        "RECOMMENDATION_SERVICE_URL",
+        "CART_SERVICE_URL",
+        "NOTIFICATION_SERVICE_URL",
+        "ORDER_SERVICE_URL",
+        "PRODUCT_SERVICE_URL",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), "http://127.0.0.1:9".to_string()))
+    .chain([("JWT_SECRET".to_string(), "bench".to_string())])
+    .collect();
+    let (plan, diags) = facade::load::load_plan(&root.join("benches/facade.yaml"), &env);
+    assert!(diags.items().is_empty(), "{:?}", diags.items());
+    let plan = plan.unwrap();
+    assert_eq!(plan.passthrough.len(), 2);
+    assert!(plan.routes.prefix_of("/api/orders/ord-77812").is_some());
+}
