@@ -1,5 +1,7 @@
-//! Compiles one endpoint: its calls (paths, parameters, expressions, dependencies, cycles), its
-//! response, the shapes of the answers it reads, and the checks against OpenAPI types.
+//! Compiles one endpoint, as a short driver over named passes: each call (`compile_call`: its
+//! service, path template, parameters, `each`), which calls may share a request (`mark_dedup`),
+//! the dependency graph (`check_cycles`), the response (`compile_response`), the shapes of the
+//! answers it reads (`attach_shapes`), and the checks against OpenAPI types.
 
 use super::compile::RESERVED;
 use super::expr::{self, parse_node, Expr, Part, RootRef, Scope, Step};
@@ -20,11 +22,47 @@ pub(super) fn compile_endpoint(
     default_policy: Option<&str>,
     diags: &mut Diagnostics,
 ) -> Option<Endpoint> {
-    let file = &comp.file;
     let errors_before = diags.errors().count();
-    let call_names: Vec<&str> = ep.calls.iter().map(|c| c.name.value.as_str()).collect();
-    let param_names: Vec<&str> = ep.params.iter().map(|p| p.name.value.as_str()).collect();
-    let roots_ok = |diags: &mut Diagnostics, e: &Expr, loc: Loc, own: Option<&str>| -> Vec<usize> {
+    let cx = EndpointCx {
+        file: &comp.file,
+        ep,
+        call_names: ep.calls.iter().map(|c| c.name.value.as_str()).collect(),
+        param_names: ep.params.iter().map(|p| p.name.value.as_str()).collect(),
+    };
+    let mut calls: Vec<Call> = ep.calls.iter().map(|c| compile_call(&cx, c, services, diags)).collect();
+    mark_dedup(&mut calls);
+    check_cycles(&cx, &calls, diags);
+    let response = compile_response(&cx, diags);
+    attach_shapes(&mut calls, &response);
+    types.check_endpoint(comp, ep, &calls, &response, diags);
+    if diags.errors().count() != errors_before {
+        return None;
+    }
+    Some(Endpoint {
+        client: comp.client.value.clone(),
+        name: ep.name.value.clone(),
+        method: ep.method,
+        path: format!("{}{}", comp.base_path.value, ep.path.value),
+        access: Access::new(auth, &ep.access, default_policy),
+        params: compile_params(ep),
+        calls,
+        response,
+    })
+}
+
+/// What every pass of one endpoint reads.
+struct EndpointCx<'a> {
+    file: &'a Arc<str>,
+    ep: &'a EndpointConfig,
+    call_names: Vec<&'a str>,
+    param_names: Vec<&'a str>,
+}
+
+impl EndpointCx<'_> {
+    /// Checks what an expression refers to (calls, `args`, `auth`) and returns the calls it
+    /// reads: the dependencies of the call `own` (or, for the response, of nothing).
+    fn references(&self, diags: &mut Diagnostics, e: &Expr, loc: Loc, own: Option<&str>) -> Vec<usize> {
+        let file = self.file;
         let mut deps = Vec::new();
         let mut refs: Vec<(RootRef, Loc)> = Vec::new();
         e.visit_paths(&mut |p| {
@@ -48,7 +86,7 @@ pub(super) fn compile_endpoint(
                     }
                 }
                 RootRef::Name(n) if RESERVED.contains(&n.as_str()) => {}
-                RootRef::Name(n) => match call_names.iter().position(|c| *c == n) {
+                RootRef::Name(n) => match self.call_names.iter().position(|c| *c == n) {
                     Some(i) => {
                         if Some(n.as_str()) == own {
                             diags.error(file, loc, format!("call `{n}` reads its own result"), None);
@@ -57,13 +95,13 @@ pub(super) fn compile_endpoint(
                         }
                     }
                     None => {
-                        let candidates = call_names.iter().copied().chain(RESERVED);
+                        let candidates = self.call_names.iter().copied().chain(RESERVED);
                         diags.error(
                             file,
                             loc,
-                            format!("`$.{n}` refers to no call of endpoint `{}`", ep.name.value),
+                            format!("`$.{n}` refers to no call of endpoint `{}`", self.ep.name.value),
                             did_you_mean(&n, candidates)
-                                .or_else(|| Some(format!("its calls are: {}", call_names.join(", ")))),
+                                .or_else(|| Some(format!("its calls are: {}", self.call_names.join(", ")))),
                         );
                     }
                 },
@@ -74,213 +112,234 @@ pub(super) fn compile_endpoint(
             if p.relative {
                 return;
             }
-            if let Some(steps) = &p.steps {
-                if let [Step::Name(root), Step::Name(arg), ..] = steps.as_slice() {
-                    if root == "args" && !param_names.contains(&arg.as_str()) {
-                        diags.error(
-                            file,
-                            loc,
-                            format!("`{}`: endpoint `{}` has no parameter `{arg}`", p.text, ep.name.value),
-                            did_you_mean(arg, param_names.iter().copied()),
-                        );
-                    }
+            if let Some([Step::Name(root), Step::Name(arg), ..]) = p.steps.as_deref() {
+                if root == "args" && !self.param_names.contains(&arg.as_str()) {
+                    diags.error(
+                        file,
+                        loc,
+                        format!("`{}`: endpoint `{}` has no parameter `{arg}`", p.text, self.ep.name.value),
+                        did_you_mean(arg, self.param_names.iter().copied()),
+                    );
                 }
             }
         });
         deps
-    };
+    }
+}
 
-    let mut calls = Vec::new();
-    for c in &ep.calls {
-        if RESERVED.contains(&c.name.value.as_str()) {
-            diags.error(
-                file,
-                c.name.loc,
-                format!("`{}` is reserved and cannot name a call", c.name.value),
-                None,
-            );
+/// Adds the calls of `more` to `deps`, once each.
+fn add_deps(deps: &mut Vec<usize>, more: Vec<usize>) {
+    for x in more {
+        if !deps.contains(&x) {
+            deps.push(x);
         }
-        let service = match services.iter().position(|s| *s.name == *c.service.value) {
-            Some(i) => i,
-            None => {
+    }
+}
+
+/// Pass: one call, with every expression parsed and its dependencies found.
+fn compile_call(cx: &EndpointCx<'_>, c: &CallConfig, services: &[Service], diags: &mut Diagnostics) -> Call {
+    let file = cx.file;
+    if RESERVED.contains(&c.name.value.as_str()) {
+        diags.error(
+            file,
+            c.name.loc,
+            format!("`{}` is reserved and cannot name a call", c.name.value),
+            None,
+        );
+    }
+    let service = resolve_service(cx, c, services, diags);
+    let service_defaults = services.get(service);
+    let scope = Scope {
+        in_each: c.each.is_some(),
+    };
+    let mut deps: Vec<usize> = Vec::new();
+    let path = compile_path(cx, c, scope, &mut deps, diags);
+
+    let mut errors = Vec::new();
+    let query: Vec<(String, Expr)> = c
+        .query
+        .iter()
+        .map(|(k, v)| (k.value.clone(), parse_node(v, scope, &mut errors)))
+        .collect();
+    let headers: Vec<(HeaderName, Expr)> = c
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                HeaderName::from_bytes(k.value.as_bytes()).ok()?,
+                parse_node(v, scope, &mut errors),
+            ))
+        })
+        .collect();
+    let body = c.body.as_ref().map(|b| parse_node(b, scope, &mut errors));
+    let when = c.when.as_ref().map(|w| parse_node(w, Scope { in_each: false }, &mut errors));
+    let each_expr = c.each.as_ref().map(|e| parse_node(e, Scope { in_each: false }, &mut errors));
+    for e in &errors {
+        diags.error(file, e.at, e.message.clone(), e.hint.clone());
+    }
+    let own = Some(c.name.value.as_str());
+    for ((_, e), (_, n)) in query.iter().zip(c.query.iter()) {
+        add_deps(&mut deps, cx.references(diags, e, n.loc, own));
+    }
+    for ((_, e), (_, n)) in headers.iter().zip(c.headers.iter()) {
+        add_deps(&mut deps, cx.references(diags, e, n.loc, own));
+    }
+    if let (Some(b), Some(n)) = (&body, &c.body) {
+        add_deps(&mut deps, cx.references(diags, b, n.loc, own));
+    }
+    if let (Some(w), Some(n)) = (&when, &c.when) {
+        add_deps(&mut deps, cx.references(diags, w, n.loc, own));
+    }
+    let each = match (each_expr, &c.each) {
+        (Some(over), Some(n)) => {
+            add_deps(&mut deps, cx.references(diags, &over, n.loc, own));
+            Some(compile_each(cx, c, over, diags))
+        }
+        _ => None,
+    };
+    Call {
+        name: c.name.value.clone(),
+        service,
+        method: c.method,
+        path,
+        query,
+        headers,
+        body,
+        each,
+        when,
+        timeout: c
+            .timeout
+            .or(service_defaults.map(|s| s.timeout))
+            .unwrap_or(Duration::from_secs(10)),
+        retries: c.retries.or(service_defaults.map(|s| s.retries)).unwrap_or(0),
+        cache: c.cache.as_ref().map(|d| CachePolicy {
+            ttl: d.value,
+            shared: c.cache_shared,
+        }),
+        optional: c.optional,
+        fallback: c.fallback.as_ref().map(|f| f.value.clone()),
+        errors_pass: c.errors_pass.is_some(),
+        dedup: false,
+        shape: Arc::new(shape::Shape::All),
+        deps,
+    }
+}
+
+/// Pass: the call's service by name. An unknown one is reported and the call is still checked
+/// (the endpoint is dropped because of the error).
+fn resolve_service(cx: &EndpointCx<'_>, c: &CallConfig, services: &[Service], diags: &mut Diagnostics) -> usize {
+    match services.iter().position(|s| *s.name == *c.service.value) {
+        Some(i) => i,
+        None => {
+            diags.error(
+                cx.file,
+                c.service.loc,
+                format!("unknown service `{}`", c.service.value),
+                did_you_mean(&c.service.value, services.iter().map(|s| &*s.name)),
+            );
+            usize::MAX
+        }
+    }
+}
+
+/// Pass: the path template: literal text and `{expr}` values, each a path segment of its own.
+fn compile_path(
+    cx: &EndpointCx<'_>,
+    c: &CallConfig,
+    scope: Scope,
+    deps: &mut Vec<usize>,
+    diags: &mut Diagnostics,
+) -> Vec<PathPart> {
+    let file = cx.file;
+    let mut path = Vec::new();
+    match expr::parse_str(&c.path.value, scope).map(|mut e| {
+        e.set_loc(c.path.loc);
+        e
+    }) {
+        Ok(Expr::Template(parts)) => {
+            for part in parts {
+                match part {
+                    Part::Text(t) => path.push(PathPart::Text(t)),
+                    Part::Expr(e) => {
+                        let from_client = e
+                            .roots()
+                            .iter()
+                            .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
+                            && !reads_item(&e);
+                        add_deps(deps, cx.references(diags, &e, c.path.loc, Some(&c.name.value)));
+                        path.push(PathPart::Value {
+                            text: describe(&e),
+                            expr: e,
+                            from_client,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(_) => path.push(PathPart::Text(c.path.value.clone())),
+        Err((m, h)) => {
+            diags.error(file, c.path.loc, m, h);
+        }
+    }
+    for p in &path {
+        if let PathPart::Text(t) = p {
+            if t.contains(['{', '}']) {
                 diags.error(
                     file,
-                    c.service.loc,
-                    format!("unknown service `{}`", c.service.value),
-                    did_you_mean(&c.service.value, services.iter().map(|s| &*s.name)),
+                    c.path.loc,
+                    format!(
+                        "call path `{}` has a `{{…}}` part that is not an expression",
+                        c.path.value
+                    ),
+                    Some(
+                        "values go in as `{$.args.id}` or `{$.user.id}`; write literal braces as `{{` and `}}`"
+                            .into(),
+                    ),
                 );
-                // Keep checking the rest of the call; the endpoint is dropped because of the error.
-                usize::MAX
             }
-        };
-        let service_defaults = services.get(service);
-        let in_each = c.each.is_some();
-        let scope = Scope { in_each };
-        let mut errors = Vec::new();
-        let mut deps: Vec<usize> = Vec::new();
-        let add = |d: Vec<usize>, deps: &mut Vec<usize>| {
-            for x in d {
-                if !deps.contains(&x) {
-                    deps.push(x);
-                }
-            }
-        };
-
-        // Path template.
-        let mut path = Vec::new();
-        match expr::parse_str(&c.path.value, scope).map(|mut e| {
-            e.set_loc(c.path.loc);
-            e
-        }) {
-            Ok(Expr::Template(parts)) => {
-                for part in parts {
-                    match part {
-                        Part::Text(t) => path.push(PathPart::Text(t)),
-                        Part::Expr(e) => {
-                            let from_client = e
-                                .roots()
-                                .iter()
-                                .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
-                                && !reads_item(&e);
-                            add(roots_ok(diags, &e, c.path.loc, Some(&c.name.value)), &mut deps);
-                            path.push(PathPart::Value {
-                                text: describe(&e),
-                                expr: e,
-                                from_client,
-                            });
-                        }
-                    }
-                }
-            }
-            Ok(_) => path.push(PathPart::Text(c.path.value.clone())),
-            Err((m, h)) => {
-                diags.error(file, c.path.loc, m, h);
+            if t.contains(['?', '#']) {
+                diags.error(
+                    file,
+                    c.path.loc,
+                    "a call path cannot hold `?` or `#`",
+                    Some("put query parameters under `query:`".into()),
+                );
             }
         }
-        for p in &path {
-            if let PathPart::Text(t) = p {
-                if t.contains(['{', '}']) {
-                    diags.error(
-                        file,
-                        c.path.loc,
-                        format!(
-                            "call path `{}` has a `{{…}}` part that is not an expression",
-                            c.path.value
-                        ),
-                        Some(
-                            "values go in as `{$.args.id}` or `{$.user.id}`; write literal braces as `{{` and `}}`"
-                                .into(),
-                        ),
-                    );
-                }
-                if t.contains(['?', '#']) {
-                    diags.error(
-                        file,
-                        c.path.loc,
-                        "a call path cannot hold `?` or `#`",
-                        Some("put query parameters under `query:`".into()),
-                    );
-                }
-            }
-        }
-
-        let parse = |n: &crate::config::yaml::Node, scope: Scope, errors: &mut Vec<expr::ExprError>| {
-            parse_node(n, scope, errors)
-        };
-        let query: Vec<(String, Expr)> = c
-            .query
-            .iter()
-            .map(|(k, v)| (k.value.clone(), parse(v, scope, &mut errors)))
-            .collect();
-        let headers: Vec<(HeaderName, Expr)> = c
-            .headers
-            .iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    HeaderName::from_bytes(k.value.as_bytes()).ok()?,
-                    parse(v, scope, &mut errors),
-                ))
-            })
-            .collect();
-        let body = c.body.as_ref().map(|b| parse(b, scope, &mut errors));
-        let when = c.when.as_ref().map(|w| parse(w, Scope { in_each: false }, &mut errors));
-        let each_expr = c.each.as_ref().map(|e| parse(e, Scope { in_each: false }, &mut errors));
-        for e in &errors {
-            diags.error(file, e.at, e.message.clone(), e.hint.clone());
-        }
-        for (k, e) in &query {
-            let loc = c
-                .query
-                .iter()
-                .find(|(q, _)| &q.value == k)
-                .map(|(_, n)| n.loc)
-                .unwrap_or(c.name.loc);
-            add(roots_ok(diags, e, loc, Some(&c.name.value)), &mut deps);
-        }
-        for ((_, e), (_, n)) in headers.iter().zip(c.headers.iter()) {
-            add(roots_ok(diags, e, n.loc, Some(&c.name.value)), &mut deps);
-        }
-        if let (Some(b), Some(n)) = (&body, &c.body) {
-            add(roots_ok(diags, b, n.loc, Some(&c.name.value)), &mut deps);
-        }
-        if let (Some(w), Some(n)) = (&when, &c.when) {
-            add(roots_ok(diags, w, n.loc, Some(&c.name.value)), &mut deps);
-        }
-        let mut each = None;
-        if let (Some(over), Some(n)) = (each_expr, &c.each) {
-            add(roots_ok(diags, &over, n.loc, Some(&c.name.value)), &mut deps);
-            let attach = match &c.attach {
-                Some(a) => match &over {
-                    Expr::Path(p) if !p.relative && p.steps.is_some() => {
-                        Some((a.value.clone(), p.steps.clone().unwrap_or_default()))
-                    }
-                    _ => {
-                        diags.error(
-                            file,
-                            a.loc,
-                            "`attach` needs `each` to be a simple path (names, indexes and `[*]`), such as `$.product.variants[*]`",
-                            None,
-                        );
-                        None
-                    }
-                },
-                None => None,
-            };
-            each = Some(EachCall {
-                over,
-                concurrency: c.concurrency,
-                attach,
-            });
-        }
-        calls.push(Call {
-            name: c.name.value.clone(),
-            service,
-            method: c.method,
-            path,
-            query,
-            headers,
-            body,
-            each,
-            when,
-            timeout: c
-                .timeout
-                .or(service_defaults.map(|s| s.timeout))
-                .unwrap_or(Duration::from_secs(10)),
-            retries: c.retries.or(service_defaults.map(|s| s.retries)).unwrap_or(0),
-            cache: c.cache.as_ref().map(|d| CachePolicy {
-                ttl: d.value,
-                shared: c.cache_shared,
-            }),
-            optional: c.optional,
-            fallback: c.fallback.as_ref().map(|f| f.value.clone()),
-            errors_pass: c.errors_pass.is_some(),
-            dedup: false,
-            shape: Arc::new(shape::Shape::All),
-            deps,
-        });
     }
+    path
+}
 
-    let same_service_gets: Vec<bool> = calls
+/// Pass: `each` with its concurrency and `attach`, which needs a simple path to put answers back.
+fn compile_each(cx: &EndpointCx<'_>, c: &CallConfig, over: Expr, diags: &mut Diagnostics) -> EachCall {
+    let attach = match &c.attach {
+        Some(a) => match &over {
+            Expr::Path(p) if !p.relative && p.steps.is_some() => {
+                Some((a.value.clone(), p.steps.clone().unwrap_or_default()))
+            }
+            _ => {
+                diags.error(
+                    cx.file,
+                    a.loc,
+                    "`attach` needs `each` to be a simple path (names, indexes and `[*]`), such as `$.product.variants[*]`",
+                    None,
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    EachCall {
+        over,
+        concurrency: c.concurrency,
+        attach,
+    }
+}
+
+/// Pass: which calls go through the per-request dedup table: a GET `each` call, or a GET call
+/// that shares its service with another GET (only those can be identical to another request).
+fn mark_dedup(calls: &mut [Call]) {
+    let marks: Vec<bool> = calls
         .iter()
         .map(|c| {
             c.method == Method::Get
@@ -292,16 +351,18 @@ pub(super) fn compile_endpoint(
                         > 1)
         })
         .collect();
-    for (c, d) in calls.iter_mut().zip(same_service_gets) {
+    for (c, d) in calls.iter_mut().zip(marks) {
         c.dedup = d;
     }
+}
 
-    // Cycles.
-    if let Some(cycle) = find_cycle(&calls) {
+/// Pass: the dependency graph has no cycle.
+fn check_cycles(cx: &EndpointCx<'_>, calls: &[Call], diags: &mut Diagnostics) {
+    if let Some(cycle) = find_cycle(calls) {
         let names: Vec<&str> = cycle.iter().map(|i| calls[*i].name.as_str()).collect();
         diags.error(
-            file,
-            ep.calls[cycle[0]].name.loc,
+            cx.file,
+            cx.ep.calls[cycle[0]].name.loc,
             format!(
                 "calls depend on each other in a cycle: {} -> {}",
                 names.join(" -> "),
@@ -310,47 +371,42 @@ pub(super) fn compile_endpoint(
             Some("a call can only read calls that do not read it back".into()),
         );
     }
+}
 
-    // Response.
+/// Pass: the response projection, with its references checked.
+fn compile_response(cx: &EndpointCx<'_>, diags: &mut Diagnostics) -> Expr {
     let mut errors = Vec::new();
-    let response = parse_node(&ep.response, Scope { in_each: false }, &mut errors);
+    let response = parse_node(&cx.ep.response, Scope { in_each: false }, &mut errors);
     for e in &errors {
-        diags.error(file, e.at, e.message.clone(), e.hint.clone());
+        diags.error(cx.file, e.at, e.message.clone(), e.hint.clone());
     }
-    roots_ok(diags, &response, ep.response.loc, None);
+    cx.references(diags, &response, cx.ep.response.loc, None);
+    response
+}
 
-    let shapes = shape::shapes(&calls, &response);
+/// Pass: the parts of each call's answer that the endpoint reads (see `shape`).
+fn attach_shapes(calls: &mut [Call], response: &Expr) {
+    let shapes = shape::shapes(calls, response);
     for (c, s) in calls.iter_mut().zip(shapes) {
         c.shape = Arc::new(s);
     }
+}
 
-    // Types from OpenAPI documents.
-    types.check_endpoint(comp, ep, &calls, &response, diags);
-
-    let full = format!("{}{}", comp.base_path.value, ep.path.value);
-    let ok = diags.errors().count() == errors_before;
-    ok.then(|| Endpoint {
-        client: comp.client.value.clone(),
-        name: ep.name.value.clone(),
-        method: ep.method,
-        path: full,
-        access: Access::new(auth, &ep.access, default_policy),
-        params: ep
-            .params
-            .iter()
-            .map(|p| super::Param {
-                name: p.name.value.clone(),
-                source: p.source.clone(),
-                ty: p.ty.clone(),
-                default: p
-                    .default
-                    .as_ref()
-                    .and_then(|d| crate::config::args::convert(d, &p.ty).ok()),
-            })
-            .collect(),
-        calls,
-        response,
-    })
+/// Pass: parameters with their defaults converted once (a default that does not convert was
+/// reported by the reader).
+fn compile_params(ep: &EndpointConfig) -> Vec<super::Param> {
+    ep.params
+        .iter()
+        .map(|p| super::Param {
+            name: p.name.value.clone(),
+            source: p.source.clone(),
+            ty: p.ty.clone(),
+            default: p
+                .default
+                .as_ref()
+                .and_then(|d| crate::config::args::convert(d, &p.ty).ok()),
+        })
+        .collect()
 }
 
 fn reads_item(e: &Expr) -> bool {
