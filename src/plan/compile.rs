@@ -1,5 +1,6 @@
-//! From loaded configuration to a plan: services, JWT keys, access rules, passthrough checks,
-//! and every composition's endpoints (compiled one by one in `endpoint.rs`).
+//! From loaded configuration to a plan, as named passes: `resolve_services`, `compile_auth`,
+//! the `AccessRules` every route is checked against, `compile_compositions` (each endpoint in
+//! `endpoint.rs`), `compile_passthrough`, and the CORS layer.
 
 use super::endpoint::compile_endpoint;
 use super::routes::{self, RouteTable};
@@ -13,155 +14,22 @@ use std::sync::Arc;
 
 pub(super) const RESERVED: [&str; 2] = ["auth", "args"];
 
-/// Compiles loaded configuration into a plan, or every problem found.
+/// Compiles loaded configuration into a plan, or every problem found: a short driver over named
+/// passes, each of which reports every problem it finds.
 pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let gw = &loaded.gateway;
-    let file = gw.file.clone();
-
-    let services: Vec<Service> = gw
-        .services
-        .iter()
-        .map(|s| Service {
-            name: Arc::from(s.name.value.as_str()),
-            base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
-            base_path: base_path(&s.url.value),
-            timeout: s.timeout,
-            retries: s.retries,
-            circuit_breaker: s.circuit_breaker,
-        })
-        .collect();
-    let service_names: Vec<&str> = services.iter().map(|s| &*s.name).collect();
-
-    let mut auth = None;
-    if let Some(a) = &gw.auth {
-        let mut forward = Vec::new();
-        for (h, claim) in &a.forward_claims {
-            match HeaderName::from_bytes(h.as_bytes()) {
-                Ok(name) => forward.push((name, claim.split('.').map(str::to_string).collect())),
-                Err(_) => diags.error(&file, a.loc, format!("`{h}` is not a valid header name"), None),
-            }
-        }
-        // Keys that are missing were already reported by the reader.
-        if let Some(jwt) = a.jwt.as_ref().filter(|j| keys_complete(j)) {
-            match Verifier::build(jwt) {
-                Ok(verifier) => {
-                    auth = Some(AuthPlan {
-                        verifier,
-                        forward_claims: forward,
-                    })
-                }
-                Err(e) => diags.error(&file, jwt.loc, e, None),
-            }
-        }
-    }
-    let auth_configured = gw.auth.is_some();
-    let policies: Vec<&str> = gw
-        .rate_limits
-        .as_ref()
-        .map(|r| r.policies.iter().map(|p| p.name.value.as_str()).collect())
-        .unwrap_or_default();
-
-    let default_policy = gw
-        .rate_limits
-        .as_ref()
-        .and_then(|r| r.default.as_ref())
-        .map(|d| d.value.as_str());
-    let check_policy = |diags: &mut Diagnostics, file: &Arc<str>, rl: &Option<Spanned<String>>| {
-        if let Some(p) = rl {
-            if p.value != "none" && !policies.contains(&p.value.as_str()) {
-                diags.error(
-                    file,
-                    p.loc,
-                    format!("rate limit policy `{}` is not defined in facade.yaml", p.value),
-                    did_you_mean(&p.value, policies.iter().copied()),
-                );
-            }
-        }
-    };
-    let check_auth = |diags: &mut Diagnostics,
-                      file: &Arc<str>,
-                      mode: &Option<Spanned<AuthMode>>,
-                      roles: &[String],
-                      loc: Loc|
-     -> AuthMode {
-        match mode {
-            Some(m) if m.value != AuthMode::None && !auth_configured => {
-                let word = if m.value == AuthMode::Required {
-                    "required"
-                } else {
-                    "optional"
-                };
-                diags.error(
-                    file,
-                    m.loc,
-                    format!("`auth: {word}` needs tokens verified, but facade.yaml has no `auth` section"),
-                    Some("add `auth: { jwt: … }` to facade.yaml, or write `auth: none`".into()),
-                );
-                AuthMode::None
-            }
-            Some(m) => {
-                if m.value == AuthMode::None && !roles.is_empty() {
-                    diags.error(file, m.loc, "`roles` needs a token, but `auth` is `none`", None);
-                }
-                m.value
-            }
-            None if !roles.is_empty() && !auth_configured => {
-                diags.error(file, loc, "`roles` needs an `auth` section in facade.yaml", None);
-                AuthMode::None
-            }
-            None if auth_configured => AuthMode::Required,
-            None => AuthMode::None,
-        }
-    };
-
+    let services = resolve_services(gw);
+    let auth = compile_auth(gw, &mut diags);
+    let rules = AccessRules::new(gw);
     if let Some(g) = &gw.graphql {
-        check_auth(&mut diags, &file, &g.auth, &[], g.path.loc);
-        check_policy(&mut diags, &file, &g.rate_limit);
+        rules.auth_mode(&mut diags, &gw.file, &g.auth, &[], g.path.loc);
+        rules.check_policy(&mut diags, &gw.file, &g.rate_limit);
     }
-
     let mut routes = RouteTable::default();
-    let mut endpoints = Vec::new();
-    let mut clients: Vec<(&str, &Arc<str>, Loc)> = Vec::new();
-    for comp in &loaded.compositions {
-        let cfile = &comp.file;
-        if let Some((_, other, _)) = clients
-            .iter()
-            .find(|(c, _, _)| !c.is_empty() && *c == comp.client.value)
-        {
-            diags.error(
-                cfile,
-                comp.client.loc,
-                format!("client `{}` is also defined in {other}", comp.client.value),
-                None,
-            );
-        }
-        clients.push((&comp.client.value, cfile, comp.client.loc));
-        for ep in &comp.endpoints {
-            check_policy(&mut diags, cfile, &ep.access.rate_limit);
-            let auth_mode = check_auth(&mut diags, cfile, &ep.access.auth, &ep.access.roles, ep.name.loc);
-            let types = types::TypeEnv::new(loaded, &services);
-            if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, &services, &types, default_policy, &mut diags)
-            {
-                let index = endpoints.len();
-                if let Err(e) = routes.insert(endpoint.method, &endpoint.path, index) {
-                    diags.error(cfile, ep.path.loc, e, None);
-                }
-                endpoints.push(Arc::new(endpoint));
-            }
-        }
-    }
-    let passthrough = compile_passthrough(
-        gw,
-        &service_names,
-        &endpoints,
-        &mut routes,
-        &mut diags,
-        |d, m, roles, loc| check_auth(d, &file, m, roles, loc),
-        |d, rl| check_policy(d, &file, rl),
-        default_policy,
-    );
-
+    let endpoints = compile_compositions(loaded, &services, &rules, &mut routes, &mut diags);
+    let service_names: Vec<&str> = services.iter().map(|s| &*s.name).collect();
+    let passthrough = compile_passthrough(gw, &service_names, &endpoints, &mut routes, &rules, &mut diags);
     if diags.has_errors() {
         return (None, diags);
     }
@@ -189,6 +57,166 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         demo,
     };
     (Some(plan), diags)
+}
+
+/// Pass: the services, their URLs parsed once (a URL that does not parse was reported by the
+/// reader, and such a configuration never compiles).
+fn resolve_services(gw: &GatewayConfig) -> Vec<Service> {
+    gw.services
+        .iter()
+        .map(|s| Service {
+            name: Arc::from(s.name.value.as_str()),
+            base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
+            base_path: base_path(&s.url.value),
+            timeout: s.timeout,
+            retries: s.retries,
+            circuit_breaker: s.circuit_breaker,
+        })
+        .collect()
+}
+
+/// Pass: JWT keys and the `forward_claims` headers.
+fn compile_auth(gw: &GatewayConfig, diags: &mut Diagnostics) -> Option<AuthPlan> {
+    let a = gw.auth.as_ref()?;
+    let file = &gw.file;
+    let mut forward = Vec::new();
+    for (h, claim) in &a.forward_claims {
+        match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) => forward.push((name, claim.split('.').map(str::to_string).collect())),
+            Err(_) => diags.error(file, a.loc, format!("`{h}` is not a valid header name"), None),
+        }
+    }
+    // Keys that are missing were already reported by the reader.
+    let jwt = a.jwt.as_ref().filter(|j| keys_complete(j))?;
+    match Verifier::build(jwt) {
+        Ok(verifier) => Some(AuthPlan {
+            verifier,
+            forward_claims: forward,
+        }),
+        Err(e) => {
+            diags.error(file, jwt.loc, e, None);
+            None
+        }
+    }
+}
+
+/// The rules every route's access is checked against: whether `auth` is configured, and the
+/// rate-limit policies that exist.
+pub(super) struct AccessRules<'a> {
+    auth_configured: bool,
+    policies: Vec<&'a str>,
+    /// `rate_limits.default`.
+    pub default_policy: Option<&'a str>,
+}
+
+impl<'a> AccessRules<'a> {
+    fn new(gw: &'a GatewayConfig) -> AccessRules<'a> {
+        AccessRules {
+            auth_configured: gw.auth.is_some(),
+            policies: gw
+                .rate_limits
+                .as_ref()
+                .map(|r| r.policies.iter().map(|p| p.name.value.as_str()).collect())
+                .unwrap_or_default(),
+            default_policy: gw
+                .rate_limits
+                .as_ref()
+                .and_then(|r| r.default.as_ref())
+                .map(|d| d.value.as_str()),
+        }
+    }
+
+    /// A route's `rate_limit` must name a policy (or `none`).
+    pub(super) fn check_policy(&self, diags: &mut Diagnostics, file: &Arc<str>, rl: &Option<Spanned<String>>) {
+        if let Some(p) = rl {
+            if p.value != "none" && !self.policies.contains(&p.value.as_str()) {
+                diags.error(
+                    file,
+                    p.loc,
+                    format!("rate limit policy `{}` is not defined in facade.yaml", p.value),
+                    did_you_mean(&p.value, self.policies.iter().copied()),
+                );
+            }
+        }
+    }
+
+    /// A route's effective auth mode (SPEC §6: `required` by default when `auth` is configured),
+    /// reporting modes and roles that need an `auth` section or a token.
+    pub(super) fn auth_mode(
+        &self,
+        diags: &mut Diagnostics,
+        file: &Arc<str>,
+        mode: &Option<Spanned<AuthMode>>,
+        roles: &[String],
+        loc: Loc,
+    ) -> AuthMode {
+        match mode {
+            Some(m) if m.value != AuthMode::None && !self.auth_configured => {
+                let word = if m.value == AuthMode::Required {
+                    "required"
+                } else {
+                    "optional"
+                };
+                diags.error(
+                    file,
+                    m.loc,
+                    format!("`auth: {word}` needs tokens verified, but facade.yaml has no `auth` section"),
+                    Some("add `auth: { jwt: … }` to facade.yaml, or write `auth: none`".into()),
+                );
+                AuthMode::None
+            }
+            Some(m) => {
+                if m.value == AuthMode::None && !roles.is_empty() {
+                    diags.error(file, m.loc, "`roles` needs a token, but `auth` is `none`", None);
+                }
+                m.value
+            }
+            None if !roles.is_empty() && !self.auth_configured => {
+                diags.error(file, loc, "`roles` needs an `auth` section in facade.yaml", None);
+                AuthMode::None
+            }
+            None if self.auth_configured => AuthMode::Required,
+            None => AuthMode::None,
+        }
+    }
+}
+
+/// Pass: every composition's endpoints, into the route table (a duplicate client or route is an
+/// error).
+fn compile_compositions(
+    loaded: &Loaded,
+    services: &[Service],
+    rules: &AccessRules<'_>,
+    routes: &mut RouteTable,
+    diags: &mut Diagnostics,
+) -> Vec<Arc<super::Endpoint>> {
+    let types = types::TypeEnv::new(loaded, services);
+    let mut endpoints = Vec::new();
+    let mut clients: Vec<(&str, &Arc<str>)> = Vec::new();
+    for comp in &loaded.compositions {
+        let cfile = &comp.file;
+        if let Some((_, other)) = clients.iter().find(|(c, _)| !c.is_empty() && *c == comp.client.value) {
+            diags.error(
+                cfile,
+                comp.client.loc,
+                format!("client `{}` is also defined in {other}", comp.client.value),
+                None,
+            );
+        }
+        clients.push((&comp.client.value, cfile));
+        for ep in &comp.endpoints {
+            rules.check_policy(diags, cfile, &ep.access.rate_limit);
+            let auth_mode = rules.auth_mode(diags, cfile, &ep.access.auth, &ep.access.roles, ep.name.loc);
+            if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags)
+            {
+                if let Err(e) = routes.insert(endpoint.method, &endpoint.path, endpoints.len()) {
+                    diags.error(cfile, ep.path.loc, e, None);
+                }
+                endpoints.push(Arc::new(endpoint));
+            }
+        }
+    }
+    endpoints
 }
 
 /// True when every configured algorithm has a key source of its family.
@@ -238,16 +266,13 @@ pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Compiles `routes:` (SPEC §8) and checks them against each other, the composed endpoints,
 /// `graphql.path` and the operations routes.
-#[allow(clippy::too_many_arguments)]
 fn compile_passthrough(
     gw: &GatewayConfig,
     service_names: &[&str],
     endpoints: &[Arc<super::Endpoint>],
     routes: &mut RouteTable,
+    rules: &AccessRules<'_>,
     diags: &mut Diagnostics,
-    mut check_auth: impl FnMut(&mut Diagnostics, &Option<Spanned<AuthMode>>, &[String], Loc) -> AuthMode,
-    mut check_policy: impl FnMut(&mut Diagnostics, &Option<Spanned<String>>),
-    default_policy: Option<&str>,
 ) -> Vec<super::Passthrough> {
     let file = &gw.file;
     let mut out: Vec<super::Passthrough> = Vec::new();
@@ -262,8 +287,8 @@ fn compile_passthrough(
                 did_you_mean(&r.service.value, service_names.iter().copied()),
             );
         }
-        let auth = check_auth(diags, &r.access.auth, &r.access.roles, r.loc);
-        check_policy(diags, &r.access.rate_limit);
+        let auth = rules.auth_mode(diags, file, &r.access.auth, &r.access.roles, r.loc);
+        rules.check_policy(diags, file, &r.access.rate_limit);
         // A trailing `/` is ignored: `/api/orders/` is the route `/api/orders`.
         let prefix = r.prefix.value.trim_end_matches('/').to_string();
         let label = if prefix.is_empty() {
@@ -357,7 +382,7 @@ fn compile_passthrough(
             label,
             service,
             target,
-            access: super::Access::new(auth, &r.access, default_policy),
+            access: super::Access::new(auth, &r.access, rules.default_policy),
         });
     }
     out

@@ -117,7 +117,10 @@ impl EndpointCx<'_> {
                     diags.error(
                         file,
                         loc,
-                        format!("`{}`: endpoint `{}` has no parameter `{arg}`", p.text, self.ep.name.value),
+                        format!(
+                            "`{}`: endpoint `{}` has no parameter `{arg}`",
+                            p.text, self.ep.name.value
+                        ),
                         did_you_mean(arg, self.param_names.iter().copied()),
                     );
                 }
@@ -172,8 +175,14 @@ fn compile_call(cx: &EndpointCx<'_>, c: &CallConfig, services: &[Service], diags
         })
         .collect();
     let body = c.body.as_ref().map(|b| parse_node(b, scope, &mut errors));
-    let when = c.when.as_ref().map(|w| parse_node(w, Scope { in_each: false }, &mut errors));
-    let each_expr = c.each.as_ref().map(|e| parse_node(e, Scope { in_each: false }, &mut errors));
+    let when = c
+        .when
+        .as_ref()
+        .map(|w| parse_node(w, Scope { in_each: false }, &mut errors));
+    let each_expr = c
+        .each
+        .as_ref()
+        .map(|e| parse_node(e, Scope { in_each: false }, &mut errors));
     for e in &errors {
         diags.error(file, e.at, e.message.clone(), e.hint.clone());
     }
@@ -292,8 +301,7 @@ fn compile_path(
                         c.path.value
                     ),
                     Some(
-                        "values go in as `{$.args.id}` or `{$.user.id}`; write literal braces as `{{` and `}}`"
-                            .into(),
+                        "values go in as `{$.args.id}` or `{$.user.id}`; write literal braces as `{{` and `}}`".into(),
                     ),
                 );
             }
