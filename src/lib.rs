@@ -12,6 +12,7 @@
 //! - `state`: the shared state behind an atomically swappable handle.
 //! - `clock`: the injected monotonic clock (cache, breakers).
 //! - `demo`: the built-in fixture backends of `serve --demo`.
+//! - `logbuf`: the buffered stderr writer behind the log lines.
 //! - `server`: binding, serving and graceful shutdown.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod exec;
 pub mod http;
 pub mod jwt;
 pub mod load;
+pub mod logbuf;
 pub mod middleware;
 pub mod plan;
 pub mod server;

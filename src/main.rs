@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// threads, where glibc's arenas showed up as the largest cost in profiles (see README).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use facade::logbuf::{Lines, LogBuffer};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "facade", version, about = "A declarative Backend-for-Frontend gateway")]
@@ -70,24 +72,34 @@ enum Command {
     },
 }
 
-fn init_logging(format: LogFormat) {
+/// Sets up logging to stderr. A terminal gets every line at once; anything else (a file, a pipe,
+/// a log collector) gets them through the buffer of `logbuf`, which the caller flushes at exit.
+fn init_logging(format: LogFormat) -> Option<Arc<LogBuffer>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FACADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a person at a terminal, never escape codes in a log file.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(terminal);
+    if terminal {
+        let builder = builder.with_writer(std::io::stderr);
+        match format {
+            LogFormat::Json => builder.json().flatten_event(true).init(),
+            LogFormat::Text => builder.init(),
+        }
+        return None;
+    }
+    let buffer = LogBuffer::start();
+    let builder = builder.with_writer(Lines(buffer.clone()));
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+    Some(buffer)
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let logs = init_logging(cli.log_format);
     let code = match cli.command {
         Command::Check { config } => facade::cli::check(&config),
         Command::Routes { config } => facade::cli::routes(&config),
@@ -108,5 +120,8 @@ fn main() {
             }
         }
     };
+    if let Some(logs) = logs {
+        logs.flush();
+    }
     std::process::exit(code);
 }

@@ -426,3 +426,41 @@ fn route_load_errors() {
     let out = p.diagnostics(&[]);
     insta::assert_snapshot!(out);
 }
+
+#[tokio::test]
+async fn backend_connections_are_pooled_and_kept_alive() {
+    use axum::extract::ConnectInfo;
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    let peers: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
+    let seen = peers.clone();
+    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().insert(peer);
+            axum::Json(json!({"ok": true}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    let gw = gateway(
+        &[("orders", format!("http://{addr}"), "")],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+        &[],
+    )
+    .await;
+    for i in 0..20 {
+        // A new client connection each time: the backend side is still one pooled connection.
+        let (status, _, _) = raw(
+            gw.addr,
+            &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(peers.lock().unwrap().len(), 1, "20 requests, one backend connection");
+}

@@ -415,10 +415,7 @@ fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig>
             .into_iter()
             .enumerate()
         {
-            let loc = match &n.kind {
-                NodeKind::Seq(items) => items.get(i).map(|x| x.loc).unwrap_or(n.loc),
-                _ => n.loc,
-            };
+            let loc = item_loc(n, i);
             if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
                 r.error(loc, format!("`{cidr}` is not an IP address or CIDR range"), None);
             }

@@ -147,6 +147,16 @@ impl Breaker {
     }
 }
 
+/// Admits an attempt through an optional breaker: `Ok(None)` without one, `Err(())` while it is
+/// open.
+#[allow(clippy::result_unit_err)]
+pub fn admit(breaker: Option<&Arc<Breaker>>) -> Result<Option<Permit>, ()> {
+    match breaker {
+        Some(b) => b.admit().map(Some).ok_or(()),
+        None => Ok(None),
+    }
+}
+
 /// Every service's breaker, by service name.
 #[derive(Debug)]
 pub struct Breakers {

@@ -173,12 +173,8 @@ impl Upstream {
         let mut attempt = 0;
         let breaker = req.breaker.as_ref().map(|cfg| self.breakers.get(&req.service, cfg));
         loop {
-            let permit = match &breaker {
-                Some(b) => match b.admit() {
-                    Some(p) => Some(p),
-                    None => return Err(CallError::CircuitOpen),
-                },
-                None => None,
+            let Ok(permit) = breaker::admit(breaker.as_ref()) else {
+                return Err(CallError::CircuitOpen);
             };
             let result = match tokio::time::timeout(req.timeout, self.attempt(req)).await {
                 Ok(r) => r,
@@ -286,14 +282,21 @@ impl Upstream {
         let mut body = Some(body);
         let mut attempt = 0;
         loop {
-            let permit = match &breaker {
-                Some(b) => match b.admit() {
-                    Some(p) => Some(p),
-                    None => return Err(ForwardError::CircuitOpen),
-                },
-                None => None,
+            let Ok(permit) = breaker::admit(breaker.as_ref()) else {
+                return Err(ForwardError::CircuitOpen);
             };
-            let mut req = http::Request::from_parts(parts.clone(), body.take().unwrap_or_else(Body::empty));
+            // The head is kept for another attempt only when one can follow.
+            let head = if retry_safe && attempt < target.retries {
+                let mut copy = http::Request::new(());
+                *copy.method_mut() = parts.method.clone();
+                *copy.uri_mut() = parts.uri.clone();
+                *copy.version_mut() = parts.version;
+                *copy.headers_mut() = parts.headers.clone();
+                copy.into_parts().0
+            } else {
+                std::mem::replace(&mut parts, http::Request::new(()).into_parts().0)
+            };
+            let mut req = http::Request::from_parts(head, body.take().unwrap_or_else(Body::empty));
             *req.extensions_mut() = http::Extensions::new();
             let sent = tokio::time::timeout(target.timeout, self.exchange_streaming(req)).await;
             let result = match sent {
