@@ -59,6 +59,9 @@ pub async fn forward(
     });
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(http::header::HOST);
+    // Facade's own server answers `Expect: 100-continue` when the body is first read; the backend
+    // is sent the body without waiting for a second interim answer.
+    parts.headers.remove(http::header::EXPECT);
     for (name, value) in authenticated.forwarded {
         parts.headers.insert(name, value);
     }

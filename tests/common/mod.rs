@@ -332,3 +332,21 @@ pub async fn raw_get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
+
+/// `facade.yaml` with services (name, URL, extra lines), the test auth section and `routes:`.
+pub fn routes_facade(services: &[(&str, String, &str)], routes: &str) -> String {
+    let mut s = String::from("services:\n");
+    for (name, url, extra) in services {
+        s.push_str(&format!("  {name}:\n    url: {url}\n{extra}"));
+    }
+    s.push_str(AUTH);
+    s.push_str("routes:\n");
+    s.push_str(routes);
+    s
+}
+
+/// A gateway serving `routes:` beside compositions.
+pub async fn routes_gateway(services: &[(&str, String, &str)], routes: &str, compositions: &[(&str, &str)]) -> Gateway {
+    let p = Project::new(&routes_facade(services, routes), compositions);
+    Gateway::start(p.plan(&[])).await
+}
