@@ -16,7 +16,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
@@ -57,7 +56,6 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let app = crate::http::app(state);
     let cap = options.request_headers.saturating_mul(4).clamp(16 << 10, 16 << 20);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -89,10 +87,13 @@ pub async fn serve_with(
         };
         // Responses are written whole; Nagle's algorithm would only add delay.
         let _ = stream.set_nodelay(true);
-        let router = app.clone();
+        let state = state.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req.map(axum::body::Body::new))
+            let state = state.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(crate::http::handle(state, req.map(axum::body::Body::new)).await)
+            }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

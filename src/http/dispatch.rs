@@ -11,14 +11,14 @@ use crate::middleware::front::{CurrentPlan, RequestId, RouteLabel};
 use crate::plan::routes::{normalize, Resolved};
 use crate::plan::{Access, Plan};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use http::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Answers every request.
-pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn dispatch(state: Arc<AppState>, req: Request) -> Response {
     let request_id = req
         .extensions()
         .get::<RequestId>()

@@ -1,6 +1,6 @@
 //! Thin adapters from the plan to HTTP: route resolution and access (`dispatch`), composed REST
-//! endpoints, passthrough routes, operations routes, the one error type, and `app(state)`, the one
-//! router every test and the server use.
+//! endpoints, passthrough routes, operations routes, the one error type, and `handle`, the one
+//! entry point the server (and `app`, its axum `Router` form) calls for every request.
 
 pub mod dispatch;
 pub mod error;
@@ -9,21 +9,20 @@ pub mod passthrough;
 pub mod rest;
 
 use crate::state::AppState;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::Router;
 use std::sync::Arc;
 
-/// The whole HTTP surface. Every route lives in the plan's route table and is resolved by
-/// `dispatch`, so a new plan brings new routes without rebuilding the router.
+/// Answers one request: every stage of the pipeline, as plain function calls (no router or
+/// middleware layers between them: each boxed layer cost a little on every request). Every route
+/// lives in the plan's route table and is resolved by `dispatch`, so a new plan brings new routes
+/// without rebuilding anything.
+pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
+    crate::middleware::front::front(state, req).await
+}
+
+/// The whole HTTP surface as an axum `Router`, for embedding Facade or driving it with `oneshot`.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(dispatch::dispatch)
-        // Inside `front` (the plan and request id are known), before route resolution and auth.
-        .layer(axum::middleware::from_fn(crate::middleware::front::cors))
-        // Outermost: plan, request id, forged-header stripping, header limits and the log line
-        // (see `front`), so every answer below carries an id and is logged.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::middleware::front::front,
-        ))
-        .with_state(state)
+    Router::new().fallback(move |req: Request| handle(state.clone(), req))
 }

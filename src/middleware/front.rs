@@ -9,8 +9,7 @@
 use crate::http::error::HttpError;
 use crate::plan::Plan;
 use crate::state::AppState;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::HeaderValue;
 use std::sync::Arc;
@@ -34,7 +33,7 @@ fn sane(v: &HeaderValue) -> bool {
 }
 
 /// Request id, header stripping and logging.
-pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     let start = Instant::now();
     let id = req
         .headers()
@@ -66,7 +65,7 @@ pub async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: N
         )
         .respond(&id)
     } else {
-        tracing::Instrument::instrument(next.run(req), span).await
+        tracing::Instrument::instrument(cors(state, req), span).await
     };
     resp.headers_mut().insert("x-request-id", id.clone());
     let route = resp
@@ -95,16 +94,20 @@ pub fn headers_size(headers: &http::HeaderMap) -> u64 {
         .sum()
 }
 
-/// The CORS stage (SPEC §3), after `front` and before route resolution, so a preflight is
-/// answered before auth and rate limiting and every answer to an allowed origin exposes
+/// The CORS stage (SPEC §3), after the stages above and before route resolution, so a preflight
+/// is answered before auth and rate limiting and every answer to an allowed origin exposes
 /// Facade's headers. Without a `cors:` section it does nothing and adds no header.
-pub async fn cors(req: Request, next: Next) -> Response {
+async fn cors(state: Arc<AppState>, req: Request) -> Response {
     let layer = req.extensions().get::<CurrentPlan>().and_then(|p| p.0.cors.clone());
     match layer {
-        None => next.run(req).await,
+        None => crate::http::dispatch::dispatch(state, req).await,
         Some(layer) => {
             use tower::{Layer, ServiceExt};
-            match layer.layer(next).oneshot(req).await {
+            let inner = tower::service_fn(move |req: Request| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(crate::http::dispatch::dispatch(state, req).await) }
+            });
+            match layer.layer(inner).oneshot(req).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             }
