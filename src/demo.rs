@@ -160,6 +160,7 @@ pub async fn start_all(plan: &mut crate::plan::Plan) -> Result<(), String> {
         tracing::info!(service = %plan.services[index].name, url = %url, "demo backend started");
         plan.services[index].base = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
         plan.services[index].base_path = crate::plan::base_path(&url);
+        plan.services[index].origin = crate::plan::origin(&url);
     }
     Ok(())
 }

@@ -47,7 +47,7 @@ async fn route(
     // Composed endpoints match the path as sent, so a `..` path parameter reaches its 400 (SPEC
     // §4.2); everything else is resolved on the path with dot segments removed.
     let mut resolved = plan.routes.resolve(req.method(), raw);
-    let mut path = raw.to_string();
+    let mut path = std::borrow::Cow::Borrowed(raw);
     if !matches!(resolved, Resolved::Endpoint(_)) {
         let Some(normal) = normalize(raw) else {
             return (None, Err(HttpError::bad_request("the path climbs above `/` with `..`")));
@@ -68,7 +68,7 @@ async fn route(
                 }
             }
             resolved = plan.routes.resolve(req.method(), &normal);
-            path = normal;
+            path = std::borrow::Cow::Owned(normal.into_owned());
         }
     }
     match resolved {
@@ -85,6 +85,8 @@ async fn route(
         Resolved::Passthrough(i) => {
             let route = &plan.passthrough[i];
             let label = Some(route.label.clone());
+            // The request moves into the handler; the path it was resolved on goes with it.
+            let path = path.into_owned();
             let result = async {
                 let authenticated = access(plan, &route.access, &req)?;
                 let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
@@ -93,7 +95,7 @@ async fn route(
             .await;
             (label, result)
         }
-        Resolved::Ops(which) => (Some(path.clone()), Ok(ops::answer(which, state, plan))),
+        Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan))),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),
         Resolved::NotFound => (
             None,

@@ -77,11 +77,6 @@ impl HttpError {
         self
     }
 
-    /// The status it answers with.
-    pub fn status(&self) -> StatusCode {
-        self.0.status
-    }
-
     /// The JSON answer, carrying the request's id.
     pub fn respond(self, request_id: &HeaderValue) -> Response {
         let parts = *self.0;

@@ -116,15 +116,8 @@ fn backend_url(service: &crate::plan::Service, route: &Passthrough, path: &str, 
         Target::Rewrite(to) if to.is_empty() && rest.is_empty() => "/".into(),
         Target::Rewrite(to) => format!("{to}{rest}").into(),
     };
-    let base = &service.base;
-    let mut url = String::with_capacity(64 + path.len());
-    url.push_str(base.scheme());
-    url.push_str("://");
-    url.push_str(base.host_str().unwrap_or("invalid"));
-    if let Some(port) = base.port() {
-        url.push(':');
-        url.push_str(&port.to_string());
-    }
+    let mut url = String::with_capacity(service.origin.len() + service.base_path.len() + path.len() + 16);
+    url.push_str(&service.origin);
     url.push_str(&service.base_path);
     url.push_str(&forwarded);
     if let Some(q) = query {

@@ -31,12 +31,7 @@ pub async fn handle(
     }
     let limit = plan.limits.request_body;
     // A declared length above the limit is refused before a byte of the body is read.
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if crate::upstream::declared_length(req.headers()).is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
     let traceparent = req.headers().get("traceparent").cloned();

@@ -32,7 +32,8 @@ fn sane(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
 }
 
-/// Request id, header stripping and logging.
+/// The plan, request id, header stripping, the header limit and the log line; then the CORS stage
+/// and route resolution.
 pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     let start = Instant::now();
     let id = req
@@ -52,6 +53,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     }
     let limit = plan.limits.request_headers;
     let too_large = headers_size(req.headers()) > limit;
+    let cors_layer = plan.cors.clone();
     req.extensions_mut().insert(CurrentPlan(plan));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -65,7 +67,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
         )
         .respond(&id)
     } else {
-        tracing::Instrument::instrument(cors(state, req), span).await
+        tracing::Instrument::instrument(cors(cors_layer, state, req), span).await
     };
     resp.headers_mut().insert("x-request-id", id.clone());
     let route = resp
@@ -97,8 +99,7 @@ pub fn headers_size(headers: &http::HeaderMap) -> u64 {
 /// The CORS stage (SPEC §3), after the stages above and before route resolution, so a preflight
 /// is answered before auth and rate limiting and every answer to an allowed origin exposes
 /// Facade's headers. Without a `cors:` section it does nothing and adds no header.
-async fn cors(state: Arc<AppState>, req: Request) -> Response {
-    let layer = req.extensions().get::<CurrentPlan>().and_then(|p| p.0.cors.clone());
+async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, req: Request) -> Response {
     match layer {
         None => crate::http::dispatch::dispatch(state, req).await,
         Some(layer) => {

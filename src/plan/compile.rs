@@ -68,6 +68,7 @@ fn resolve_services(gw: &GatewayConfig) -> Vec<Service> {
             name: Arc::from(s.name.value.as_str()),
             base: reqwest::Url::parse(&s.url.value).unwrap_or_else(|_| unusable_url()),
             base_path: base_path(&s.url.value),
+            origin: origin(&s.url.value),
             timeout: s.timeout,
             retries: s.retries,
             circuit_breaker: s.circuit_breaker,
@@ -252,6 +253,16 @@ fn not_in_force(loaded: &Loaded) -> Vec<String> {
 /// reader reported the URL), so this value is never used for a request.
 fn unusable_url() -> reqwest::Url {
     reqwest::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("a constant URL parses"))
+}
+
+/// `scheme://host[:port]` of a service URL (`http://h:8080/v1` → `http://h:8080`).
+pub fn origin(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| match u.port() {
+            Some(port) => format!("{}://{}:{port}", u.scheme(), u.host_str().unwrap_or_default()),
+            None => format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()),
+        })
+        .unwrap_or_default()
 }
 
 /// The path of a service URL without its trailing slash (`http://h/v1/` → `/v1`).

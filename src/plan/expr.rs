@@ -569,28 +569,23 @@ fn unclosed_call(s: &str) -> Option<&str> {
     if !crate::config::composition::is_name(name) {
         return None;
     }
-    let mut depth = 0i32;
-    for (_, c) in outside_quotes(&s[open..]) {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ => {}
-        }
-    }
-    (depth > 0).then_some(name)
+    (paren_balance(&s[open..]) > 0).then_some(name)
+}
+
+/// Opening minus closing parentheses outside quotes.
+fn paren_balance(s: &str) -> i32 {
+    outside_quotes(s)
+        .map(|(_, c)| match c {
+            '(' => 1,
+            ')' => -1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A key such as `0)` or ` " / ")`: the part after the comma of a split function call.
 fn looks_like_split_tail(key: &str) -> bool {
-    let mut depth = 0i32;
-    for (_, c) in outside_quotes(key) {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ => {}
-        }
-    }
-    depth < 0
+    paren_balance(key) < 0
 }
 
 /// The quoting advice for an expression that YAML split at a comma inside a flow mapping.

@@ -10,7 +10,7 @@ pub mod routes;
 pub mod shape;
 pub mod types;
 
-pub use compile::{base_path, compile};
+pub use compile::{base_path, compile, origin};
 
 use crate::config::model::*;
 use crate::jwt::Verifier;
@@ -68,6 +68,8 @@ pub struct Service {
     pub base: reqwest::Url,
     /// The base URL's path without a trailing slash, put in front of every call path.
     pub base_path: String,
+    /// `scheme://host[:port]` of the base URL, in front of every forwarded passthrough path.
+    pub origin: String,
     /// Default per-attempt timeout.
     pub timeout: Duration,
     /// Extra tries for idempotent calls.

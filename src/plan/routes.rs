@@ -101,10 +101,14 @@ impl RouteTable {
 
     /// The passthrough route whose prefix is the longest that `path` falls under.
     pub fn prefix_of(&self, path: &str) -> Option<usize> {
+        self.longest_prefix(path).map(|(_, i)| i)
+    }
+
+    fn longest_prefix(&self, path: &str) -> Option<(&str, usize)> {
         self.prefixes
             .iter()
             .find(|(p, _)| under_prefix(path, p))
-            .map(|(_, i)| *i)
+            .map(|(p, i)| (p.as_str(), *i))
     }
 
     /// Resolves a request: a composed endpoint first (HEAD is answered as GET), then an
@@ -118,6 +122,14 @@ impl RouteTable {
         };
         if let Some(found) = self.find(lookup, path) {
             return Resolved::Endpoint(found);
+        }
+        // No endpoint and no operations route lies under a prefix other than the catch-all (the
+        // compiler refuses both), so such a route answers without the 405 and ops checks.
+        let prefix = self.longest_prefix(path);
+        if let Some((p, i)) = prefix {
+            if !p.is_empty() {
+                return Resolved::Passthrough(i);
+            }
         }
         let endpoint_methods = self.methods_at(path);
         if !endpoint_methods.is_empty() {
@@ -138,8 +150,8 @@ impl RouteTable {
             }
             return Resolved::MethodNotAllowed(vec!["GET", "HEAD"]);
         }
-        match self.prefix_of(path) {
-            Some(i) => Resolved::Passthrough(i),
+        match prefix {
+            Some((_, i)) => Resolved::Passthrough(i),
             None => Resolved::NotFound,
         }
     }
@@ -186,10 +198,10 @@ pub fn to_method(m: &http::Method) -> Option<Method> {
 
 /// Removes `.` and `..` segments (RFC 3986 §5.2.4), with `%2e` counted as a dot (SPEC §8), and
 /// keeps everything else as sent, percent-encoding included. `None` when a `..` climbs above `/`.
-pub fn normalize(path: &str) -> Option<String> {
+pub fn normalize(path: &str) -> Option<std::borrow::Cow<'_, str>> {
     let has_dots = path.split('/').any(|s| dot_segment(s).is_some());
     if !has_dots {
-        return Some(path.to_string());
+        return Some(std::borrow::Cow::Borrowed(path));
     }
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
@@ -216,16 +228,18 @@ pub fn normalize(path: &str) -> Option<String> {
     if trailing || text.is_empty() {
         text.push('/');
     }
-    Some(text)
+    Some(std::borrow::Cow::Owned(text))
 }
 
 /// `Some(1)` for `.`, `Some(2)` for `..` (either with dots written as `%2e`), else `None`.
 fn dot_segment(seg: &str) -> Option<u8> {
-    let lower = seg.to_ascii_lowercase();
-    match lower.as_str() {
-        "." | "%2e" => Some(1),
-        ".." | ".%2e" | "%2e." | "%2e%2e" => Some(2),
-        _ => None,
+    let is = |forms: &[&str]| forms.iter().any(|f| seg.eq_ignore_ascii_case(f));
+    if is(&[".", "%2e"]) {
+        Some(1)
+    } else if is(&["..", ".%2e", "%2e.", "%2e%2e"]) {
+        Some(2)
+    } else {
+        None
     }
 }
 

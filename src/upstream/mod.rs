@@ -265,10 +265,7 @@ impl Upstream {
             .map_err(|e: http::uri::InvalidUri| ForwardError::Connect(e.to_string()))?;
         parts.uri = uri;
         let has_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
-            || parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
+            || declared_length(&parts.headers).is_some_and(|n| n > 0);
         let retry_safe = !has_body
             && matches!(
                 parts.method,
@@ -387,11 +384,7 @@ where
 {
     use http_body_util::BodyExt;
     let status = resp.status();
-    let declared = resp
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(resp.headers());
     if declared.is_some_and(|len| len > limit) {
         return Err(CallError::TooLarge(limit));
     }
@@ -407,6 +400,14 @@ where
         }
     }
     Ok((status, out))
+}
+
+/// The body length a message declares in `Content-Length`, when it declares a valid one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
