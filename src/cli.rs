@@ -1,4 +1,4 @@
-//! The commands of SPEC §2: `serve`, `check`, `routes`, `token`. Each returns the process exit code.
+//! The commands of SPEC §2: `serve`, `check`, `routes`, `schema`, `token`. Each returns the process exit code.
 
 use crate::config::diag::Diagnostics;
 use crate::config::env::ProcessEnv;
@@ -58,6 +58,15 @@ pub fn routes(config: &Path) -> i32 {
             ep.access.rate_limit.clone().unwrap_or_else(|| "none".into()),
         ]);
     }
+    if let Some(g) = &plan.graphql {
+        rows.push([
+            "GET,POST".to_string(),
+            g.path.clone(),
+            "graphql".into(),
+            access_text(&g.access),
+            g.access.rate_limit.clone().unwrap_or_else(|| "none".into()),
+        ]);
+    }
     for route in &plan.passthrough {
         rows.push([
             "*".to_string(),
@@ -75,6 +84,25 @@ pub fn routes(config: &Path) -> i32 {
         println!("{}", line.join("  ").trim_end());
     }
     0
+}
+
+/// `facade schema`: the GraphQL SDL of the configuration.
+pub fn schema(config: &Path) -> i32 {
+    let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
+    let Some(plan) = plan else {
+        print_diagnostics(&diags);
+        return 1;
+    };
+    match &plan.graphql_schema {
+        Some(s) => {
+            print!("{}", s.0.sdl());
+            0
+        }
+        None => {
+            eprintln!("error: GraphQL is not served by this configuration (a passthrough route holds its path)");
+            1
+        }
+    }
 }
 
 fn access_text(access: &crate::plan::Access) -> String {

@@ -6,6 +6,7 @@
 //! - `plan`: compiles the models into an immutable plan (routes, call graphs, expressions, types).
 //! - `jwt`: token verification and minting.
 //! - `exec`: runs one endpoint of the plan: parallel fan-out, dedup, cache, projection.
+//! - `graphql`: the async-graphql dynamic schema built once from the plan, and its resolvers.
 //! - `upstream`: the HTTP client to backends (timeouts, retries, body limits, header forwarding).
 //! - `http`: thin adapters from the plan to HTTP (REST endpoints, health) and `app(state)`.
 //! - `middleware`: request id, logging, header stripping, authentication.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exec;
+pub mod graphql;
 pub mod http;
 pub mod jwt;
 pub mod load;

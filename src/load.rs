@@ -19,5 +19,23 @@ pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<Plan>, Diagnostics) {
     if diags.has_errors() {
         return (None, diags);
     }
-    (plan, diags)
+    let Some(mut plan) = plan else {
+        return (None, diags);
+    };
+    // The executable GraphQL schema is built here, once per loaded configuration.
+    if let Some(gp) = &plan.graphql {
+        match crate::graphql::build_schema(gp) {
+            Ok(schema) => plan.graphql_schema = Some(crate::plan::GraphqlSchema(schema)),
+            Err(e) => {
+                diags.error(
+                    &loaded.gateway.file,
+                    Default::default(),
+                    format!("the GraphQL schema could not be built: {e}"),
+                    None,
+                );
+                return (None, diags);
+            }
+        }
+    }
+    (Some(plan), diags)
 }

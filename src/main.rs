@@ -52,6 +52,12 @@ enum Command {
         #[arg(long, default_value = "facade.yaml")]
         config: PathBuf,
     },
+    /// Print the GraphQL schema (SDL).
+    Schema {
+        /// The gateway configuration.
+        #[arg(long, default_value = "facade.yaml")]
+        config: PathBuf,
+    },
     /// Mint an HS* development token.
     Token {
         /// The gateway configuration.
@@ -103,6 +109,7 @@ fn main() {
     let code = match cli.command {
         Command::Check { config } => facade::cli::check(&config),
         Command::Routes { config } => facade::cli::routes(&config),
+        Command::Schema { config } => facade::cli::schema(&config),
         Command::Token {
             config,
             sub,

@@ -120,7 +120,12 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("graphql") {
         cfg.graphql = read_graphql(r, n);
-        mark(&mut cfg, &f, "graphql");
+        if let Some(rl) = cfg.graphql.as_ref().and_then(|g| g.rate_limit.clone()) {
+            cfg.not_in_force.push(Spanned {
+                value: "graphql.rate_limit".into(),
+                loc: rl.loc,
+            });
+        }
     }
     if let Some(n) = f.get("limits") {
         if let Some(l) = r.fields(n, "limits", &["request_body", "request_headers", "upstream_body"]) {

@@ -38,6 +38,9 @@ pub struct RequestCtx {
     /// The caller's identity for dedup and cache keys: the verified `sub` and the forwarded
     /// claim headers (SPEC §4.3), derived once per request.
     pub identity: String,
+    /// Every GET call goes through the dedup table, whole: a GraphQL operation shares it across
+    /// all its endpoint fields, whose calls the per-endpoint analysis cannot see together.
+    pub share_gets: bool,
 }
 
 impl RequestCtx {
@@ -66,6 +69,7 @@ impl RequestCtx {
             request_id,
             traceparent,
             identity,
+            share_gets: false,
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct PartialFailure {
     pub service: String,
     /// What happened, safe for clients.
     pub message: String,
+    /// The error code of what happened (`upstream_failed`, `upstream_timeout`, `not_found`).
+    pub code: &'static str,
 }
 
 /// A successful run.
@@ -144,6 +150,21 @@ pub enum ExecError {
 }
 
 impl ExecError {
+    /// The error code (SPEC §4.2): a backend 404 is `not_found`, a backend 4xx on an `errors:
+    /// pass` call `upstream_rejected`, a timeout `upstream_timeout`, a client's unusable value
+    /// `bad_request`, everything else `upstream_failed`. GraphQL upper-cases it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecError::BadArgument(_) => "bad_request",
+            ExecError::CallFailed {
+                error: CallError::Status { status, .. },
+                pass: true,
+                ..
+            } if (400..500).contains(status) => "upstream_rejected",
+            ExecError::CallFailed { error, .. } => failure_code(error),
+        }
+    }
+
     /// A message for a person; never a URL or backend body.
     pub fn message(&self) -> String {
         match self {
@@ -152,6 +173,15 @@ impl ExecError {
                 call, service, error, ..
             } => client_message(call, service, error),
         }
+    }
+}
+
+/// The code of a failed call, whether or not it failed its endpoint.
+fn failure_code(error: &CallError) -> &'static str {
+    match error {
+        CallError::Status { status: 404, .. } => "not_found",
+        CallError::Timeout(_) => "upstream_timeout",
+        _ => "upstream_failed",
     }
 }
 
@@ -206,6 +236,20 @@ impl Exec {
         ctx: &RequestCtx,
         dedup: &Dedup,
     ) -> Result<Outcome, ExecError> {
+        self.run_only(plan, endpoint, ctx, dedup, None).await
+    }
+
+    /// Runs only the calls marked in `only` (closed over their dependencies by the caller; `None`:
+    /// every call): a GraphQL selection makes just the calls its fields need.
+    pub async fn run_only(
+        &self,
+        plan: &Plan,
+        endpoint: &Endpoint,
+        ctx: &RequestCtx,
+        dedup: &Dedup,
+        only: Option<&[bool]>,
+    ) -> Result<Outcome, ExecError> {
+        let wanted = |i: usize| only.is_none_or(|o| o.get(i).copied().unwrap_or(false));
         let mut doc = Map::with_capacity(endpoint.calls.len() + 2);
         doc.insert("auth".into(), ctx.claims.clone().unwrap_or(Value::Null));
         doc.insert("args".into(), ctx.args.clone());
@@ -214,7 +258,7 @@ impl Exec {
         let mut waiting: Vec<usize> = calls.iter().map(|c| c.deps.len()).collect();
         let mut running: FuturesUnordered<BoxFuture<'_, Finished>> = FuturesUnordered::new();
         for (i, call) in calls.iter().enumerate() {
-            if call.deps.is_empty() {
+            if call.deps.is_empty() && wanted(i) {
                 running.push(self.start(plan, i, call, &doc, ctx, dedup)?);
             }
         }
@@ -244,6 +288,7 @@ impl Exec {
                         call: call.name.clone(),
                         service: service.to_string(),
                         message: client_message(&call.name, service, first),
+                        code: failure_code(first),
                     },
                 ));
             }
@@ -263,7 +308,7 @@ impl Exec {
             for (j, other) in calls.iter().enumerate() {
                 if other.deps.contains(&done.index) {
                     waiting[j] -= 1;
-                    if waiting[j] == 0 {
+                    if waiting[j] == 0 && wanted(j) {
                         running.push(self.start(plan, j, other, &doc, ctx, dedup)?);
                     }
                 }

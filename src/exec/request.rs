@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Everything but RFC 3986's unreserved characters is encoded, so a value can never add a path
 /// segment, a query or a fragment.
@@ -122,7 +123,8 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         .as_ref()
         .map(|b| Bytes::from(serde_json::to_vec(&eval(b, scope)).unwrap_or_default()));
     let method = call.method;
-    let dedup_key = call.dedup.then(|| {
+    let shared = call.dedup || (ctx.share_gets && call.method == crate::config::model::Method::Get);
+    let dedup_key = shared.then(|| {
         let mut k = String::with_capacity(url.len() + own_headers.len() + identity.len() + 8);
         k.push_str("GET ");
         k.push_str(&service.name);
@@ -160,7 +162,12 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
             body,
             timeout: call.timeout,
             retries: call.retries,
-            shape: call.shape.clone(),
+            // A shared answer is read by other calls too: it is parsed whole.
+            shape: if shared && !call.dedup {
+                Arc::new(crate::plan::shape::Shape::All)
+            } else {
+                call.shape.clone()
+            },
             service: service.name.clone(),
             breaker: service.circuit_breaker,
         },

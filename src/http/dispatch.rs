@@ -39,7 +39,7 @@ pub async fn dispatch(state: Arc<AppState>, req: Request) -> Response {
 /// Resolves the request and runs its route; returns the route's label for logs and metrics.
 async fn route(
     state: &AppState,
-    plan: &Plan,
+    plan: &Arc<Plan>,
     req: Request,
     request_id: &HeaderValue,
 ) -> (Option<String>, Result<Response, HttpError>) {
@@ -94,6 +94,10 @@ async fn route(
             }
             .await;
             (label, result)
+        }
+        Resolved::Graphql => {
+            let label = plan.graphql.as_ref().map(|g| g.path.clone());
+            (label, super::graphql::handle(state, plan, req, request_id).await)
         }
         Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan))),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),

@@ -118,9 +118,10 @@ impl From<AuthError> for HttpError {
 
 impl From<ExecError> for HttpError {
     /// SPEC §4.2: a backend 404 gives 404, `errors: pass` keeps a backend 4xx, timeouts give 504,
-    /// everything else 502.
+    /// everything else 502 (the codes are the executor's).
     fn from(e: ExecError) -> HttpError {
         let message = e.message();
+        let code = e.code();
         let ExecError::CallFailed {
             call,
             service,
@@ -130,22 +131,19 @@ impl From<ExecError> for HttpError {
         else {
             return HttpError::bad_request(message);
         };
-        let (status, code) = match &error {
-            CallError::Status { status, .. } if pass && (400..500).contains(status) => (
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
-                "upstream_rejected",
-            ),
-            CallError::Status { status: 404, .. } => (StatusCode::NOT_FOUND, "not_found"),
-            CallError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            _ => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+        let status = match (&error, code) {
+            (CallError::Status { status, .. }, "upstream_rejected") => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            (_, "not_found") => StatusCode::NOT_FOUND,
+            (_, "upstream_timeout") => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
         };
         let mut err = HttpError::new(status, code, message)
             .with("call", Value::String(call))
             .with("service", Value::String(service));
-        if let CallError::Status { status, body: Some(b) } = &error {
-            if pass && (400..500).contains(status) {
-                err = err.with("details", (**b).clone());
-            }
+        if let (CallError::Status { body: Some(b), .. }, true) = (&error, pass && code == "upstream_rejected") {
+            err = err.with("details", (**b).clone());
         }
         err
     }

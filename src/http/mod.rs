@@ -4,6 +4,7 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod graphql;
 pub mod ops;
 pub mod passthrough;
 pub mod rest;

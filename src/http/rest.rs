@@ -7,7 +7,7 @@ use crate::config::model::{BaseType, ParamSource};
 use crate::exec::{Dedup, RequestCtx};
 use crate::middleware::auth::Authenticated;
 use crate::plan::routes::Matched;
-use crate::plan::{Endpoint, Plan};
+use crate::plan::{Endpoint, Param, Plan};
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::response::Response;
@@ -117,47 +117,52 @@ async fn read_args(
                     Some(convert_text(&texts, &p.ty).map_err(|e| bad(format!("query parameter `{name}` {e}")))?)
                 }
             }
-            ParamSource::Header(h) => {
-                let texts: Vec<&str> = parts
-                    .headers
-                    .get_all(h.as_str())
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                if texts.is_empty() {
-                    None
-                } else if matches!(p.ty.base, BaseType::List(_)) {
-                    let split: Vec<&str> = texts.iter().flat_map(|t| t.split(',')).map(str::trim).collect();
-                    Some(convert_text(&split, &p.ty).map_err(|e| bad(format!("header `{h}` {e}")))?)
-                } else {
-                    Some(convert_text(&texts, &p.ty).map_err(|e| bad(format!("header `{h}` {e}")))?)
-                }
-            }
+            ParamSource::Header(h) => header_param(p, h, &parts.headers).map_err(bad)?,
             ParamSource::Body => match body_json.as_ref().and_then(|b| b.get(name)) {
                 Some(v) if v.is_null() && !p.ty.required => None,
                 Some(v) => Some(convert(v, &p.ty).map_err(|e| bad(format!("body field `{name}` {e}")))?),
                 None => None,
             },
         };
-        let value = match value {
-            Some(v) => v,
-            None => match &p.default {
-                Some(d) => d.clone(),
-                None if p.ty.required => {
-                    let place = match &p.source {
-                        ParamSource::Path => "path parameter",
-                        ParamSource::Query => "query parameter",
-                        ParamSource::Header(_) => "header",
-                        ParamSource::Body => "body field",
-                    };
-                    return Err(bad(format!("the required {place} `{name}` is missing")));
-                }
-                None => Value::Null,
-            },
-        };
+        let value = with_default(p, value).map_err(bad)?;
         args.insert(name.clone(), value);
     }
     Ok(Value::Object(args))
+}
+
+/// A header parameter from the request's headers (a list type splits at commas), converted.
+pub fn header_param(p: &Param, h: &str, headers: &http::HeaderMap) -> Result<Option<Value>, String> {
+    let texts: Vec<&str> = headers.get_all(h).iter().filter_map(|v| v.to_str().ok()).collect();
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    let converted = if matches!(p.ty.base, BaseType::List(_)) {
+        let split: Vec<&str> = texts.iter().flat_map(|t| t.split(',')).map(str::trim).collect();
+        convert_text(&split, &p.ty)
+    } else {
+        convert_text(&texts, &p.ty)
+    };
+    converted.map(Some).map_err(|e| format!("header `{h}` {e}"))
+}
+
+/// A parameter's value, its default when the request gave none, or why a required one is missing.
+pub fn with_default(p: &Param, value: Option<Value>) -> Result<Value, String> {
+    match value {
+        Some(v) => Ok(v),
+        None => match &p.default {
+            Some(d) => Ok(d.clone()),
+            None if p.ty.required => {
+                let place = match &p.source {
+                    ParamSource::Path => "path parameter",
+                    ParamSource::Query => "query parameter",
+                    ParamSource::Header(_) => "header",
+                    ParamSource::Body => "body field",
+                };
+                Err(format!("the required {place} `{}` is missing", p.name))
+            }
+            None => Ok(Value::Null),
+        },
+    }
 }
 
 fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {

@@ -33,6 +33,38 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     if diags.has_errors() {
         return (None, diags);
     }
+    let graphql = graphql_served(gw, &routes).then(|| {
+        let (auth, written) = match &gw.graphql {
+            Some(g) => (
+                rules.auth_mode(&mut Diagnostics::default(), &gw.file, &g.auth, &[], g.path.loc),
+                AccessConfig {
+                    auth: g.auth.clone(),
+                    roles: Vec::new(),
+                    rate_limit: g.rate_limit.clone(),
+                },
+            ),
+            None => (
+                rules.auth_mode(&mut Diagnostics::default(), &gw.file, &None, &[], Loc::default()),
+                AccessConfig::default(),
+            ),
+        };
+        let access = super::Access::new(auth, &written, rules.default_policy);
+        let plan = super::graphql::compile_graphql(loaded, &endpoints, access, &mut diags);
+        if routes.has_path(&plan.path) || OPS_PATHS.contains(&plan.path.as_str()) {
+            let loc = gw.graphql.as_ref().map(|g| g.path.loc).unwrap_or_default();
+            diags.error(
+                &gw.file,
+                loc,
+                format!("graphql.path {} is also the path of another route", plan.path),
+                Some("set `graphql: { path: … }` to a path no endpoint uses".into()),
+            );
+        }
+        routes.set_graphql(&plan.path);
+        plan
+    });
+    if diags.has_errors() {
+        return (None, diags);
+    }
     let demo = gw
         .services
         .iter()
@@ -48,6 +80,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         auth,
         limits: gw.limits.clone(),
         cors: gw.cors.as_ref().map(cors_layer),
+        graphql,
+        graphql_schema: None,
         not_in_force: not_in_force(loaded),
         demo_secret: gw
             .auth
@@ -270,6 +304,15 @@ pub fn base_path(url: &str) -> String {
     reqwest::Url::parse(url)
         .map(|u| u.path().trim_end_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// GraphQL is served at `graphql.path` whenever `graphql:` is written; without the section, at
+/// the default path unless a passthrough route other than the catch-all holds that path.
+fn graphql_served(gw: &GatewayConfig, routes: &RouteTable) -> bool {
+    gw.graphql.is_some()
+        || !routes
+            .prefix_of(super::graphql::DEFAULT_PATH)
+            .is_some_and(|i| !gw.routes[i].prefix.value.trim_end_matches('/').is_empty())
 }
 
 /// The paths Facade answers itself; no route may cover them (except the catch-all `/`).

@@ -34,7 +34,7 @@ pub(super) fn compile_endpoint(
     check_cycles(&cx, &calls, diags);
     let response = compile_response(&cx, diags);
     attach_shapes(&mut calls, &response);
-    types.check_endpoint(comp, ep, &calls, &response, diags);
+    let output = types.check_endpoint(comp, ep, &calls, &response, diags);
     if diags.errors().count() != errors_before {
         return None;
     }
@@ -47,6 +47,7 @@ pub(super) fn compile_endpoint(
         params: compile_params(ep),
         calls,
         response,
+        output,
     })
 }
 

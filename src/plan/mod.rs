@@ -6,6 +6,8 @@
 mod compile;
 mod endpoint;
 pub mod expr;
+pub mod graphql;
+pub mod output;
 pub mod routes;
 pub mod shape;
 pub mod types;
@@ -41,12 +43,28 @@ pub struct Plan {
     pub limits: LimitsConfig,
     /// The CORS stage, when `cors:` is configured (built once, cloned per request).
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// The GraphQL schema's names and options; `None` when GraphQL is not served (no `graphql:`
+    /// section and a passthrough route holds its default path).
+    pub graphql: Option<graphql::GraphqlPlan>,
+    /// The executable GraphQL schema, built from `graphql` by the GraphQL surface when the
+    /// configuration loads (never per request).
+    pub graphql_schema: Option<GraphqlSchema>,
     /// Configuration keys that are accepted but not in force yet (logged at start).
     pub not_in_force: Vec<String>,
     /// True when the JWT secret is the written default (the demo secret).
     pub demo_secret: bool,
     /// Services with a `demo:` fixture folder: (service index, folder).
     pub demo: Vec<(usize, PathBuf)>,
+}
+
+/// The executable GraphQL schema (a newtype: async-graphql's schema is not `Debug`).
+#[derive(Clone)]
+pub struct GraphqlSchema(pub async_graphql::dynamic::Schema);
+
+impl std::fmt::Debug for GraphqlSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GraphqlSchema")
+    }
 }
 
 /// JWT verification and the claims forwarded to backends.
@@ -151,6 +169,8 @@ pub struct Endpoint {
     pub calls: Vec<Call>,
     /// The response projection.
     pub response: Expr,
+    /// The type of its response, with each field's calls (GraphQL, `facade openapi`).
+    pub output: output::OutType,
 }
 
 /// A declared parameter of an endpoint, its default already converted to its type.

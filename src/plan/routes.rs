@@ -15,6 +15,8 @@ pub struct RouteTable {
     paths: Vec<(Method, String)>,
     /// Passthrough prefixes (no trailing `/`; empty for the catch-all), longest first.
     prefixes: Vec<(String, usize)>,
+    /// `graphql.path`, when GraphQL is served.
+    graphql: Option<String>,
 }
 
 /// The operations routes Facade answers itself.
@@ -35,6 +37,8 @@ pub enum Resolved {
     Passthrough(usize),
     /// An operations route.
     Ops(Ops),
+    /// `graphql.path`.
+    Graphql,
     /// A known path without this method: the methods it has.
     MethodNotAllowed(Vec<&'static str>),
     /// Nothing.
@@ -92,6 +96,16 @@ impl RouteTable {
         })
     }
 
+    /// Serves GraphQL at `path`.
+    pub fn set_graphql(&mut self, path: &str) {
+        self.graphql = Some(path.to_string());
+    }
+
+    /// Whether any endpoint, of any method, has this path.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.by_method.values().any(|r| r.at(path).is_ok())
+    }
+
     /// Adds a passthrough prefix (no trailing `/`; empty for `/`). Duplicates were refused by
     /// the compiler.
     pub fn insert_prefix(&mut self, prefix: &str, index: usize) {
@@ -122,6 +136,9 @@ impl RouteTable {
         };
         if let Some(found) = self.find(lookup, path) {
             return Resolved::Endpoint(found);
+        }
+        if self.graphql.as_deref() == Some(path) {
+            return Resolved::Graphql;
         }
         // No endpoint and no operations route lies under a prefix other than the catch-all (the
         // compiler refuses both), so such a route answers without the 405 and ops checks.

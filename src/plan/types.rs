@@ -2,10 +2,12 @@
 //! document, and every path that reads a call's result is checked against the 2xx JSON response
 //! schema, with did-you-mean hints for misspelt properties.
 
-use super::expr::{Expr, Part, PathExpr, Step};
+use super::expr::{Expr, Func, Part, PathExpr, Step};
+use super::output::{own_needs, item_steps, Kind, Leaf, OutField, OutType};
 use super::{Call, PathPart, Service};
-use crate::config::diag::{closest, Diagnostics};
-use crate::config::model::{CompositionConfig, EndpointConfig, Method};
+use crate::config::diag::{closest, Diagnostics, Loc};
+use crate::config::model::{BaseType, CompositionConfig, EndpointConfig, Method, ParamType, ScalarType};
+use crate::config::yaml::Node;
 use crate::config::Loaded;
 use serde_json::Value;
 
@@ -44,7 +46,8 @@ impl<'a> TypeEnv<'a> {
         }
     }
 
-    /// Checks one endpoint's calls and expressions against the documents.
+    /// Checks one endpoint's calls and expressions against the documents, and infers the type
+    /// of its response (SPEC §5: types and nullability).
     pub fn check_endpoint(
         &self,
         comp: &CompositionConfig,
@@ -52,7 +55,7 @@ impl<'a> TypeEnv<'a> {
         calls: &[Call],
         response: &Expr,
         diags: &mut Diagnostics,
-    ) {
+    ) -> OutType {
         let file = &comp.file;
         let mut call_types: Vec<Ty<'a>> = Vec::with_capacity(calls.len());
         // What messages call each call's answer: `users GET /users/{id}`, or the service alone.
@@ -92,6 +95,7 @@ impl<'a> TypeEnv<'a> {
             calls,
             call_types: &call_types,
             labels: &labels,
+            params: &ep.params,
         };
         for call in calls {
             let item = match &call.each {
@@ -117,6 +121,7 @@ impl<'a> TypeEnv<'a> {
             }
         }
         checker.walk(response, &Ty::Any, diags, file);
+        checker.output(response, &Ty::Any, None, Some(&ep.response), ep.response.loc)
     }
 }
 
@@ -124,6 +129,7 @@ struct Checker<'c, 'a> {
     calls: &'c [Call],
     call_types: &'c [Ty<'a>],
     labels: &'c [String],
+    params: &'c [crate::config::model::ParamConfig],
 }
 
 impl<'a> Checker<'_, 'a> {
@@ -265,6 +271,329 @@ impl<'a> Checker<'_, 'a> {
             hint,
         );
     }
+}
+
+/// How deep an OpenAPI schema is turned into object types before the rest is `JSON` (a recursive
+/// schema, a tree of categories, would otherwise never end).
+const MAX_OBJECT_DEPTH: usize = 12;
+
+impl<'a> Checker<'_, 'a> {
+    /// The output type of an expression; `node` is where it was written (for field locations),
+    /// `item`/`steps` what `@` is.
+    fn output(&self, e: &Expr, item: &Ty<'a>, steps: Option<&[Step]>, node: Option<&Node>, loc: Loc) -> OutType {
+        match e {
+            Expr::Literal(v) => literal_type(v),
+            Expr::Template(_) => OutType::non_null(Kind::Leaf(Leaf::String)),
+            Expr::Item => self.schema_out(item, 0, &mut Vec::new()).or_null(),
+            Expr::Path(p) => self.path_out(p, item),
+            Expr::Func(f, args) => {
+                let arg = |i: usize| {
+                    args.get(i)
+                        .map(|a| self.output(a, item, steps, None, loc))
+                        .unwrap_or(OutType::leaf(Leaf::Json))
+                };
+                match f {
+                    Func::Length => OutType {
+                        nullable: arg(0).nullable,
+                        kind: Kind::Leaf(Leaf::Int),
+                    },
+                    Func::Join => OutType::non_null(Kind::Leaf(Leaf::String)),
+                    Func::First => match arg(0).kind {
+                        Kind::List(inner) => inner.or_null(),
+                        other => OutType::nullable(other),
+                    },
+                    Func::Coalesce => {
+                        let types: Vec<OutType> = (0..args.len()).map(arg).collect();
+                        let mut t = OutType::unify(&types);
+                        t.nullable = types.iter().all(|t| t.nullable);
+                        t
+                    }
+                    Func::Sum => {
+                        let leaf = match arg(0).innermost().kind {
+                            Kind::Leaf(Leaf::Int) => Leaf::Int,
+                            _ => Leaf::Float,
+                        };
+                        OutType::leaf(leaf)
+                    }
+                }
+            }
+            Expr::Array(items) => {
+                let types: Vec<OutType> = items.iter().map(|i| self.output(i, item, steps, None, loc)).collect();
+                let inner = if types.is_empty() {
+                    OutType::leaf(Leaf::Json)
+                } else {
+                    OutType::unify(&types)
+                };
+                OutType::non_null(Kind::List(Box::new(inner)))
+            }
+            Expr::Object(fields) => {
+                let entries = node.and_then(Node::as_map);
+                let out = fields
+                    .iter()
+                    .map(|(name, fe)| {
+                        let entry = entries.and_then(|m| m.iter().find(|(k, _)| k.as_scalar() == Some(name.as_str())));
+                        let key_loc = entry.map(|(k, _)| k.loc).unwrap_or(loc);
+                        let value_node = entry.map(|(_, v)| v);
+                        OutField {
+                            name: name.clone(),
+                            ty: self.output(fe, item, steps, value_node, key_loc),
+                            loc: key_loc,
+                            needs: own_needs(fe, steps, self.calls),
+                        }
+                    })
+                    .collect();
+                OutType::non_null(Kind::Object(out))
+            }
+            Expr::Each { over, item: inner } => {
+                let mut scratch = Diagnostics::default();
+                let file: std::sync::Arc<str> = "".into();
+                let over_ty = self.type_of(over, item, &mut scratch, &file);
+                let elem = self.with_attached(over, self.element(&over_ty));
+                let inner_steps = item_steps(over, steps);
+                let fields_node = node
+                    .and_then(Node::as_map)
+                    .and_then(|m| m.iter().find(|(k, _)| k.as_scalar() == Some("fields")))
+                    .map(|(_, v)| v);
+                let mut t = self.output(inner, &elem, inner_steps.as_deref(), fields_node, loc);
+                t.nullable = false;
+                OutType::non_null(Kind::List(Box::new(t)))
+            }
+        }
+    }
+
+    /// The type of a path: `[T]!` when it is not singular; otherwise its schema's type, non-null
+    /// only for required properties all the way down a call that always runs and must succeed.
+    fn path_out(&self, p: &PathExpr, item: &Ty<'a>) -> OutType {
+        let mut scratch = Diagnostics::default();
+        let file: std::sync::Arc<str> = "".into();
+        if !p.singular {
+            let inner = match self.path_type(p, item, &mut scratch, &file) {
+                Ty::ArrayOf(inner) => self.schema_out(&inner, 0, &mut Vec::new()),
+                _ => OutType::leaf(Leaf::Json),
+            };
+            return OutType::non_null(Kind::List(Box::new(inner.or_null())));
+        }
+        let ty = self.path_type(p, item, &mut scratch, &file);
+        let mut out = self.schema_out(&ty, 0, &mut Vec::new());
+        out.nullable = !self.never_null(p);
+        out
+    }
+
+    /// Whether a singular path can never give null.
+    fn never_null(&self, p: &PathExpr) -> bool {
+        if p.relative {
+            return false;
+        }
+        let Some(steps) = &p.steps else { return false };
+        let Some(Step::Name(root)) = steps.first() else {
+            return false;
+        };
+        if root == "args" {
+            return match steps.get(1..) {
+                Some([Step::Name(n)]) => self
+                    .params
+                    .iter()
+                    .any(|q| q.name.value == *n && (q.ty.required || q.default.is_some())),
+                _ => false,
+            };
+        }
+        let Some(i) = self.calls.iter().position(|c| &c.name == root) else {
+            return false;
+        };
+        let call = &self.calls[i];
+        if call.optional || call.when.is_some() || call.each.is_some() {
+            return false;
+        }
+        let Ty::Schema(doc, mut schema) = self.call_types[i].clone() else {
+            return false;
+        };
+        if is_nullable(doc, schema) {
+            return false;
+        }
+        for step in &steps[1..] {
+            let Step::Name(n) = step else { return false };
+            if !is_required(doc, schema, n) {
+                return false;
+            }
+            match property(doc, schema, n) {
+                Ok(Some(next)) => schema = next,
+                _ => return false,
+            }
+            if is_nullable(doc, schema) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A data-document type as an output type (nullable unless a list item says otherwise).
+    fn schema_out(&self, ty: &Ty<'a>, depth: usize, seen: &mut Vec<*const Value>) -> OutType {
+        match ty {
+            Ty::Any => OutType::leaf(Leaf::Json),
+            Ty::ArrayOf(inner) => {
+                OutType::nullable(Kind::List(Box::new(self.schema_out(inner, depth + 1, seen).or_null())))
+            }
+            Ty::With(base, field, fty) => {
+                let mut out = self.schema_out(base, depth, seen);
+                if let Kind::Object(fields) = &mut out.kind {
+                    let attached = OutField {
+                        name: field.clone(),
+                        ty: self.schema_out(fty, depth + 1, seen).or_null(),
+                        loc: Loc::default(),
+                        needs: Vec::new(),
+                    };
+                    match fields.iter_mut().find(|f| f.name == *field) {
+                        Some(f) => *f = attached,
+                        None => fields.push(attached),
+                    }
+                }
+                out
+            }
+            Ty::Schema(doc, s) => schema_type(doc, s, depth, seen),
+        }
+    }
+}
+
+/// The output type of a literal: by its value.
+fn literal_type(v: &Value) -> OutType {
+    let leaf = match v {
+        Value::Null => return OutType::leaf(Leaf::Json),
+        Value::Bool(_) => Leaf::Boolean,
+        Value::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => Leaf::Int,
+        Value::Number(_) => Leaf::Float,
+        Value::String(_) => Leaf::String,
+        Value::Array(_) | Value::Object(_) => Leaf::Json,
+    };
+    OutType::non_null(Kind::Leaf(leaf))
+}
+
+/// The output type of a parameter read back from `$.args`.
+pub fn param_out(ty: &ParamType) -> OutType {
+    let kind = match &ty.base {
+        BaseType::Scalar(s) => Kind::Leaf(match s {
+            ScalarType::Id | ScalarType::String => Leaf::String,
+            ScalarType::Int => Leaf::Int,
+            ScalarType::Float => Leaf::Float,
+            ScalarType::Boolean => Leaf::Boolean,
+            ScalarType::Json => Leaf::Json,
+        }),
+        BaseType::List(inner) => Kind::List(Box::new(param_out(inner))),
+    };
+    OutType {
+        nullable: !ty.required,
+        kind,
+    }
+}
+
+/// Whether a name can be a GraphQL field or type name (`[_A-Za-z][_0-9A-Za-z]*`, not `__…`).
+pub fn is_graphql_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        && !name.starts_with("__")
+}
+
+/// An OpenAPI schema as an output type (nullable; the caller decides).
+fn schema_type<'a>(doc: &'a Value, s: &'a Value, depth: usize, seen: &mut Vec<*const Value>) -> OutType {
+    let json = OutType::leaf(Leaf::Json);
+    let resolved = resolve(doc, s);
+    let key = resolved as *const Value;
+    if depth > MAX_OBJECT_DEPTH || seen.contains(&key) {
+        return json;
+    }
+    let Some(parts) = all_of(doc, s) else { return json };
+    let ty = parts.iter().find_map(|p| type_name(p));
+    match ty.as_deref() {
+        Some("integer") => OutType::leaf(Leaf::Int),
+        Some("number") => OutType::leaf(Leaf::Float),
+        Some("string") => OutType::leaf(Leaf::String),
+        Some("boolean") => OutType::leaf(Leaf::Boolean),
+        Some("array") => {
+            let Some(items) = parts.iter().find_map(|p| p.get("items")) else {
+                return OutType::nullable(Kind::List(Box::new(json)));
+            };
+            seen.push(key);
+            let mut inner = schema_type(doc, items, depth + 1, seen);
+            seen.pop();
+            // An item the document types and does not declare nullable is never null.
+            inner.nullable = matches!(inner.kind, Kind::Leaf(Leaf::Json)) || is_nullable(doc, items);
+            OutType::nullable(Kind::List(Box::new(inner)))
+        }
+        Some("object") | None => {
+            let mut props: Vec<(&String, &Value)> = Vec::new();
+            for p in &parts {
+                match p.get("additionalProperties") {
+                    Some(Value::Bool(false)) | None => {}
+                    Some(_) => return json,
+                }
+                if let Some(m) = p.get("properties").and_then(Value::as_object) {
+                    for (k, v) in m {
+                        if !props.iter().any(|(n, _)| *n == k) {
+                            props.push((k, v));
+                        }
+                    }
+                }
+            }
+            if props.is_empty() || props.iter().any(|(n, _)| !is_graphql_name(n)) {
+                return json;
+            }
+            seen.push(key);
+            let fields = props
+                .into_iter()
+                .map(|(name, ps)| {
+                    let mut ty = schema_type(doc, ps, depth + 1, seen);
+                    ty.nullable = !is_required(doc, s, name) || is_nullable(doc, ps);
+                    OutField {
+                        name: name.clone(),
+                        ty,
+                        loc: Loc::default(),
+                        needs: Vec::new(),
+                    }
+                })
+                .collect();
+            seen.pop();
+            OutType::nullable(Kind::Object(fields))
+        }
+        Some(_) => json,
+    }
+}
+
+/// The schema's `type`, without `"null"` (OpenAPI 3.1 writes `type: [string, "null"]`).
+fn type_name(schema: &Value) -> Option<String> {
+    match schema.get("type")? {
+        Value::String(t) => Some(t.clone()),
+        Value::Array(ts) => {
+            let named: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            match named.as_slice() {
+                [one] => Some(one.to_string()),
+                _ => Some("mixed".into()),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether a schema lets its value be null (`nullable: true`, or `"null"` among its types).
+fn is_nullable(doc: &Value, schema: &Value) -> bool {
+    let Some(parts) = all_of(doc, schema) else { return true };
+    parts.iter().any(|p| {
+        p.get("nullable") == Some(&Value::Bool(true))
+            || p.get("type")
+                .and_then(Value::as_array)
+                .is_some_and(|ts| ts.iter().any(|t| t == "null"))
+            || p.get("type") == Some(&Value::String("null".into()))
+    })
+}
+
+/// Whether `name` is in the `required` list of the schema or one of its `allOf` parts.
+fn is_required(doc: &Value, schema: &Value, name: &str) -> bool {
+    all_of(doc, schema).is_some_and(|parts| {
+        parts.iter().any(|p| {
+            p.get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|n| n == name))
+        })
+    })
 }
 
 /// Follows local `$ref`s (`#/components/schemas/User`).

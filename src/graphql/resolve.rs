@@ -1,0 +1,525 @@
+//! Resolving an operation. async-graphql resolves the fields of every object below the root one
+//! after another, so the namespace resolver (`mobile`) starts every endpoint field of its
+//! selection at once (mutations: one after another, in document order) and stores the results;
+//! each endpoint field then only picks up its own. Each endpoint runs just the calls that its
+//! selected fields need, closed over their dependencies, and every GET of the operation goes
+//! through one dedup table. Object fields read their value from the parent's JSON and check it
+//! against the declared type: a value that does not fit is a field error, never passed through.
+
+use crate::exec::eval::{eval, Scope};
+use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx};
+use crate::http::rest::{header_param, with_default};
+use crate::middleware::auth::{authenticate, AuthError};
+use crate::plan::output::{close_over_deps, Kind, OutType};
+use crate::plan::{Endpoint, Param, Plan};
+use crate::upstream::CallError;
+use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::{ErrorExtensions, Name, PathSegment, SelectionField};
+use crate::config::args::{convert, convert_text};
+use crate::config::model::ParamSource;
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What one GraphQL operation brings to its resolvers (the request's data).
+pub struct Operation {
+    /// The executor.
+    pub exec: Exec,
+    /// The plan the request was resolved in.
+    pub plan: Arc<Plan>,
+    /// The HTTP request's headers: the token of each field's access check, header parameters.
+    pub headers: HeaderMap,
+    /// Sent to every backend.
+    pub request_id: HeaderValue,
+    /// The client's `traceparent`.
+    pub traceparent: Option<HeaderValue>,
+    /// Identical GETs of the whole operation run once.
+    pub dedup: Dedup,
+}
+
+/// An endpoint field of a namespace type.
+pub struct NamespaceEndpoint {
+    /// Its field name.
+    pub field: String,
+    /// The endpoint.
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// Every endpoint field's result in one namespace selection, by response key (alias or name).
+struct Results(Vec<Entry>);
+
+/// One response key's result. A key selected twice (`{ home { a } home { b } }`) is resolved
+/// twice by async-graphql; its errors are reported once.
+struct Entry {
+    key: String,
+    result: Result<EndpointValue, FieldError>,
+    reported: AtomicBool,
+}
+
+/// An endpoint that answered: its projected response and the optional calls that failed.
+struct EndpointValue {
+    value: Value,
+    partial: Vec<PartialFailure>,
+}
+
+/// Why an endpoint field is null, as a GraphQL error.
+#[derive(Debug, Clone)]
+struct FieldError {
+    message: String,
+    /// SPEC §5: the REST error code upper-cased, or `UNAUTHENTICATED`/`FORBIDDEN`.
+    code: &'static str,
+    call: Option<String>,
+    service: Option<String>,
+    /// `errors: pass`: the backend's JSON body.
+    details: Option<Value>,
+}
+
+impl FieldError {
+    fn new(code: &'static str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            message: message.into(),
+            code,
+            call: None,
+            service: None,
+            details: None,
+        }
+    }
+
+    fn from_auth(e: AuthError) -> FieldError {
+        let code = match e {
+            AuthError::Forbidden => "FORBIDDEN",
+            AuthError::Missing | AuthError::Invalid(_) => "UNAUTHENTICATED",
+        };
+        FieldError::new(code, e.message())
+    }
+
+    fn from_exec(e: ExecError) -> FieldError {
+        let message = e.message();
+        let code = upper_code(e.code());
+        match e {
+            ExecError::BadArgument(_) => FieldError::new(code, message),
+            ExecError::CallFailed { call, service, error, .. } => {
+                let details = match (&error, code) {
+                    (CallError::Status { body: Some(b), .. }, "UPSTREAM_REJECTED") => Some((**b).clone()),
+                    _ => None,
+                };
+                FieldError {
+                    message,
+                    code,
+                    call: Some(call),
+                    service: Some(service),
+                    details,
+                }
+            }
+        }
+    }
+
+    fn to_error(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message.clone()).extend_with(|_, ext| {
+            ext.set("code", self.code);
+            if let Some(c) = &self.call {
+                ext.set("call", c.as_str());
+            }
+            if let Some(s) = &self.service {
+                ext.set("service", s.as_str());
+            }
+            if let Some(d) = &self.details {
+                if let Ok(v) = async_graphql::Value::from_json(d.clone()) {
+                    ext.set("details", v);
+                }
+            }
+        })
+    }
+}
+
+/// The GraphQL code of a REST error code.
+fn upper_code(code: &str) -> &'static str {
+    match code {
+        "not_found" => "NOT_FOUND",
+        "upstream_timeout" => "UPSTREAM_TIMEOUT",
+        "upstream_rejected" => "UPSTREAM_REJECTED",
+        "bad_request" => "BAD_REQUEST",
+        _ => "UPSTREAM_FAILED",
+    }
+}
+
+/// One endpoint field of the selection, merged over every selection with its response key.
+struct Wanted<'s> {
+    key: &'s str,
+    endpoint: Arc<Endpoint>,
+    first: SelectionField<'s>,
+    needs: Vec<bool>,
+}
+
+/// The namespace field (`mobile`): runs every selected endpoint field, then hands the results to
+/// them.
+pub fn namespace<'a>(ctx: ResolverContext<'a>, endpoints: Arc<Vec<NamespaceEndpoint>>, serial: bool) -> FieldFuture<'a> {
+    FieldFuture::new(async move {
+        let op = ctx.data::<Operation>()?;
+        let mut wanted: Vec<Wanted<'a>> = Vec::new();
+        for sel in ctx.ctx.field().selection_set() {
+            let Some(ne) = endpoints.iter().find(|e| e.field == sel.name()) else {
+                continue;
+            };
+            let key = sel.alias().unwrap_or(sel.name());
+            let i = match wanted.iter().position(|w| w.key == key) {
+                Some(i) => i,
+                None => {
+                    wanted.push(Wanted {
+                        key,
+                        endpoint: ne.endpoint.clone(),
+                        first: sel,
+                        needs: vec![false; ne.endpoint.calls.len()],
+                    });
+                    wanted.len() - 1
+                }
+            };
+            let w = &mut wanted[i];
+            collect_needs(&w.endpoint.output, sel, &mut w.needs);
+        }
+        let entry = |key: &str, result| Entry {
+            key: key.to_string(),
+            result,
+            reported: AtomicBool::new(false),
+        };
+        let mut results = Vec::with_capacity(wanted.len());
+        if serial {
+            for w in wanted {
+                let r = run_endpoint(op, &w.endpoint, w.first, w.needs).await;
+                results.push(entry(w.key, r));
+            }
+        } else {
+            let runs = wanted.iter().map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone()));
+            let done = futures::future::join_all(runs).await;
+            results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
+        }
+        Ok(Some(FieldValue::owned_any(Results(results))))
+    })
+}
+
+/// Marks the calls that the selected fields below `sel` need.
+fn collect_needs(ty: &OutType, sel: SelectionField<'_>, set: &mut [bool]) {
+    let Some(fields) = ty.innermost().fields() else {
+        return;
+    };
+    for s in sel.selection_set() {
+        if let Some(f) = fields.iter().find(|f| f.name == s.name()) {
+            for &i in &f.needs {
+                if let Some(b) = set.get_mut(i) {
+                    *b = true;
+                }
+            }
+            collect_needs(&f.ty, s, set);
+        }
+    }
+}
+
+/// One endpoint field: the access stage, its arguments, the calls it needs, the projection.
+async fn run_endpoint(
+    op: &Operation,
+    ep: &Endpoint,
+    sel: SelectionField<'_>,
+    mut needs: Vec<bool>,
+) -> Result<EndpointValue, FieldError> {
+    let authenticated = authenticate(op.plan.auth.as_ref(), ep.access.auth, &ep.access.roles, &op.headers)
+        .map_err(FieldError::from_auth)?;
+    let given = sel
+        .arguments()
+        .map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
+    let args = arguments(ep, given, &op.headers).map_err(|m| FieldError::new("BAD_REQUEST", m))?;
+    let mut ctx = RequestCtx::new(
+        args,
+        authenticated.claims,
+        authenticated.forwarded,
+        op.request_id.clone(),
+        op.traceparent.clone(),
+    );
+    ctx.share_gets = true;
+    close_over_deps(&mut needs, &ep.calls);
+    let outcome = op
+        .exec
+        .run_only(&op.plan, ep, &ctx, &op.dedup, Some(&needs))
+        .await
+        .map_err(FieldError::from_exec)?;
+    let value = eval(
+        &ep.response,
+        Scope {
+            doc: &outcome.doc,
+            item: None,
+        },
+    );
+    Ok(EndpointValue {
+        value,
+        partial: outcome.partial,
+    })
+}
+
+/// `$.args` from the field's arguments (path, query and body parameters) and the HTTP request's
+/// headers, converted as REST converts them, defaults applied.
+fn arguments(ep: &Endpoint, given: Vec<(Name, async_graphql::Value)>, headers: &HeaderMap) -> Result<Value, String> {
+    let mut args = Map::with_capacity(ep.params.len());
+    for p in &ep.params {
+        let value = match &p.source {
+            ParamSource::Header(h) => header_param(p, h, headers)?,
+            _ => match given.iter().find(|(n, _)| n.as_str() == p.name) {
+                None => None,
+                Some((_, v)) => argument_value(p, v.clone())?,
+            },
+        };
+        args.insert(p.name.clone(), with_default(p, value)?);
+    }
+    Ok(Value::Object(args))
+}
+
+fn argument_value(p: &Param, v: async_graphql::Value) -> Result<Option<Value>, String> {
+    let json = v
+        .into_json()
+        .map_err(|e| format!("argument `{}` is not JSON: {e}", p.name))?;
+    if json.is_null() {
+        return Ok(None);
+    }
+    let converted = match (&p.source, &json) {
+        // A path parameter is an `ID!`: its text, converted to the declared type.
+        (ParamSource::Path, Value::String(s)) => convert_text(&[s.as_str()], &p.ty),
+        (ParamSource::Path, other) => convert_text(&[other.to_string().as_str()], &p.ty),
+        _ => convert(&json, &p.ty),
+    };
+    converted.map(Some).map_err(|e| format!("argument `{}` {e}", p.name))
+}
+
+/// An endpoint field: its result from the namespace's run, checked against its type for this
+/// selection before async-graphql walks it (async-graphql's dynamic schema drops a field whose
+/// resolver fails, with no path and no null propagation, so no resolver below may fail). Every
+/// error (an optional call's failure, a value that does not fit) is reported here, with its path.
+pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> FieldFuture<'a> {
+    let results = match ctx.parent_value.try_downcast_ref::<Results>() {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let field = ctx.ctx.field();
+    let key = field.alias().unwrap_or(name);
+    let Some(entry) = results.0.iter().find(|e| e.key == key) else {
+        return FieldFuture::Value(None);
+    };
+    let first = !entry.reported.swap(true, Ordering::Relaxed);
+    let report = |err: async_graphql::Error, below: &[PathSegment]| {
+        let mut e = ctx.ctx.set_error_path(err.into_server_error(ctx.ctx.item.pos));
+        e.path.extend(below.iter().cloned());
+        ctx.ctx.add_error(e);
+    };
+    let v = match &entry.result {
+        Ok(v) => v,
+        Err(e) => {
+            if first {
+                report(e.to_error(), &[]);
+            }
+            return FieldFuture::Value(None);
+        }
+    };
+    if first {
+        for p in &v.partial {
+            let error = FieldError {
+                message: p.message.clone(),
+                code: upper_code(p.code),
+                call: Some(p.call.clone()),
+                service: Some(p.service.clone()),
+                details: None,
+            };
+            report(error.to_error(), &[]);
+        }
+    }
+    let ty = output.clone().or_null();
+    let mut check = Check::default();
+    let fits = check.value(&v.value, &ty, Some(field));
+    for (path, message) in check.problems {
+        report(async_graphql::Error::new(message), &path);
+    }
+    if !fits {
+        return FieldFuture::Value(None);
+    }
+    if check.nulls.is_empty() {
+        return FieldFuture::Value(field_value(&v.value, &ty));
+    }
+    // Some nullable fields could not hold their values: a copy with those set to null.
+    let mut owned = v.value.clone();
+    for path in &check.nulls {
+        if let Some(slot) = pointer_mut(&mut owned, path) {
+            *slot = Value::Null;
+        }
+    }
+    FieldFuture::Value(owned_field_value(owned, &ty))
+}
+
+/// A step into a JSON value.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn pointer_mut<'v>(mut v: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+    for step in path {
+        v = match (step, v) {
+            (Step::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// GraphQL's value completion for one endpoint field's selection: what does not fit its type is
+/// an error at its path, and the nearest nullable field above it becomes null.
+#[derive(Default)]
+struct Check {
+    /// Response path below the endpoint field (aliases as written), and the JSON path beside it.
+    path: Vec<PathSegment>,
+    json: Vec<Step>,
+    problems: Vec<(Vec<PathSegment>, String)>,
+    /// JSON paths of nullable fields to set to null.
+    nulls: Vec<Vec<Step>>,
+}
+
+impl Check {
+    /// Whether `v` can be the value of `ty` for the selection below `sel`.
+    fn value(&mut self, v: &Value, ty: &OutType, sel: Option<SelectionField<'_>>) -> bool {
+        if v.is_null() {
+            if ty.nullable {
+                return true;
+            }
+            return self.problem("the value is null, but the field is declared non-null".into());
+        }
+        match &ty.kind {
+            Kind::Leaf(leaf) => {
+                leaf.accepts(v)
+                    || self.problem(format!(
+                        "the value is {}, which does not fit the field's type {}",
+                        json_kind(v),
+                        leaf.graphql_name()
+                    ))
+            }
+            Kind::Object(fields) => {
+                let Value::Object(m) = v else {
+                    return self.problem(format!("the value is {}, but the field is an object", json_kind(v)));
+                };
+                let Some(sel) = sel else { return true };
+                for s in sel.selection_set() {
+                    let Some(f) = fields.iter().find(|f| f.name == s.name()) else {
+                        continue;
+                    };
+                    self.path.push(PathSegment::Field(s.alias().unwrap_or(s.name()).to_string()));
+                    self.json.push(Step::Key(f.name.clone()));
+                    let fits = self.value(m.get(&f.name).unwrap_or(&Value::Null), &f.ty, Some(s));
+                    if !fits && f.ty.nullable {
+                        self.nulls.push(self.json.clone());
+                    }
+                    self.path.pop();
+                    self.json.pop();
+                    if !fits && !f.ty.nullable {
+                        return false;
+                    }
+                }
+                true
+            }
+            Kind::List(inner) => {
+                let Value::Array(items) = v else {
+                    return self.problem(format!("the value is {}, but the field is a list", json_kind(v)));
+                };
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push(PathSegment::Index(i));
+                    self.json.push(Step::Index(i));
+                    let object = matches!(inner.kind, Kind::Object(_));
+                    // async-graphql's dynamic schema cannot give a null object inside a list.
+                    let fits = if item.is_null() && object {
+                        self.problem("the item is null, and this list of objects cannot hold null".into())
+                    } else {
+                        self.value(item, inner, sel)
+                    };
+                    if !fits && inner.nullable && !object {
+                        self.nulls.push(self.json.clone());
+                    }
+                    self.path.pop();
+                    self.json.pop();
+                    if !fits && !(inner.nullable && !object) {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Records a problem at the current path; always false.
+    fn problem(&mut self, message: String) -> bool {
+        self.problems.push((self.path.clone(), message));
+        false
+    }
+}
+
+/// An owned value as the field value of `ty` (already checked).
+fn owned_field_value(v: Value, ty: &OutType) -> Option<FieldValue<'static>> {
+    if v.is_null() {
+        return None;
+    }
+    match (&ty.kind, v) {
+        (Kind::Leaf(_), v) => Some(FieldValue::value(leaf_value(&v))),
+        (Kind::Object(_), v) => Some(FieldValue::owned_any(v)),
+        (Kind::List(inner), Value::Array(items)) => Some(FieldValue::list(
+            items
+                .into_iter()
+                .map(|i| owned_field_value(i, inner).unwrap_or(FieldValue::NULL)),
+        )),
+        (Kind::List(_), _) => None,
+    }
+}
+
+/// A field of an output object: the parent's JSON member of that name (checked by the endpoint
+/// field's `Check`).
+pub fn object_field<'a>(ctx: ResolverContext<'a>, key: &str, ty: &OutType) -> FieldFuture<'a> {
+    static NULL: Value = Value::Null;
+    let Some(parent) = ctx.parent_value.downcast_ref::<Value>() else {
+        return FieldFuture::Value(None);
+    };
+    FieldFuture::Value(field_value(parent.get(key).unwrap_or(&NULL), ty))
+}
+
+fn failed<'a>(e: async_graphql::Error) -> FieldFuture<'a> {
+    FieldFuture::new(async move { Err::<Option<FieldValue<'a>>, _>(e) })
+}
+
+/// A JSON value, already checked by `Check`, as the field value of `ty`, borrowed.
+fn field_value<'v>(v: &'v Value, ty: &OutType) -> Option<FieldValue<'v>> {
+    if v.is_null() {
+        return None;
+    }
+    match (&ty.kind, v) {
+        (Kind::Leaf(_), v) => Some(FieldValue::value(leaf_value(v))),
+        (Kind::Object(_), v) => Some(FieldValue::borrowed_any(v)),
+        (Kind::List(inner), Value::Array(items)) => Some(FieldValue::list(
+            items.iter().map(|i| field_value(i, inner).unwrap_or(FieldValue::NULL)),
+        )),
+        (Kind::List(_), _) => None,
+    }
+}
+
+fn leaf_value(v: &Value) -> async_graphql::Value {
+    match v {
+        Value::String(s) => async_graphql::Value::String(s.clone()),
+        Value::Number(n) => async_graphql::Value::Number(n.clone()),
+        Value::Bool(b) => async_graphql::Value::Boolean(*b),
+        other => async_graphql::Value::from_json(other.clone()).unwrap_or(async_graphql::Value::Null),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

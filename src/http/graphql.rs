@@ -1,0 +1,334 @@
+//! The HTTP layer of `graphql.path` (SPEC §5, GraphQL over HTTP), owned by Facade: async-graphql
+//! only parses (`Request::parsed_query`) and executes beneath it, because its axum integration
+//! answers 200 to everything, runs mutations sent over GET, reads `text/plain` bodies and batches.
+//!
+//! In order: the GraphiQL page (GET, `Accept: text/html`, no token); the method (GET and POST);
+//! the response media type from `Accept` (406); the HTTP-level token check of `graphql.auth`
+//! (401); the request's parameters (415, 413, 400); the document's size and nesting, checked
+//! before it is parsed; a mutation over GET (405, before validation); then execution.
+
+use super::error::HttpError;
+use crate::graphql::Operation;
+use crate::middleware::auth::authenticate;
+use crate::plan::graphql::GraphqlPlan;
+use crate::plan::Plan;
+use crate::state::AppState;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The longest document accepted, in bytes: parsing is not linear enough to take a megabyte
+/// quickly, and no real operation comes near this.
+pub const MAX_DOCUMENT: usize = 64 * 1024;
+
+/// The deepest nesting of `{`, `(` and `[` accepted in a document, checked before parsing (the
+/// parser recurses); `max_depth` bounds selections again after parsing.
+const MAX_NESTING: usize = 128;
+
+/// How the response is written, from the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `application/graphql-response+json`: request errors are 400.
+    GraphqlResponse,
+    /// `application/json` (also `*/*` or no `Accept`): request errors are 200.
+    Json,
+}
+
+impl Mode {
+    fn content_type(self) -> HeaderValue {
+        match self {
+            Mode::GraphqlResponse => HeaderValue::from_static("application/graphql-response+json; charset=utf-8"),
+            Mode::Json => HeaderValue::from_static("application/json; charset=utf-8"),
+        }
+    }
+}
+
+/// The parameters of a GraphQL request.
+struct Params {
+    query: String,
+    variables: Option<Map<String, Value>>,
+    operation_name: Option<String>,
+}
+
+/// Answers a request to `graphql.path`.
+pub async fn handle(
+    state: &AppState,
+    plan: &Arc<Plan>,
+    req: Request,
+    request_id: &HeaderValue,
+) -> Result<Response, HttpError> {
+    let (Some(gp), Some(schema)) = (plan.graphql.as_ref(), plan.graphql_schema.as_ref()) else {
+        return Err(HttpError::not_found("GraphQL is not served here"));
+    };
+    let method = req.method().clone();
+    if method != Method::GET && method != Method::POST {
+        return Err(HttpError::method_not_allowed(&method, &["GET", "POST"]));
+    }
+    let headers = req.headers().clone();
+    let mode = negotiate(&headers)?;
+    authenticate(plan.auth.as_ref(), gp.access.auth, &[], &headers)?;
+    let params = if method == Method::GET {
+        params_from_query(req.uri().query().unwrap_or(""))?
+    } else {
+        params_from_body(req, plan.limits.request_body).await?
+    };
+    check_document(&params.query, gp)?;
+    let mut request = async_graphql::Request::new(params.query);
+    let operation_name = params.operation_name;
+    if let Some(name) = &operation_name {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(vars) = params.variables {
+        request = request.variables(async_graphql::Variables::from_json(Value::Object(vars)));
+    }
+    let is_mutation = match request.parsed_query() {
+        Ok(doc) => operation_type(&doc.operations, operation_name.as_deref()) == Some(OperationType::Mutation),
+        Err(e) => return Ok(request_errors(mode, vec![e])),
+    };
+    if is_mutation && method == Method::GET {
+        return Err(HttpError::method_not_allowed(&method, &["POST"])
+            .header(header::ALLOW, HeaderValue::from_static("GET, POST")));
+    }
+    let op = Operation {
+        exec: state.exec.clone(),
+        plan: plan.clone(),
+        traceparent: headers.get("traceparent").cloned(),
+        headers,
+        request_id: request_id.clone(),
+        dedup: Default::default(),
+    };
+    let response = schema.0.execute(request.data(op)).await;
+    // A request that fails to validate or to coerce its variables is never executed: no data.
+    if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+        return Ok(request_errors(mode, response.errors));
+    }
+    let mut body = Map::new();
+    body.insert("data".into(), response.data.into_json().unwrap_or(Value::Null));
+    if !response.errors.is_empty() {
+        body.insert("errors".into(), serde_json::to_value(&response.errors).unwrap_or(Value::Null));
+    }
+    Ok(respond(StatusCode::OK, mode, &Value::Object(body)))
+}
+
+/// A request that was refused before execution: `errors` only, 400 for
+/// `application/graphql-response+json` and 200 for `application/json`.
+fn request_errors(mode: Mode, errors: Vec<async_graphql::ServerError>) -> Response {
+    let status = match mode {
+        Mode::GraphqlResponse => StatusCode::BAD_REQUEST,
+        Mode::Json => StatusCode::OK,
+    };
+    let body = serde_json::json!({ "errors": errors });
+    respond(status, mode, &body)
+}
+
+fn respond(status: StatusCode, mode: Mode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, mode.content_type());
+    resp
+}
+
+/// The media types of `Accept` with their quality, parameters dropped.
+fn accepted(headers: &HeaderMap) -> Vec<(String, f32)> {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let media = parts.next()?.trim().to_ascii_lowercase();
+            if media.is_empty() {
+                return None;
+            }
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+                .next()
+                .unwrap_or(1.0);
+            Some((media, q))
+        })
+        .collect()
+}
+
+/// The response media type: `application/graphql-response+json` when asked for (unless
+/// `application/json` is preferred), `application/json` for it, `*/*`, `application/*` or no
+/// `Accept`; anything else is 406.
+fn negotiate(headers: &HeaderMap) -> Result<Mode, HttpError> {
+    let list = accepted(headers);
+    if list.is_empty() {
+        return Ok(Mode::Json);
+    }
+    let q = |name: &str| list.iter().filter(|(m, _)| m == name).map(|(_, q)| *q).fold(0.0f32, f32::max);
+    let gql = q("application/graphql-response+json");
+    let json = q("application/json").max(q("application/*")).max(q("*/*"));
+    match (gql > 0.0, json > 0.0) {
+        (true, _) if gql >= json => Ok(Mode::GraphqlResponse),
+        (_, true) => Ok(Mode::Json),
+        _ => Err(HttpError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "GraphQL answers application/graphql-response+json or application/json",
+        )),
+    }
+}
+
+fn bad(message: impl Into<String>) -> HttpError {
+    HttpError::bad_request(message)
+}
+
+/// `query`, `variables`, `operationName` from a GET's query string (`variables` and `extensions`
+/// as JSON text).
+fn params_from_query(q: &str) -> Result<Params, HttpError> {
+    let mut obj = Map::new();
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        let value = match &*k {
+            "variables" | "extensions" => {
+                serde_json::from_str(&v).map_err(|_| bad(format!("`{k}` is not valid JSON")))?
+            }
+            _ => Value::String(v.into_owned()),
+        };
+        obj.insert(k.into_owned(), value);
+    }
+    params_from_object(obj)
+}
+
+/// The parameters from a POST's JSON body (`Content-Type: application/json`, no batches).
+async fn params_from_body(req: Request, limit: u64) -> Result<Params, HttpError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some("application/json") {
+        return Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a GraphQL POST must have Content-Type: application/json",
+        ));
+    }
+    if crate::upstream::declared_length(req.headers()).is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| too_large(limit))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(obj)) => params_from_object(obj),
+        Ok(Value::Array(_)) => Err(bad("batched requests are not supported: send one operation per request")),
+        Ok(_) => Err(bad("the request body must be a JSON object")),
+        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => Err(bad("the request body is empty")),
+        Err(e) => Err(bad(format!("the request body is not valid JSON: {e}"))),
+    }
+}
+
+fn too_large(limit: u64) -> HttpError {
+    HttpError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> {
+    let query = match obj.remove("query") {
+        Some(Value::String(q)) => q,
+        Some(_) => return Err(bad("`query` must be a string")),
+        None => return Err(bad("the request has no `query`")),
+    };
+    let variables = match obj.remove("variables") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err(bad("`variables` must be an object")),
+    };
+    let operation_name = match obj.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(bad("`operationName` must be a string")),
+    };
+    match obj.remove("extensions") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(_) => return Err(bad("`extensions` must be an object")),
+    }
+    Ok(Params {
+        query,
+        variables,
+        operation_name,
+    })
+}
+
+/// Refuses, before parsing, a document too long or nested too deeply to parse safely.
+fn check_document(query: &str, gp: &GraphqlPlan) -> Result<(), HttpError> {
+    if query.len() > MAX_DOCUMENT {
+        return Err(bad(format!(
+            "the GraphQL document is longer than {MAX_DOCUMENT} bytes"
+        )));
+    }
+    let limit = MAX_NESTING.max(gp.max_depth.saturating_mul(2));
+    if nesting(query) > limit {
+        return Err(bad(format!(
+            "the GraphQL document is nested more than {limit} levels deep"
+        )));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of brackets in a document, outside strings and comments.
+fn nesting(doc: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = doc.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '(' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' || c == '\r' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The type of the operation a request selects (`None`: no such operation; validation says so).
+fn operation_type(ops: &DocumentOperations, name: Option<&str>) -> Option<OperationType> {
+    match (ops, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(map), Some(n)) => map.get(n).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next().map(|op| op.node.ty),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_skips_strings_and_comments() {
+        assert_eq!(nesting("{ a { b } }"), 2);
+        assert_eq!(nesting(r#"{ a(s: "{{{{\"{{") }"#), 2);
+        assert_eq!(nesting("{ a # {{{{\n }"), 1);
+        assert_eq!(nesting(&"{".repeat(20_000)), 20_000);
+    }
+}

@@ -1,0 +1,736 @@
+//! GraphQL end to end (SPEC §5): the real gateway against real backends on loopback ports that
+//! count what they receive, so every test shows which calls a selection made.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A library's reader app: another domain than the shipped shop.
+const READER: &str = r#"
+client: reader_app
+base_path: /reader
+endpoints:
+  book_page:
+    get: /books/{id}
+    auth: optional
+    query:
+      lang: { type: String, default: en }
+    calls:
+      book:    { service: catalog, get: "/books/{$.args.id}", query: { lang: "$.args.lang" } }
+      author:  { service: authors, get: "/authors/{$.book.authorId}" }
+      ratings: { service: ratings, get: "/ratings/{$.args.id}", optional: true }
+      copies:
+        each: "$.book.editions[*]"
+        attach: copies
+        service: stock
+        get: "/copies/{@.isbn}"
+        optional: true
+    response:
+      title: "$.book.title"
+      authorName: "$.author.name"
+      stars: "$.ratings.average"
+      editions:
+        each: "$.book.editions[*]"
+        fields: { isbn: "@.isbn", onShelf: "@.copies.count" }
+  shelf:
+    get: /shelf
+    calls:
+      loans: { service: loans, get: "/loans/{$.auth.sub}" }
+    response:
+      count: "length($.loans.items)"
+      owner: "$.loans.owner"
+  borrow:
+    post: /loans
+    body:
+      isbn: ID!
+    calls:
+      loan: { service: loans, post: "/loans", body: { isbn: "$.args.isbn" }, errors: pass }
+    response:
+      dueDate: "$.loan.due"
+"#;
+
+struct Library {
+    catalog: Backend,
+    authors: Backend,
+    ratings: Backend,
+    stock: Backend,
+    loans: Backend,
+    gw: Gateway,
+}
+
+fn facade_yaml(services: &[(&str, String)], graphql: &str) -> String {
+    let mut s = String::from("services:\n");
+    for (name, url) in services {
+        s.push_str(&format!("  {name}:\n    url: {url}\n    timeout: 2s\n"));
+    }
+    s.push_str(AUTH);
+    s.push_str(graphql);
+    s
+}
+
+async fn library(graphql: &str) -> Library {
+    let catalog = Backend::start(|s| {
+        if s.uri.starts_with("/books/missing") {
+            return Reply::status(404, json!({"error": "no such book"}));
+        }
+        Reply::json(json!({
+            "title": "Dune", "authorId": "a1",
+            "editions": [{"isbn": "i1"}, {"isbn": "i2"}]
+        }))
+    })
+    .await;
+    let authors = Backend::fixed(json!({"name": "Frank Herbert"})).await;
+    let ratings = Backend::fixed(json!({"average": 4.5})).await;
+    let stock = Backend::start(|s| Reply::json(json!({"count": if s.uri.ends_with("i1") { 3 } else { 0 }}))).await;
+    let loans = Backend::start(|s| {
+        if s.method == "POST" {
+            if String::from_utf8_lossy(&s.body).contains("taken") {
+                return Reply::status(409, json!({"reason": "all copies are out"}));
+            }
+            return Reply::json(json!({"due": "2027-01-01"}));
+        }
+        Reply::json(json!({"items": [1, 2], "owner": "u1"}))
+    })
+    .await;
+    let yaml = facade_yaml(
+        &[
+            ("catalog", catalog.url()),
+            ("authors", authors.url()),
+            ("ratings", ratings.url()),
+            ("stock", stock.url()),
+            ("loans", loans.url()),
+        ],
+        graphql,
+    );
+    let p = Project::new(&yaml, &[("reader.yaml", READER)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    Library {
+        catalog,
+        authors,
+        ratings,
+        stock,
+        loans,
+        gw,
+    }
+}
+
+impl Library {
+    fn counts(&self) -> [usize; 5] {
+        [
+            self.catalog.count(),
+            self.authors.count(),
+            self.ratings.count(),
+            self.stock.count(),
+            self.loans.count(),
+        ]
+    }
+}
+
+/// POSTs an operation; returns the status and the JSON body.
+async fn gql(gw: &Gateway, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    let mut req = client()
+        .post(gw.url("/graphql"))
+        .json(&json!({"query": query, "variables": variables}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_selection_calls_only_the_backends_its_fields_need() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let t = Some(t.as_str());
+    let (s, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { title } } }"#, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, json!({"data": {"readerApp": {"bookPage": {"title": "Dune"}}}}));
+    assert_eq!(lib.counts(), [1, 0, 0, 0, 0], "only the catalog is called");
+
+    // A field of a call that waits for another: both are made, nothing else.
+    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { authorName } } }"#, json!({})).await;
+    assert_eq!(body["data"]["readerApp"]["bookPage"]["authorName"], "Frank Herbert");
+    assert_eq!(lib.counts(), [2, 1, 0, 0, 0]);
+
+    // `editions { isbn }` reads the book alone; `onShelf` reads the attached `copies` call.
+    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#, json!({})).await;
+    assert_eq!(body["data"]["readerApp"]["bookPage"]["editions"], json!([{"isbn": "i1"}, {"isbn": "i2"}]));
+    assert_eq!(lib.counts(), [3, 1, 0, 0, 0], "the attached call is not made for isbn alone");
+    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { editions { onShelf } } } }"#, json!({})).await;
+    assert_eq!(body["data"]["readerApp"]["bookPage"]["editions"], json!([{"onShelf": 3}, {"onShelf": 0}]));
+    assert_eq!(lib.counts(), [4, 1, 0, 2, 0], "attach: one stock call per edition");
+}
+
+#[tokio::test]
+async fn fragments_variables_and_directives_decide_the_calls() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let q = r#"
+        query Page($id: ID!, $hideAuthor: Boolean!, $withStars: Boolean!) {
+          readerApp {
+            bookPage(id: $id) {
+              ...Basics
+              ... on ReaderAppBookPage { stars @include(if: $withStars) }
+              authorName @skip(if: $hideAuthor)
+            }
+          }
+        }
+        fragment Basics on ReaderAppBookPage { title }
+    "#;
+    let (s, body) = gql(&lib.gw, Some(&t), q, json!({"id": "b1", "hideAuthor": true, "withStars": true})).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"],
+        json!({"title": "Dune", "stars": 4.5})
+    );
+    assert_eq!(lib.counts(), [1, 0, 1, 0, 0], "a skipped field's call is not made");
+    let (_, body) = gql(&lib.gw, Some(&t), q, json!({"id": "b1", "hideAuthor": false, "withStars": false})).await;
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"],
+        json!({"title": "Dune", "authorName": "Frank Herbert"})
+    );
+    assert_eq!(lib.counts(), [2, 1, 1, 0, 0]);
+}
+
+#[tokio::test]
+async fn aliases_share_identical_calls_across_the_operation() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let q = r#"{ readerApp {
+        a: bookPage(id: "b1") { title }
+        b: bookPage(id: "b1") { authorName }
+        c: bookPage(id: "b2") { title }
+        shelf { count }
+    } }"#;
+    let (s, body) = gql(&lib.gw, Some(&t), q, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    let ns = &body["data"]["readerApp"];
+    assert_eq!(ns["a"], json!({"title": "Dune"}));
+    assert_eq!(ns["b"], json!({"authorName": "Frank Herbert"}));
+    assert_eq!(ns["c"], json!({"title": "Dune"}));
+    assert_eq!(ns["shelf"], json!({"count": 2}));
+    // b1 once for `a` and `b` together, b2 once; one author call; one loans call.
+    assert_eq!(lib.counts(), [2, 1, 0, 0, 1]);
+    let paths: Vec<String> = lib.catalog.seen().iter().map(|s| s.uri.clone()).collect();
+    assert!(paths.contains(&"/books/b1?lang=en".to_string()), "{paths:?}");
+}
+
+#[tokio::test]
+async fn the_same_response_key_twice_merges_the_selections() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let q = r#"{ readerApp { bookPage(id: "b1") { title } bookPage(id: "b1") { authorName } } }"#;
+    let (_, body) = gql(&lib.gw, Some(&t), q, json!({})).await;
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"],
+        json!({"title": "Dune", "authorName": "Frank Herbert"})
+    );
+    assert_eq!(lib.counts(), [1, 1, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn query_endpoints_run_concurrently_and_mutations_in_order() {
+    let order: Arc<Mutex<Vec<String>>> = Arc::default();
+    let o = order.clone();
+    let slow = Backend::start(move |s| {
+        o.lock().unwrap().push(String::from_utf8_lossy(&s.body).to_string());
+        Reply::json(json!({"v": 1})).after(Duration::from_millis(300))
+    })
+    .await;
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  one:
+    get: /one
+    calls: { a: { service: slow, get: /a } }
+    response: { v: "$.a.v" }
+  two:
+    get: /two
+    calls: { b: { service: slow, get: /b } }
+    response: { v: "$.b.v" }
+  write:
+    post: /write
+    body: { n: Int! }
+    calls: { w: { service: slow, post: /w, body: { n: "$.args.n" } } }
+    response: { v: "$.w.v" }
+"#;
+    let p = Project::new(&facade_yaml(&[("slow", slow.url())], ""), &[("app.yaml", comp)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let started = Instant::now();
+    let (_, body) = gql(&gw, Some(&t), "{ app { one { v } two { v } } }", json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(body["data"]["app"], json!({"one": {"v": 1}, "two": {"v": 1}}));
+    assert!(took < Duration::from_millis(550), "two 300 ms endpoints took {took:?}");
+
+    let started = Instant::now();
+    let (_, body) = gql(
+        &gw,
+        Some(&t),
+        "mutation { app { first: write(n: 1) { v } second: write(n: 2) { v } } }",
+        json!({}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(body["data"]["app"], json!({"first": {"v": 1}, "second": {"v": 1}}));
+    assert!(took >= Duration::from_millis(600), "two mutations took {took:?}");
+    let bodies: Vec<String> = order.lock().unwrap().iter().filter(|b| !b.is_empty()).cloned().collect();
+    assert_eq!(bodies, vec![r#"{"n":1}"#.to_string(), r#"{"n":2}"#.to_string()]);
+}
+
+#[tokio::test]
+async fn failed_calls_become_errors_at_the_endpoint_field_path() {
+    let lib = library("").await;
+    let broken_ratings = Backend::start(|_| Reply::status(500, json!({"secret": "internal"}))).await;
+    let yaml = facade_yaml(
+        &[
+            ("catalog", lib.catalog.url()),
+            ("authors", lib.authors.url()),
+            ("ratings", broken_ratings.url()),
+            ("stock", lib.stock.url()),
+            ("loans", lib.loans.url()),
+        ],
+        "",
+    );
+    let p = Project::new(&yaml, &[("reader.yaml", READER)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let q = r#"{ readerApp {
+        page: bookPage(id: "b1") { title stars }
+        gone: bookPage(id: "missing") { title }
+        shelf { count }
+    } }"#;
+    let (s, body) = gql(&gw, Some(&t), q, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    let ns = &body["data"]["readerApp"];
+    // An optional call failed: its field is null, the endpoint answers, one error at its path.
+    assert_eq!(ns["page"], json!({"title": "Dune", "stars": null}));
+    // A required call failed: the endpoint field is null; the rest of the operation answers.
+    assert_eq!(ns["gone"], Value::Null);
+    assert_eq!(ns["shelf"], json!({"count": 2}));
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{body}");
+    let partial = errors.iter().find(|e| e["path"] == json!(["readerApp", "page"])).unwrap();
+    assert_eq!(partial["extensions"]["code"], "UPSTREAM_FAILED");
+    assert_eq!(partial["extensions"]["call"], "ratings");
+    assert_eq!(partial["extensions"]["service"], "ratings");
+    let failed = errors.iter().find(|e| e["path"] == json!(["readerApp", "gone"])).unwrap();
+    assert_eq!(failed["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(failed["extensions"]["call"], "book");
+    let text = body.to_string();
+    assert!(!text.contains("127.0.0.1") && !text.contains("secret"), "{text}");
+}
+
+#[tokio::test]
+async fn errors_pass_puts_the_backend_body_under_details() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let (_, body) = gql(
+        &lib.gw,
+        Some(&t),
+        r#"mutation { readerApp { ok: borrow(isbn: "i1") { dueDate } no: borrow(isbn: "taken") { dueDate } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["data"]["readerApp"]["ok"], json!({"dueDate": "2027-01-01"}));
+    assert_eq!(body["data"]["readerApp"]["no"], Value::Null);
+    let e = &body["errors"][0];
+    assert_eq!(e["path"], json!(["readerApp", "no"]));
+    assert_eq!(e["extensions"]["code"], "UPSTREAM_REJECTED");
+    assert_eq!(e["extensions"]["details"], json!({"reason": "all copies are out"}));
+}
+
+#[tokio::test]
+async fn each_endpoint_field_enforces_its_own_access() {
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  public:
+    get: /public
+    auth: none
+    calls: { a: { service: data, get: /a } }
+    response: { v: "$.a.v" }
+  mine:
+    get: /mine
+    auth: required
+    calls: { a: { service: data, get: /a } }
+    response: { v: "$.a.v" }
+  admin:
+    get: /admin
+    roles: [admin]
+    calls: { a: { service: data, get: /a } }
+    response: { v: "$.a.v" }
+"#;
+    let data = Backend::fixed(json!({"v": 7})).await;
+    let p = Project::new(
+        &facade_yaml(&[("data", data.url())], "graphql:\n  auth: optional\n"),
+        &[("app.yaml", comp)],
+    );
+    let gw = Gateway::start(p.plan(&[])).await;
+    let q = "{ app { public { v } mine { v } admin { v } again: admin { v } } }";
+    // Anonymous: the public field answers, the others are refused one by one.
+    let (s, body) = gql(&gw, None, q, json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body["data"]["app"],
+        json!({"public": {"v": 7}, "mine": null, "admin": null, "again": null})
+    );
+    let codes: Vec<(&Value, &Value)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["path"], &e["extensions"]["code"]))
+        .collect();
+    assert_eq!(codes.len(), 3, "every alias counts: {body}");
+    assert!(codes.contains(&(&json!(["app", "mine"]), &json!("UNAUTHENTICATED"))));
+    assert!(codes.contains(&(&json!(["app", "again"]), &json!("UNAUTHENTICATED"))));
+    // A token without the role: FORBIDDEN on the admin fields only.
+    let t = token("u1", json!({"role": "reader"}));
+    let (_, body) = gql(&gw, Some(&t), q, json!({})).await;
+    assert_eq!(body["data"]["app"]["mine"], json!({"v": 7}));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+    let t = token("u2", json!({"role": "admin"}));
+    let (_, body) = gql(&gw, Some(&t), q, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Only answered fields reached the backend, identical GETs once per operation and caller:
+    // 1 (anonymous), then 1 + 1 (anonymous, u1), then 1 + 1 (anonymous, u2 for three fields).
+    assert_eq!(data.count(), 5);
+}
+
+#[tokio::test]
+async fn graphql_auth_required_answers_401_at_http_level() {
+    let lib = library("graphql:\n  auth: required\n").await;
+    let (s, body) = gql(&lib.gw, None, "{ __typename }", json!({})).await;
+    assert_eq!(s, 401, "{body}");
+    assert_eq!(body["error"], "unauthorized");
+    let t = token("u1", json!({}));
+    let (s, body) = gql(&lib.gw, Some(&t), "{ __typename }", json!({})).await;
+    assert_eq!((s, body), (200, json!({"data": {"__typename": "Query"}})));
+}
+
+#[tokio::test]
+async fn values_that_do_not_fit_their_type_are_field_errors() {
+    let schema = r#"
+openapi: 3.0.3
+info: { title: books, version: "1" }
+paths:
+  /books/{id}:
+    get:
+      responses:
+        "200":
+          description: a book
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [title, pages]
+                properties:
+                  title: { type: string }
+                  pages: { type: integer }
+                  tags: { type: array, items: { type: string } }
+"#;
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  book:
+    get: /books/{id}
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: { title: "$.b.title", pages: "$.b.pages", tags: "$.b.tags" }
+"#;
+    let books = Backend::start(|s| {
+        if s.uri.ends_with("/bad") {
+            Reply::json(json!({"title": "X", "pages": "many", "tags": ["a"]}))
+        } else {
+            Reply::json(json!({"title": "X", "pages": 300, "tags": ["a", "b"]}))
+        }
+    })
+    .await;
+    let yaml = format!(
+        "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
+        books.url()
+    );
+    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", schema);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let (_, body) = gql(&gw, Some(&t), r#"{ app { book(id: "ok") { title pages tags } } }"#, json!({})).await;
+    assert_eq!(body["data"]["app"]["book"], json!({"title": "X", "pages": 300, "tags": ["a", "b"]}));
+    let (_, body) = gql(&gw, Some(&t), r#"{ app { book(id: "bad") { title pages } } }"#, json!({})).await;
+    // `pages: Int!` got a string: an error at the field, null propagated to the nullable endpoint.
+    assert_eq!(body["data"]["app"]["book"], Value::Null, "{body}");
+    let e = &body["errors"][0];
+    assert_eq!(e["path"], json!(["app", "book", "pages"]));
+    assert!(!e["message"].as_str().unwrap().contains("many"), "never the value: {e}");
+}
+
+#[tokio::test]
+async fn requests_over_http_follow_graphql_over_http() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let url = lib.gw.url("/graphql");
+    let c = client();
+    // GET runs queries.
+    let resp = c
+        .get(format!("{url}?query=%7B%20readerApp%20%7B%20shelf%20%7B%20count%20%7D%20%7D%20%7D"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["readerApp"]["shelf"]["count"], 2);
+    // A mutation over GET: 405 with Allow, before validation (the field does not even exist).
+    let resp = c
+        .get(format!("{url}?query=mutation%20%7B%20nope%20%7D"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    assert_eq!(lib.loans.count(), 1);
+    // application/graphql-response+json: 400 and no `data` for parse and validation errors.
+    for doc in ["{", "{ nope }"] {
+        let resp = c
+            .post(&url)
+            .bearer_auth(&t)
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({"query": doc}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{doc}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/graphql-response+json"));
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.get("data").is_none() && body["errors"].is_array(), "{body}");
+    }
+    // application/json: 200 with errors, no data.
+    let resp = c
+        .post(&url)
+        .bearer_auth(&t)
+        .header("accept", "application/json")
+        .json(&json!({"query": "{ nope }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("data").is_none() && body["errors"].is_array(), "{body}");
+    // Other Accept: 406. Other Content-Type: 415. A batch: 400.
+    let resp = c.post(&url).bearer_auth(&t).header("accept", "text/plain").json(&json!({"query": "{ __typename }"})).send().await.unwrap();
+    assert_eq!(resp.status(), 406);
+    let resp = c
+        .post(&url)
+        .bearer_auth(&t)
+        .header("content-type", "text/plain")
+        .body(r#"{"query": "{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let resp = c.post(&url).bearer_auth(&t).json(&json!([{"query": "{ __typename }"}])).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("batch"), "{body}");
+    // Variables that do not coerce: no data.
+    let (s, body) = gql(
+        &lib.gw,
+        Some(&t),
+        "query($id: ID!) { readerApp { bookPage(id: $id) { title } } }",
+        json!({"id": null}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.get("data").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn depth_complexity_and_introspection_limits_hold() {
+    let lib = library("graphql:\n  max_depth: 3\n  max_complexity: 5\n  introspection: false\n").await;
+    let t = token("u1", json!({}));
+    let (_, body) = gql(&lib.gw, Some(&t), r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#, json!({})).await;
+    assert!(body.get("data").is_none(), "depth 4 > 3: {body}");
+    let many = "{ readerApp { a: shelf { count } b: shelf { count } c: shelf { count } } }";
+    let (_, body) = gql(&lib.gw, Some(&t), many, json!({})).await;
+    assert!(body.get("data").is_none(), "aliases count toward complexity: {body}");
+    let (_, body) = gql(&lib.gw, Some(&t), "{ __schema { types { name } } }", json!({})).await;
+    assert!(body.get("data").is_none(), "introspection is off: {body}");
+    let (_, body) = gql(&lib.gw, Some(&t), r#"{ __type(name: "Query") { name } }"#, json!({})).await;
+    assert!(body.get("data").is_none(), "introspection is off: {body}");
+    assert_eq!(lib.counts(), [0, 0, 0, 0, 0], "nothing refused reached a backend");
+}
+
+#[tokio::test]
+async fn hostile_documents_are_refused_quickly_without_echo() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let deep = format!("{}{}", "{ a ".repeat(20_000), "}".repeat(20_000));
+    let started = Instant::now();
+    let (s, body) = gql(&lib.gw, Some(&t), &deep, json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(s == 400 || s == 200, "{s}");
+    assert!(body.to_string().len() < 1000, "the document is not echoed");
+    assert!(body.get("data").is_none());
+    // Half a megabyte of document (under the 1 MiB body limit): refused before parsing.
+    let long = format!("{{ {} }}", "__typename ".repeat(50_000));
+    let started = Instant::now();
+    let (s, body) = gql(&lib.gw, Some(&t), &long, json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(s, 400);
+    assert!(body.to_string().len() < 1000);
+    // Above the body limit: 413.
+    let huge = "x".repeat(1 << 20);
+    let (s, _) = gql(&lib.gw, Some(&t), &huge, json!({})).await;
+    assert_eq!(s, 413);
+}
+
+#[tokio::test]
+async fn names_and_nullability_follow_the_spec() {
+    let comp = r#"
+client: ios-app
+base_path: /ios
+endpoints:
+  home_screen:
+    get: /home
+    calls:
+      u: { service: data, get: /u }
+      o: { service: data, get: /o, optional: true }
+    response:
+      hello: "Hi {$.u.name}"
+      fixed: 3
+      joined: 'join($.u.tags, ", ")'
+      count: "length($.u.tags)"
+      maybe: "$.o.x"
+      nested:
+        inner: "$.u.name"
+      items:
+        each: "$.u.tags[*]"
+        fields: { tag: "@" }
+      all: "$.u.tags[*]"
+"#;
+    let data = Backend::fixed(json!({"name": "n", "tags": ["a"]})).await;
+    let p = Project::new(&facade_yaml(&[("data", data.url())], ""), &[("ios.yaml", comp)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let q = r#"{
+      __schema { queryType { fields { name type { kind name ofType { name } } } } }
+      t: __type(name: "IosAppHomeScreen") { fields { name type { kind name ofType { kind name ofType { kind name ofType { name } } } } } }
+      n: __type(name: "IosAppHomeScreenNested") { name }
+      i: __type(name: "IosAppHomeScreenItems") { name }
+    }"#;
+    let (_, body) = gql(&gw, Some(&t), q, json!({})).await;
+    let root = &body["data"]["__schema"]["queryType"]["fields"][0];
+    assert_eq!(root["name"], "iosApp");
+    assert_eq!(root["type"]["kind"], "NON_NULL");
+    assert_eq!(root["type"]["ofType"]["name"], "IosAppQuery");
+    assert_eq!(body["data"]["n"]["name"], "IosAppHomeScreenNested");
+    assert_eq!(body["data"]["i"]["name"], "IosAppHomeScreenItems");
+    let fields: Vec<(String, String)> = body["data"]["t"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), type_text(&f["type"])))
+        .collect();
+    let expect = [
+        ("hello", "String!"),
+        ("fixed", "Int!"),
+        ("joined", "String!"),
+        ("count", "Int"),
+        ("maybe", "JSON"),
+        ("nested", "IosAppHomeScreenNested!"),
+        ("items", "[IosAppHomeScreenItems!]!"),
+        ("all", "[JSON]!"),
+    ];
+    let expect: Vec<(String, String)> = expect.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(fields, expect);
+    // The endpoint field is nullable and lowerCamelCase.
+    let (_, body) = gql(&gw, Some(&t), "{ iosApp { homeScreen { hello joined count } } }", json!({})).await;
+    assert_eq!(body["data"]["iosApp"]["homeScreen"], json!({"hello": "Hi n", "joined": "a", "count": 1}));
+}
+
+/// `String!`, `[T!]!` from an introspected type.
+fn type_text(t: &Value) -> String {
+    match t["kind"].as_str() {
+        Some("NON_NULL") => format!("{}!", type_text(&t["ofType"])),
+        Some("LIST") => format!("[{}]", type_text(&t["ofType"])),
+        _ => t["name"].as_str().unwrap_or("?").to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_schema_without_queries_has_the_empty_field() {
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  write:
+    post: /write
+    calls: { w: { service: data, post: /w } }
+    response: { ok: "$.w.ok" }
+"#;
+    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("app.yaml", comp)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let (_, body) = gql(&gw, Some(&t), "{ _empty }", json!({})).await;
+    assert_eq!(body, json!({"data": {"_empty": null}}));
+    let (_, body) = gql(&gw, Some(&t), "{ __type(name: \"Query\") { fields { name } } }", json!({})).await;
+    assert_eq!(body["data"]["__type"]["fields"], json!([{"name": "_empty"}]));
+}
+
+#[test]
+fn invalid_and_colliding_names_are_load_errors() {
+    let comp = r#"
+client: shop
+base_path: /shop
+endpoints:
+  cart_items:
+    get: /a
+    calls: { a: { service: data, get: /a } }
+    response: { total: "$.a.t" }
+  cartItems:
+    get: /b
+    calls: { a: { service: data, get: /a } }
+    response:
+      unread-count: "$.a.n"
+"#;
+    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("shop.yaml", comp)]);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains("compositions/shop.yaml:9:3: endpoint `cartItems` gives the GraphQL field `cartItems`, as the endpoint at line 5 does"),
+        "{out}"
+    );
+    let comp = r#"
+client: shop
+base_path: /shop
+endpoints:
+  home:
+    get: /a
+    calls: { a: { service: data, get: /a } }
+    response:
+      unread-count: "$.a.n"
+      deals: { x: "$.a.x" }
+  home_deals:
+    get: /b
+    calls: { a: { service: data, get: /a } }
+    response: { y: "$.a.y" }
+"#;
+    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("shop.yaml", comp)]);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains("compositions/shop.yaml:9:7: response field `unread-count` is not a valid GraphQL name"),
+        "{out}"
+    );
+    assert!(out.contains("would be the GraphQL type `ShopHomeDeals`, which"), "{out}");
+}
