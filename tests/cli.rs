@@ -70,7 +70,13 @@ fn routes_prints_the_table() {
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("METHOD"), "{out}");
-    assert!(out.contains("GET     /mobile/api/home"), "{out}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert!(
+        lines.iter().any(|l| cells(l)[..2] == ["GET", "/mobile/api/home"]),
+        "{out}"
+    );
+    let graphql = lines.iter().find(|l| l.contains("/graphql")).unwrap();
+    assert_eq!(cells(graphql)[..4], ["GET,POST", "/graphql", "graphql", "required"], "{graphql}");
     let post = lines.iter().find(|l| l.contains("/web/api/cart/items")).unwrap();
     assert!(
         post.starts_with("POST") && post.contains("rest") && post.contains("required"),

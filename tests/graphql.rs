@@ -147,22 +147,56 @@ async fn a_selection_calls_only_the_backends_its_fields_need() {
     let lib = library("").await;
     let t = token("u1", json!({}));
     let t = Some(t.as_str());
-    let (s, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { title } } }"#, json!({})).await;
+    let (s, body) = gql(
+        &lib.gw,
+        t,
+        r#"{ readerApp { bookPage(id: "b1") { title } } }"#,
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body, json!({"data": {"readerApp": {"bookPage": {"title": "Dune"}}}}));
     assert_eq!(lib.counts(), [1, 0, 0, 0, 0], "only the catalog is called");
 
     // A field of a call that waits for another: both are made, nothing else.
-    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { authorName } } }"#, json!({})).await;
+    let (_, body) = gql(
+        &lib.gw,
+        t,
+        r#"{ readerApp { bookPage(id: "b1") { authorName } } }"#,
+        json!({}),
+    )
+    .await;
     assert_eq!(body["data"]["readerApp"]["bookPage"]["authorName"], "Frank Herbert");
     assert_eq!(lib.counts(), [2, 1, 0, 0, 0]);
 
     // `editions { isbn }` reads the book alone; `onShelf` reads the attached `copies` call.
-    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#, json!({})).await;
-    assert_eq!(body["data"]["readerApp"]["bookPage"]["editions"], json!([{"isbn": "i1"}, {"isbn": "i2"}]));
-    assert_eq!(lib.counts(), [3, 1, 0, 0, 0], "the attached call is not made for isbn alone");
-    let (_, body) = gql(&lib.gw, t, r#"{ readerApp { bookPage(id: "b1") { editions { onShelf } } } }"#, json!({})).await;
-    assert_eq!(body["data"]["readerApp"]["bookPage"]["editions"], json!([{"onShelf": 3}, {"onShelf": 0}]));
+    let (_, body) = gql(
+        &lib.gw,
+        t,
+        r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"]["editions"],
+        json!([{"isbn": "i1"}, {"isbn": "i2"}])
+    );
+    assert_eq!(
+        lib.counts(),
+        [3, 1, 0, 0, 0],
+        "the attached call is not made for isbn alone"
+    );
+    let (_, body) = gql(
+        &lib.gw,
+        t,
+        r#"{ readerApp { bookPage(id: "b1") { editions { onShelf } } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"]["editions"],
+        json!([{"onShelf": 3}, {"onShelf": 0}])
+    );
     assert_eq!(lib.counts(), [4, 1, 0, 2, 0], "attach: one stock call per edition");
 }
 
@@ -182,14 +216,26 @@ async fn fragments_variables_and_directives_decide_the_calls() {
         }
         fragment Basics on ReaderAppBookPage { title }
     "#;
-    let (s, body) = gql(&lib.gw, Some(&t), q, json!({"id": "b1", "hideAuthor": true, "withStars": true})).await;
+    let (s, body) = gql(
+        &lib.gw,
+        Some(&t),
+        q,
+        json!({"id": "b1", "hideAuthor": true, "withStars": true}),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(
         body["data"]["readerApp"]["bookPage"],
         json!({"title": "Dune", "stars": 4.5})
     );
     assert_eq!(lib.counts(), [1, 0, 1, 0, 0], "a skipped field's call is not made");
-    let (_, body) = gql(&lib.gw, Some(&t), q, json!({"id": "b1", "hideAuthor": false, "withStars": false})).await;
+    let (_, body) = gql(
+        &lib.gw,
+        Some(&t),
+        q,
+        json!({"id": "b1", "hideAuthor": false, "withStars": false}),
+    )
+    .await;
     assert_eq!(
         body["data"]["readerApp"]["bookPage"],
         json!({"title": "Dune", "authorName": "Frank Herbert"})
@@ -280,7 +326,13 @@ endpoints:
     let took = started.elapsed();
     assert_eq!(body["data"]["app"], json!({"first": {"v": 1}, "second": {"v": 1}}));
     assert!(took >= Duration::from_millis(600), "two mutations took {took:?}");
-    let bodies: Vec<String> = order.lock().unwrap().iter().filter(|b| !b.is_empty()).cloned().collect();
+    let bodies: Vec<String> = order
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| !b.is_empty())
+        .cloned()
+        .collect();
     assert_eq!(bodies, vec![r#"{"n":1}"#.to_string(), r#"{"n":2}"#.to_string()]);
 }
 
@@ -316,11 +368,17 @@ async fn failed_calls_become_errors_at_the_endpoint_field_path() {
     assert_eq!(ns["shelf"], json!({"count": 2}));
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{body}");
-    let partial = errors.iter().find(|e| e["path"] == json!(["readerApp", "page"])).unwrap();
+    let partial = errors
+        .iter()
+        .find(|e| e["path"] == json!(["readerApp", "page"]))
+        .unwrap();
     assert_eq!(partial["extensions"]["code"], "UPSTREAM_FAILED");
     assert_eq!(partial["extensions"]["call"], "ratings");
     assert_eq!(partial["extensions"]["service"], "ratings");
-    let failed = errors.iter().find(|e| e["path"] == json!(["readerApp", "gone"])).unwrap();
+    let failed = errors
+        .iter()
+        .find(|e| e["path"] == json!(["readerApp", "gone"]))
+        .unwrap();
     assert_eq!(failed["extensions"]["code"], "NOT_FOUND");
     assert_eq!(failed["extensions"]["call"], "book");
     let text = body.to_string();
@@ -461,9 +519,24 @@ endpoints:
     let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", schema);
     let gw = Gateway::start(p.plan(&[])).await;
     let t = token("u1", json!({}));
-    let (_, body) = gql(&gw, Some(&t), r#"{ app { book(id: "ok") { title pages tags } } }"#, json!({})).await;
-    assert_eq!(body["data"]["app"]["book"], json!({"title": "X", "pages": 300, "tags": ["a", "b"]}));
-    let (_, body) = gql(&gw, Some(&t), r#"{ app { book(id: "bad") { title pages } } }"#, json!({})).await;
+    let (_, body) = gql(
+        &gw,
+        Some(&t),
+        r#"{ app { book(id: "ok") { title pages tags } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["app"]["book"],
+        json!({"title": "X", "pages": 300, "tags": ["a", "b"]})
+    );
+    let (_, body) = gql(
+        &gw,
+        Some(&t),
+        r#"{ app { book(id: "bad") { title pages } } }"#,
+        json!({}),
+    )
+    .await;
     // `pages: Int!` got a string: an error at the field, null propagated to the nullable endpoint.
     assert_eq!(body["data"]["app"]["book"], Value::Null, "{body}");
     let e = &body["errors"][0];
@@ -479,13 +552,18 @@ async fn requests_over_http_follow_graphql_over_http() {
     let c = client();
     // GET runs queries.
     let resp = c
-        .get(format!("{url}?query=%7B%20readerApp%20%7B%20shelf%20%7B%20count%20%7D%20%7D%20%7D"))
+        .get(format!(
+            "{url}?query=%7B%20readerApp%20%7B%20shelf%20%7B%20count%20%7D%20%7D%20%7D"
+        ))
         .bearer_auth(&t)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["data"]["readerApp"]["shelf"]["count"], 2);
     // A mutation over GET: 405 with Allow, before validation (the field does not even exist).
@@ -529,7 +607,14 @@ async fn requests_over_http_follow_graphql_over_http() {
     let body: Value = resp.json().await.unwrap();
     assert!(body.get("data").is_none() && body["errors"].is_array(), "{body}");
     // Other Accept: 406. Other Content-Type: 415. A batch: 400.
-    let resp = c.post(&url).bearer_auth(&t).header("accept", "text/plain").json(&json!({"query": "{ __typename }"})).send().await.unwrap();
+    let resp = c
+        .post(&url)
+        .bearer_auth(&t)
+        .header("accept", "text/plain")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 406);
     let resp = c
         .post(&url)
@@ -540,7 +625,13 @@ async fn requests_over_http_follow_graphql_over_http() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 415);
-    let resp = c.post(&url).bearer_auth(&t).json(&json!([{"query": "{ __typename }"}])).send().await.unwrap();
+    let resp = c
+        .post(&url)
+        .bearer_auth(&t)
+        .json(&json!([{"query": "{ __typename }"}]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("batch"), "{body}");
@@ -560,7 +651,13 @@ async fn requests_over_http_follow_graphql_over_http() {
 async fn depth_complexity_and_introspection_limits_hold() {
     let lib = library("graphql:\n  max_depth: 3\n  max_complexity: 5\n  introspection: false\n").await;
     let t = token("u1", json!({}));
-    let (_, body) = gql(&lib.gw, Some(&t), r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#, json!({})).await;
+    let (_, body) = gql(
+        &lib.gw,
+        Some(&t),
+        r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#,
+        json!({}),
+    )
+    .await;
     assert!(body.get("data").is_none(), "depth 4 > 3: {body}");
     let many = "{ readerApp { a: shelf { count } b: shelf { count } c: shelf { count } } }";
     let (_, body) = gql(&lib.gw, Some(&t), many, json!({})).await;
@@ -656,8 +753,17 @@ endpoints:
     let expect: Vec<(String, String)> = expect.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(fields, expect);
     // The endpoint field is nullable and lowerCamelCase.
-    let (_, body) = gql(&gw, Some(&t), "{ iosApp { homeScreen { hello joined count } } }", json!({})).await;
-    assert_eq!(body["data"]["iosApp"]["homeScreen"], json!({"hello": "Hi n", "joined": "a", "count": 1}));
+    let (_, body) = gql(
+        &gw,
+        Some(&t),
+        "{ iosApp { homeScreen { hello joined count } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["iosApp"]["homeScreen"],
+        json!({"hello": "Hi n", "joined": "a", "count": 1})
+    );
 }
 
 /// `String!`, `[T!]!` from an introspected type.
@@ -680,12 +786,21 @@ endpoints:
     calls: { w: { service: data, post: /w } }
     response: { ok: "$.w.ok" }
 "#;
-    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("app.yaml", comp)]);
+    let p = Project::new(
+        &facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""),
+        &[("app.yaml", comp)],
+    );
     let gw = Gateway::start(p.plan(&[])).await;
     let t = token("u1", json!({}));
     let (_, body) = gql(&gw, Some(&t), "{ _empty }", json!({})).await;
     assert_eq!(body, json!({"data": {"_empty": null}}));
-    let (_, body) = gql(&gw, Some(&t), "{ __type(name: \"Query\") { fields { name } } }", json!({})).await;
+    let (_, body) = gql(
+        &gw,
+        Some(&t),
+        "{ __type(name: \"Query\") { fields { name } } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(body["data"]["__type"]["fields"], json!([{"name": "_empty"}]));
 }
 
@@ -705,7 +820,10 @@ endpoints:
     response:
       unread-count: "$.a.n"
 "#;
-    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("shop.yaml", comp)]);
+    let p = Project::new(
+        &facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""),
+        &[("shop.yaml", comp)],
+    );
     let out = p.diagnostics(&[]);
     assert!(
         out.contains("compositions/shop.yaml:9:3: endpoint `cartItems` gives the GraphQL field `cartItems`, as the endpoint at line 5 does"),
@@ -726,11 +844,17 @@ endpoints:
     calls: { a: { service: data, get: /a } }
     response: { y: "$.a.y" }
 "#;
-    let p = Project::new(&facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""), &[("shop.yaml", comp)]);
+    let p = Project::new(
+        &facade_yaml(&[("data", "http://127.0.0.1:9".into())], ""),
+        &[("shop.yaml", comp)],
+    );
     let out = p.diagnostics(&[]);
     assert!(
         out.contains("compositions/shop.yaml:9:7: response field `unread-count` is not a valid GraphQL name"),
         "{out}"
     );
-    assert!(out.contains("would be the GraphQL type `ShopHomeDeals`, which"), "{out}");
+    assert!(
+        out.contains("would be the GraphQL type `ShopHomeDeals`, which"),
+        "{out}"
+    );
 }

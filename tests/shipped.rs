@@ -17,7 +17,13 @@ fn the_shipped_configuration_loads_without_any_diagnostic() {
         "{files:?}"
     );
     assert!(files.iter().any(|f| f.ends_with("compositions/web.yaml")), "{files:?}");
-    let schemas = std::fs::read_dir(root.join("schemas")).unwrap().count();
+    // OpenAPI documents only: `facade.graphql` and `facade.openapi.json` are Facade's own output.
+    let schemas = std::fs::read_dir(root.join("schemas"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".yaml") || (n.ends_with(".json") && !n.starts_with("facade.")))
+        .count();
     assert_eq!(
         loaded.schemas.len(),
         schemas,
@@ -77,4 +83,22 @@ fn the_benchmark_configuration_loads_without_any_diagnostic() {
     let plan = plan.unwrap();
     assert_eq!(plan.passthrough.len(), 2);
     assert!(plan.routes.prefix_of("/api/orders/ord-77812").is_some());
+}
+
+/// `facade schema` of the shipped configuration is committed as `schemas/facade.graphql`: a change
+/// to a composition or an OpenAPI document that changes the GraphQL schema shows in review.
+#[test]
+fn the_committed_sdl_matches_the_shipped_compositions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facade"))
+        .args(["schema", "--config"])
+        .arg(root.join("facade.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read_to_string(root.join("schemas/facade.graphql")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "schemas/facade.graphql is out of date: run `cargo run -- schema > schemas/facade.graphql`"
+    );
 }

@@ -6,6 +6,8 @@
 //! through one dedup table. Object fields read their value from the parent's JSON and check it
 //! against the declared type: a value that does not fit is a field error, never passed through.
 
+use crate::config::args::{convert, convert_text};
+use crate::config::model::ParamSource;
 use crate::exec::eval::{eval, Scope};
 use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx};
 use crate::http::rest::{header_param, with_default};
@@ -15,8 +17,6 @@ use crate::plan::{Endpoint, Param, Plan};
 use crate::upstream::CallError;
 use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 use async_graphql::{ErrorExtensions, Name, PathSegment, SelectionField};
-use crate::config::args::{convert, convert_text};
-use crate::config::model::ParamSource;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,7 +99,9 @@ impl FieldError {
         let code = upper_code(e.code());
         match e {
             ExecError::BadArgument(_) => FieldError::new(code, message),
-            ExecError::CallFailed { call, service, error, .. } => {
+            ExecError::CallFailed {
+                call, service, error, ..
+            } => {
                 let details = match (&error, code) {
                     (CallError::Status { body: Some(b), .. }, "UPSTREAM_REJECTED") => Some((**b).clone()),
                     _ => None,
@@ -154,7 +156,11 @@ struct Wanted<'s> {
 
 /// The namespace field (`mobile`): runs every selected endpoint field, then hands the results to
 /// them.
-pub fn namespace<'a>(ctx: ResolverContext<'a>, endpoints: Arc<Vec<NamespaceEndpoint>>, serial: bool) -> FieldFuture<'a> {
+pub fn namespace<'a>(
+    ctx: ResolverContext<'a>,
+    endpoints: Arc<Vec<NamespaceEndpoint>>,
+    serial: bool,
+) -> FieldFuture<'a> {
     FieldFuture::new(async move {
         let op = ctx.data::<Operation>()?;
         let mut wanted: Vec<Wanted<'a>> = Vec::new();
@@ -190,7 +196,9 @@ pub fn namespace<'a>(ctx: ResolverContext<'a>, endpoints: Arc<Vec<NamespaceEndpo
                 results.push(entry(w.key, r));
             }
         } else {
-            let runs = wanted.iter().map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone()));
+            let runs = wanted
+                .iter()
+                .map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone()));
             let done = futures::future::join_all(runs).await;
             results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
         }
@@ -224,9 +232,7 @@ async fn run_endpoint(
 ) -> Result<EndpointValue, FieldError> {
     let authenticated = authenticate(op.plan.auth.as_ref(), ep.access.auth, &ep.access.roles, &op.headers)
         .map_err(FieldError::from_auth)?;
-    let given = sel
-        .arguments()
-        .map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
+    let given = sel.arguments().map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
     let args = arguments(ep, given, &op.headers).map_err(|m| FieldError::new("BAD_REQUEST", m))?;
     let mut ctx = RequestCtx::new(
         args,
@@ -408,7 +414,8 @@ impl Check {
                     let Some(f) = fields.iter().find(|f| f.name == s.name()) else {
                         continue;
                     };
-                    self.path.push(PathSegment::Field(s.alias().unwrap_or(s.name()).to_string()));
+                    self.path
+                        .push(PathSegment::Field(s.alias().unwrap_or(s.name()).to_string()));
                     self.json.push(Step::Key(f.name.clone()));
                     let fits = self.value(m.get(&f.name).unwrap_or(&Value::Null), &f.ty, Some(s));
                     if !fits && f.ty.nullable {
@@ -431,17 +438,19 @@ impl Check {
                     self.json.push(Step::Index(i));
                     let object = matches!(inner.kind, Kind::Object(_));
                     // async-graphql's dynamic schema cannot give a null object inside a list.
+                    // A leaf item may become null; anything else fails the list.
+                    let may_null = inner.nullable && !object;
                     let fits = if item.is_null() && object {
                         self.problem("the item is null, and this list of objects cannot hold null".into())
                     } else {
                         self.value(item, inner, sel)
                     };
-                    if !fits && inner.nullable && !object {
+                    if !fits && may_null {
                         self.nulls.push(self.json.clone());
                     }
                     self.path.pop();
                     self.json.pop();
-                    if !fits && !(inner.nullable && !object) {
+                    if !fits && !may_null {
                         return false;
                     }
                 }

@@ -48,7 +48,11 @@ pub fn build_schema(gp: &GraphqlPlan) -> Result<Schema, String> {
             let root_field = Field::new(ns.field.clone(), TypeRef::named_nn(type_name.clone()), move |ctx| {
                 resolve::namespace(ctx, endpoints.clone(), is_mutation)
             })
-            .description(format!("The `{}` client's {}.", ns.client, if is_mutation { "mutations" } else { "queries" }));
+            .description(format!(
+                "The `{}` client's {}.",
+                ns.client,
+                if is_mutation { "mutations" } else { "queries" }
+            ));
             if is_mutation {
                 mutation = mutation.field(root_field);
             } else {
@@ -57,9 +61,14 @@ pub fn build_schema(gp: &GraphqlPlan) -> Result<Schema, String> {
             let mut ns_object = Object::new(type_name.clone());
             for f in fields {
                 ns_object = ns_object.field(endpoint_field(f));
-                visit_objects(&f.type_name, &f.endpoint.output, Default::default(), &mut |name, ty, _| {
-                    objects.push(object_type(name, ty));
-                });
+                visit_objects(
+                    &f.type_name,
+                    &f.endpoint.output,
+                    Default::default(),
+                    &mut |name, ty, _| {
+                        objects.push(object_type(name, ty));
+                    },
+                );
             }
             objects.push(ns_object);
         }

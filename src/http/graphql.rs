@@ -64,10 +64,32 @@ pub async fn handle(
         return Err(HttpError::not_found("GraphQL is not served here"));
     };
     let method = req.method().clone();
+    if let Some(rest) = req
+        .uri()
+        .path()
+        .strip_prefix(gp.path.as_str())
+        .filter(|r| !r.is_empty())
+    {
+        // `graphql.path`/assets/…: the GraphiQL page's files.
+        let name = rest.strip_prefix("/assets/").unwrap_or_default();
+        return match (gp.playground, &method) {
+            (true, &Method::GET | &Method::HEAD) => {
+                super::playground::asset(name).ok_or_else(|| HttpError::not_found(format!("no GraphiQL asset {name}")))
+            }
+            _ => Err(HttpError::not_found(format!(
+                "no route for {method} {}",
+                req.uri().path()
+            ))),
+        };
+    }
     if method != Method::GET && method != Method::POST {
         return Err(HttpError::method_not_allowed(&method, &["GET", "POST"]));
     }
     let headers = req.headers().clone();
+    // A browser opening `graphql.path` gets GraphiQL (no token needed for the page itself).
+    if method == Method::GET && gp.playground && wants_html(&headers) && !has_query(req.uri()) {
+        return Ok(super::playground::page(&gp.path));
+    }
     let mode = negotiate(&headers)?;
     authenticate(plan.auth.as_ref(), gp.access.auth, &[], &headers)?;
     let params = if method == Method::GET {
@@ -108,7 +130,10 @@ pub async fn handle(
     let mut body = Map::new();
     body.insert("data".into(), response.data.into_json().unwrap_or(Value::Null));
     if !response.errors.is_empty() {
-        body.insert("errors".into(), serde_json::to_value(&response.errors).unwrap_or(Value::Null));
+        body.insert(
+            "errors".into(),
+            serde_json::to_value(&response.errors).unwrap_or(Value::Null),
+        );
     }
     Ok(respond(StatusCode::OK, mode, &Value::Object(body)))
 }
@@ -129,6 +154,15 @@ fn respond(status: StatusCode, mode: Mode, body: &Value) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, mode.content_type());
     resp
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    accepted(headers).iter().any(|(m, q)| m == "text/html" && *q > 0.0)
+}
+
+fn has_query(uri: &http::Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "query"))
 }
 
 /// The media types of `Accept` with their quality, parameters dropped.
@@ -161,7 +195,12 @@ fn negotiate(headers: &HeaderMap) -> Result<Mode, HttpError> {
     if list.is_empty() {
         return Ok(Mode::Json);
     }
-    let q = |name: &str| list.iter().filter(|(m, _)| m == name).map(|(_, q)| *q).fold(0.0f32, f32::max);
+    let q = |name: &str| {
+        list.iter()
+            .filter(|(m, _)| m == name)
+            .map(|(_, q)| *q)
+            .fold(0.0f32, f32::max)
+    };
     let gql = q("application/graphql-response+json");
     let json = q("application/json").max(q("application/*")).max(q("*/*"));
     match (gql > 0.0, json > 0.0) {
@@ -217,7 +256,9 @@ async fn params_from_body(req: Request, limit: u64) -> Result<Params, HttpError>
         .map_err(|_| too_large(limit))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(obj)) => params_from_object(obj),
-        Ok(Value::Array(_)) => Err(bad("batched requests are not supported: send one operation per request")),
+        Ok(Value::Array(_)) => Err(bad(
+            "batched requests are not supported: send one operation per request",
+        )),
         Ok(_) => Err(bad("the request body must be a JSON object")),
         Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => Err(bad("the request body is empty")),
         Err(e) => Err(bad(format!("the request body is not valid JSON: {e}"))),
@@ -262,9 +303,7 @@ fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> 
 /// Refuses, before parsing, a document too long or nested too deeply to parse safely.
 fn check_document(query: &str, gp: &GraphqlPlan) -> Result<(), HttpError> {
     if query.len() > MAX_DOCUMENT {
-        return Err(bad(format!(
-            "the GraphQL document is longer than {MAX_DOCUMENT} bytes"
-        )));
+        return Err(bad(format!("the GraphQL document is longer than {MAX_DOCUMENT} bytes")));
     }
     let limit = MAX_NESTING.max(gp.max_depth.saturating_mul(2));
     if nesting(query) > limit {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod graphql;
 pub mod ops;
 pub mod passthrough;
+pub mod playground;
 pub mod rest;
 
 use crate::state::AppState;

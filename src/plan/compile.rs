@@ -309,10 +309,10 @@ pub fn base_path(url: &str) -> String {
 /// GraphQL is served at `graphql.path` whenever `graphql:` is written; without the section, at
 /// the default path unless a passthrough route other than the catch-all holds that path.
 fn graphql_served(gw: &GatewayConfig, routes: &RouteTable) -> bool {
-    gw.graphql.is_some()
-        || !routes
-            .prefix_of(super::graphql::DEFAULT_PATH)
-            .is_some_and(|i| !gw.routes[i].prefix.value.trim_end_matches('/').is_empty())
+    let held_by_route = routes
+        .prefix_of(super::graphql::DEFAULT_PATH)
+        .is_some_and(|i| !gw.routes[i].prefix.value.trim_end_matches('/').is_empty());
+    gw.graphql.is_some() || !held_by_route
 }
 
 /// The paths Facade answers itself; no route may cover them (except the catch-all `/`).

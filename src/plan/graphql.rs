@@ -105,7 +105,15 @@ pub fn visit_objects<'t>(name: &str, ty: &'t OutType, loc: Loc, f: &mut dyn FnMu
 
 /// Names GraphQL and async-graphql keep for themselves.
 const RESERVED_TYPES: [&str; 9] = [
-    "Query", "Mutation", "Subscription", "Int", "Float", "String", "Boolean", "ID", "JSON",
+    "Query",
+    "Mutation",
+    "Subscription",
+    "Int",
+    "Float",
+    "String",
+    "Boolean",
+    "ID",
+    "JSON",
 ];
 
 /// Pass: the GraphQL names of every client and endpoint, checked (called only when the
@@ -276,10 +284,22 @@ pub(super) fn compile_graphql(
             }
         }
         if !ns.queries.is_empty() {
-            claim(diags, &ns.query_type, file, comp.client.loc, format!("client `{client}`"));
+            claim(
+                diags,
+                &ns.query_type,
+                file,
+                comp.client.loc,
+                format!("client `{client}`"),
+            );
         }
         if !ns.mutations.is_empty() {
-            claim(diags, &ns.mutation_type, file, comp.client.loc, format!("client `{client}`"));
+            claim(
+                diags,
+                &ns.mutation_type,
+                file,
+                comp.client.loc,
+                format!("client `{client}`"),
+            );
         }
         namespaces.push(ns);
     }

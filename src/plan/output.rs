@@ -131,7 +131,12 @@ impl OutType {
         });
         let kind = if same_leaf {
             first.kind.clone()
-        } else if types.iter().all(|t| matches!((&t.kind, &first.kind), (Kind::Leaf(Leaf::Int | Leaf::Float), Kind::Leaf(Leaf::Int | Leaf::Float)))) {
+        } else if types.iter().all(|t| {
+            matches!(
+                (&t.kind, &first.kind),
+                (Kind::Leaf(Leaf::Int | Leaf::Float), Kind::Leaf(Leaf::Int | Leaf::Float))
+            )
+        }) {
             Kind::Leaf(Leaf::Float)
         } else {
             Kind::Leaf(Leaf::Json)

@@ -137,8 +137,14 @@ impl RouteTable {
         if let Some(found) = self.find(lookup, path) {
             return Resolved::Endpoint(found);
         }
-        if self.graphql.as_deref() == Some(path) {
-            return Resolved::Graphql;
+        if let Some(g) = &self.graphql {
+            if path == g
+                || path
+                    .strip_prefix(g.as_str())
+                    .is_some_and(|rest| rest.starts_with("/assets/"))
+            {
+                return Resolved::Graphql;
+            }
         }
         // No endpoint and no operations route lies under a prefix other than the catch-all (the
         // compiler refuses both), so such a route answers without the 405 and ops checks.

@@ -3,7 +3,7 @@
 //! schema, with did-you-mean hints for misspelt properties.
 
 use super::expr::{Expr, Func, Part, PathExpr, Step};
-use super::output::{own_needs, item_steps, Kind, Leaf, OutField, OutType};
+use super::output::{item_steps, own_needs, Kind, Leaf, OutField, OutType};
 use super::{Call, PathPart, Service};
 use crate::config::diag::{closest, Diagnostics, Loc};
 use crate::config::model::{BaseType, CompositionConfig, EndpointConfig, Method, ParamType, ScalarType};
