@@ -1,4 +1,4 @@
-//! The commands of SPEC §2: `serve`, `check`, `routes`, `schema`, `token`. Each returns the process exit code.
+//! The commands of SPEC §2: `serve`, `check`, `routes`, `schema`, `openapi`, `token`. Each returns the process exit code.
 
 use crate::config::diag::Diagnostics;
 use crate::config::env::ProcessEnv;
@@ -100,6 +100,26 @@ pub fn schema(config: &Path) -> i32 {
         }
         None => {
             eprintln!("error: GraphQL is not served by this configuration (a passthrough route holds its path)");
+            1
+        }
+    }
+}
+
+/// `facade openapi`: the OpenAPI 3.1 document of the composed REST endpoints.
+pub fn openapi(config: &Path) -> i32 {
+    let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
+    let Some(plan) = plan else {
+        print_diagnostics(&diags);
+        return 1;
+    };
+    let doc = crate::plan::openapi::document(&plan);
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             1
         }
     }

@@ -58,6 +58,12 @@ enum Command {
         #[arg(long, default_value = "facade.yaml")]
         config: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the composed REST endpoints.
+    Openapi {
+        /// The gateway configuration.
+        #[arg(long, default_value = "facade.yaml")]
+        config: PathBuf,
+    },
     /// Mint an HS* development token.
     Token {
         /// The gateway configuration.
@@ -110,6 +116,7 @@ fn main() {
         Command::Check { config } => facade::cli::check(&config),
         Command::Routes { config } => facade::cli::routes(&config),
         Command::Schema { config } => facade::cli::schema(&config),
+        Command::Openapi { config } => facade::cli::openapi(&config),
         Command::Token {
             config,
             sub,

@@ -76,7 +76,11 @@ fn routes_prints_the_table() {
         "{out}"
     );
     let graphql = lines.iter().find(|l| l.contains("/graphql")).unwrap();
-    assert_eq!(cells(graphql)[..4], ["GET,POST", "/graphql", "graphql", "required"], "{graphql}");
+    assert_eq!(
+        cells(graphql)[..4],
+        ["GET,POST", "/graphql", "graphql", "required"],
+        "{graphql}"
+    );
     let post = lines.iter().find(|l| l.contains("/web/api/cart/items")).unwrap();
     assert!(
         post.starts_with("POST") && post.contains("rest") && post.contains("required"),

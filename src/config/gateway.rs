@@ -145,9 +145,6 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("openapi") {
         cfg.openapi = r.bool(n, "openapi").unwrap_or(false);
-        if cfg.openapi {
-            mark(&mut cfg, &f, "openapi");
-        }
     }
     if let Some(n) = f.get("watch") {
         cfg.watch = r.bool(n, "watch").unwrap_or(false);

@@ -108,7 +108,7 @@ pub struct GatewayConfig {
     pub rate_limits: Option<RateLimitsConfig>,
     /// `routes`: passthrough routes.
     pub routes: Vec<RouteConfig>,
-    /// `graphql`, when present (checked; not in force yet).
+    /// `graphql`, when present.
     pub graphql: Option<GraphqlConfig>,
     /// `limits`.
     pub limits: LimitsConfig,
@@ -116,7 +116,7 @@ pub struct GatewayConfig {
     pub watch: bool,
     /// `cors`, when present.
     pub cors: Option<CorsConfig>,
-    /// `openapi` (checked; not in force yet).
+    /// `openapi`: serve `GET /openapi.json`.
     pub openapi: bool,
     /// Keys that were given but whose behaviour is not in force yet, for a start-up warning.
     pub not_in_force: Vec<Spanned<String>>,

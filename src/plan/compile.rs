@@ -82,6 +82,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         cors: gw.cors.as_ref().map(cors_layer),
         graphql,
         graphql_schema: None,
+        openapi_json: None,
         not_in_force: not_in_force(loaded),
         demo_secret: gw
             .auth
@@ -90,6 +91,12 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
             .is_some_and(|j| j.secret_is_default),
         demo,
     };
+    let mut plan = plan;
+    if gw.openapi {
+        let doc = super::openapi::document(&plan);
+        plan.openapi_json = Some(serde_json::to_vec_pretty(&doc).unwrap_or_default().into());
+        plan.routes.serve_openapi();
+    }
     (Some(plan), diags)
 }
 
@@ -316,7 +323,7 @@ fn graphql_served(gw: &GatewayConfig, routes: &RouteTable) -> bool {
 }
 
 /// The paths Facade answers itself; no route may cover them (except the catch-all `/`).
-pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+pub const OPS_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 /// Compiles `routes:` (SPEC §8) and checks them against each other, the composed endpoints,
 /// `graphql.path` and the operations routes.

@@ -7,6 +7,7 @@ mod compile;
 mod endpoint;
 pub mod expr;
 pub mod graphql;
+pub mod openapi;
 pub mod output;
 pub mod routes;
 pub mod shape;
@@ -49,6 +50,8 @@ pub struct Plan {
     /// The executable GraphQL schema, built from `graphql` by the GraphQL surface when the
     /// configuration loads (never per request).
     pub graphql_schema: Option<GraphqlSchema>,
+    /// The OpenAPI document served at `/openapi.json`, written once, when `openapi: true`.
+    pub openapi_json: Option<bytes::Bytes>,
     /// Configuration keys that are accepted but not in force yet (logged at start).
     pub not_in_force: Vec<String>,
     /// True when the JWT secret is the written default (the demo secret).

@@ -14,6 +14,10 @@ pub struct OutType {
     pub nullable: bool,
     /// What it is.
     pub kind: Kind,
+    /// For an object written as a mapping of the composition: it has exactly its fields, every
+    /// one always present. False for an object typed from an OpenAPI document, whose value is
+    /// the backend's own (REST passes it on whole, so it may hold more, or omit optional ones).
+    pub exact: bool,
 }
 
 /// The shape of an output value.
@@ -83,12 +87,20 @@ pub struct OutField {
 impl OutType {
     /// A non-null type.
     pub fn non_null(kind: Kind) -> OutType {
-        OutType { nullable: false, kind }
+        OutType {
+            nullable: false,
+            kind,
+            exact: false,
+        }
     }
 
     /// A nullable type.
     pub fn nullable(kind: Kind) -> OutType {
-        OutType { nullable: true, kind }
+        OutType {
+            nullable: true,
+            kind,
+            exact: false,
+        }
     }
 
     /// A nullable leaf.
@@ -141,7 +153,11 @@ impl OutType {
         } else {
             Kind::Leaf(Leaf::Json)
         };
-        OutType { nullable, kind }
+        OutType {
+            nullable,
+            kind,
+            exact: false,
+        }
     }
 }
 

@@ -17,6 +17,8 @@ pub struct RouteTable {
     prefixes: Vec<(String, usize)>,
     /// `graphql.path`, when GraphQL is served.
     graphql: Option<String>,
+    /// `GET /openapi.json` is served.
+    openapi: bool,
 }
 
 /// The operations routes Facade answers itself.
@@ -26,6 +28,8 @@ pub enum Ops {
     Health,
     /// `/readyz`.
     Ready,
+    /// `/openapi.json`, when `openapi: true`.
+    OpenApi,
 }
 
 /// What answers a request.
@@ -101,6 +105,11 @@ impl RouteTable {
         self.graphql = Some(path.to_string());
     }
 
+    /// Serves `GET /openapi.json`.
+    pub fn serve_openapi(&mut self) {
+        self.openapi = true;
+    }
+
     /// Whether any endpoint, of any method, has this path.
     pub fn has_path(&self, path: &str) -> bool {
         self.by_method.values().any(|r| r.at(path).is_ok())
@@ -165,6 +174,7 @@ impl RouteTable {
         let ops = match path {
             "/healthz" => Some(Ops::Health),
             "/readyz" => Some(Ops::Ready),
+            "/openapi.json" if self.openapi => Some(Ops::OpenApi),
             _ => None,
         };
         if let Some(ops) = ops {

@@ -295,7 +295,7 @@ impl<'a> Checker<'_, 'a> {
                 match f {
                     Func::Length => OutType {
                         nullable: arg(0).nullable,
-                        kind: Kind::Leaf(Leaf::Int),
+                        ..OutType::leaf(Leaf::Int)
                     },
                     Func::Join => OutType::non_null(Kind::Leaf(Leaf::String)),
                     Func::First => match arg(0).kind {
@@ -342,7 +342,10 @@ impl<'a> Checker<'_, 'a> {
                         }
                     })
                     .collect();
-                OutType::non_null(Kind::Object(out))
+                OutType {
+                    exact: true,
+                    ..OutType::non_null(Kind::Object(out))
+                }
             }
             Expr::Each { over, item: inner } => {
                 let mut scratch = Diagnostics::default();
@@ -373,10 +376,25 @@ impl<'a> Checker<'_, 'a> {
             };
             return OutType::non_null(Kind::List(Box::new(inner.or_null())));
         }
+        if let Some(param) = self.param_read(p) {
+            let mut out = param_out(&param.ty);
+            out.nullable = !self.never_null(p);
+            return out;
+        }
         let ty = self.path_type(p, item, &mut scratch, &file);
         let mut out = self.schema_out(&ty, 0, &mut Vec::new());
         out.nullable = !self.never_null(p);
         out
+    }
+
+    /// The parameter a path reads whole (`$.args.id`).
+    fn param_read(&self, p: &PathExpr) -> Option<&crate::config::model::ParamConfig> {
+        match p.steps.as_deref() {
+            Some([Step::Name(root), Step::Name(n)]) if !p.relative && root == "args" => {
+                self.params.iter().find(|q| q.name.value == *n)
+            }
+            _ => None,
+        }
     }
 
     /// Whether a singular path can never give null.
@@ -468,7 +486,7 @@ fn literal_type(v: &Value) -> OutType {
 }
 
 /// The output type of a parameter read back from `$.args`.
-pub fn param_out(ty: &ParamType) -> OutType {
+fn param_out(ty: &ParamType) -> OutType {
     let kind = match &ty.base {
         BaseType::Scalar(s) => Kind::Leaf(match s {
             ScalarType::Id | ScalarType::String => Leaf::String,
@@ -481,7 +499,7 @@ pub fn param_out(ty: &ParamType) -> OutType {
     };
     OutType {
         nullable: !ty.required,
-        kind,
+        ..OutType::nullable(kind)
     }
 }
 
