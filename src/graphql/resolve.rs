@@ -11,7 +11,6 @@ use crate::config::model::ParamSource;
 use crate::exec::eval::{eval, Scope};
 use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx};
 use crate::http::rest::{header_param, with_default};
-use crate::middleware::auth::{authenticate, AuthError};
 use crate::plan::output::{close_over_deps, Kind, OutType};
 use crate::plan::{Endpoint, Param, Plan};
 use crate::upstream::CallError;
@@ -84,14 +83,6 @@ impl FieldError {
             service: None,
             details: None,
         }
-    }
-
-    fn from_auth(e: AuthError) -> FieldError {
-        let code = match e {
-            AuthError::Forbidden => "FORBIDDEN",
-            AuthError::Missing | AuthError::Invalid(_) => "UNAUTHENTICATED",
-        };
-        FieldError::new(code, e.message())
     }
 
     fn from_exec(e: ExecError) -> FieldError {
@@ -230,8 +221,9 @@ async fn run_endpoint(
     sel: SelectionField<'_>,
     mut needs: Vec<bool>,
 ) -> Result<EndpointValue, FieldError> {
-    let authenticated = authenticate(op.plan.auth.as_ref(), ep.access.auth, &ep.access.roles, &op.headers)
-        .map_err(FieldError::from_auth)?;
+    // The access stage REST uses, once per selected field (every alias counts).
+    let authenticated = crate::middleware::access::check(&op.plan, &ep.access, &op.headers)
+        .map_err(|r| FieldError::new(r.graphql_code(), r.to_string()))?;
     let given = sel.arguments().map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
     let args = arguments(ep, given, &op.headers).map_err(|m| FieldError::new("BAD_REQUEST", m))?;
     let mut ctx = RequestCtx::new(

@@ -6,7 +6,7 @@
 
 use super::error::HttpError;
 use super::{ops, passthrough, rest};
-use crate::middleware::auth::{authenticate, Authenticated};
+use crate::middleware::auth::Authenticated;
 use crate::middleware::front::{CurrentPlan, RequestId, RouteLabel};
 use crate::plan::routes::{normalize, Resolved};
 use crate::plan::{Access, Plan};
@@ -110,10 +110,5 @@ async fn route(
 
 /// The access stage: the token against the route's auth mode and roles.
 fn access(plan: &Plan, access: &Access, req: &Request) -> Result<Authenticated, HttpError> {
-    Ok(authenticate(
-        plan.auth.as_ref(),
-        access.auth,
-        &access.roles,
-        req.headers(),
-    )?)
+    Ok(crate::middleware::access::check(plan, access, req.headers())?)
 }

@@ -116,6 +116,14 @@ impl From<AuthError> for HttpError {
     }
 }
 
+impl From<crate::middleware::access::Refusal> for HttpError {
+    fn from(r: crate::middleware::access::Refusal) -> HttpError {
+        match r {
+            crate::middleware::access::Refusal::Auth(e) => e.into(),
+        }
+    }
+}
+
 impl From<ExecError> for HttpError {
     /// SPEC §4.2: a backend 404 gives 404, `errors: pass` keeps a backend 4xx, timeouts give 504,
     /// everything else 502 (the codes are the executor's).

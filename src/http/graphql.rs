@@ -9,7 +9,6 @@
 
 use super::error::HttpError;
 use crate::graphql::Operation;
-use crate::middleware::auth::authenticate;
 use crate::plan::graphql::GraphqlPlan;
 use crate::plan::Plan;
 use crate::state::AppState;
@@ -91,7 +90,7 @@ pub async fn handle(
         return Ok(super::playground::page(&gp.path));
     }
     let mode = negotiate(&headers)?;
-    authenticate(plan.auth.as_ref(), gp.access.auth, &[], &headers)?;
+    crate::middleware::access::check(plan, &gp.access, &headers)?;
     let params = if method == Method::GET {
         params_from_query(req.uri().query().unwrap_or(""))?
     } else {

@@ -1,5 +1,6 @@
 //! Shared middleware: request id, per-request log line and forged-header stripping (`front`),
-//! and JWT authentication (`auth`).
+//! JWT authentication (`auth`), and the access stage every surface shares (`access`).
 
+pub mod access;
 pub mod auth;
 pub mod front;
