@@ -82,7 +82,13 @@ impl Fixtures {
     }
 }
 
-async fn answer(State(fx): State<Arc<Fixtures>>, req: Request) -> Response {
+/// A demo server's state: its service's name (for the log line) and fixtures.
+type DemoState = (Arc<str>, Arc<Fixtures>);
+
+async fn answer(State((service, fx)): State<DemoState>, req: Request) -> Response {
+    // One line per backend request at debug level (`FACADE_LOG=facade::demo=debug`): it shows
+    // which backends a REST or GraphQL request really called.
+    tracing::debug!(service = %service, method = %req.method(), path = %req.uri(), "demo backend request");
     let segs: Vec<String> = req
         .uri()
         .path()
@@ -138,14 +144,15 @@ fn limited(mut v: Value, query: Option<&str>) -> Value {
     v
 }
 
-/// Starts one demo server for `dir` on `127.0.0.1:0` and returns its base URL.
-pub async fn start(dir: &Path) -> Result<String, String> {
+/// Starts one demo server for `service` from `dir` on `127.0.0.1:0` and returns its base URL.
+pub async fn start(service: &str, dir: &Path) -> Result<String, String> {
     let fixtures = Arc::new(Fixtures::load(dir)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = axum::Router::new().fallback(answer).with_state(fixtures);
+    let state: DemoState = (Arc::from(service), fixtures);
+    let app = axum::Router::new().fallback(answer).with_state(state);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -156,7 +163,7 @@ pub async fn start(dir: &Path) -> Result<String, String> {
 pub async fn start_all(plan: &mut crate::plan::Plan) -> Result<(), String> {
     let demo = plan.demo.clone();
     for (index, dir) in demo {
-        let url = start(&dir).await?;
+        let url = start(&plan.services[index].name.clone(), &dir).await?;
         tracing::info!(service = %plan.services[index].name, url = %url, "demo backend started");
         plan.services[index].base = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
         plan.services[index].base_path = crate::plan::base_path(&url);

@@ -3,23 +3,10 @@
 //! loads with no token, every asset comes from Facade under its Content-Security-Policy, and an
 //! operation run with a token set in the Headers editor shows its result.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use std::process::Command;
 
 fn ensure_installed(dir: &Path) {
     if dir.join("node_modules/playwright-core").is_dir() {
@@ -43,29 +30,9 @@ async fn graphiql_runs_an_operation_in_a_headless_browser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("tests/graphiql");
     ensure_installed(&dir);
-    let bin = env!("CARGO_BIN_EXE_facade");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(bin)
-            .args(["serve", "--demo", "--listen", &listen, "--config"])
-            .arg(root.join("facade.yaml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .no_proxy()
-        .build()
-        .unwrap();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the demo server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = common::DemoServer::start(&[]).await;
+    let base = server.base.clone();
+    let client = common::client();
     // The page: no token needed, the policy of SPEC §5, no inline script.
     let page = client
         .get(format!("{base}/graphql"))
@@ -93,12 +60,7 @@ async fn graphiql_runs_an_operation_in_a_headless_browser() {
         .unwrap();
     assert!(!css.contains("data:font"), "fonts are served as assets, not data: URLs");
 
-    let token = Command::new(bin)
-        .args(["token", "--sub", "u1", "--config"])
-        .arg(root.join("facade.yaml"))
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let token = server.token("u1");
     let out = tokio::process::Command::new("timeout")
         .args(["120", "node", "graphiql.mjs"])
         .arg(format!("{base}/graphql"))

@@ -350,3 +350,59 @@ pub async fn routes_gateway(services: &[(&str, String, &str)], routes: &str, com
     let p = Project::new(&routes_facade(services, routes), compositions);
     Gateway::start(p.plan(&[])).await
 }
+
+/// The real binary serving the shipped `facade.yaml` with `--demo` on a free loopback port,
+/// killed when dropped.
+pub struct DemoServer {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl DemoServer {
+    /// Starts it (with extra environment) and waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, &str)]) -> DemoServer {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_facade"));
+        cmd.args(["serve", "--demo", "--listen", &listen, "--config"])
+            .arg(root.join("facade.yaml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let server = DemoServer {
+            child: cmd.spawn().unwrap(),
+            base: format!("http://{listen}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while client().get(format!("{}/healthz", server.base)).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the demo server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// A token the shipped configuration accepts, minted by `facade token`.
+    pub fn token(&self, sub: &str) -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_facade"))
+            .args(["token", "--sub", sub, "--config"])
+            .arg(root.join("facade.yaml"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
