@@ -95,7 +95,7 @@ pub fn schema(config: &Path) -> i32 {
     };
     match &plan.graphql_schema {
         Some(s) => {
-            print!("{}", s.0.sdl());
+            print!("{}", s.schema.sdl());
             0
         }
         None => {

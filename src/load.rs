@@ -25,7 +25,7 @@ pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<Plan>, Diagnostics) {
     // The executable GraphQL schema is built here, once per loaded configuration.
     if let Some(gp) = &plan.graphql {
         match crate::graphql::build_schema(gp) {
-            Ok(schema) => plan.graphql_schema = Some(crate::plan::GraphqlSchema(schema)),
+            Ok(schema) => plan.graphql_schema = Some(crate::plan::GraphqlSchema::new(schema, 16 << 20)),
             Err(e) => {
                 diags.error(
                     &loaded.gateway.file,

@@ -35,6 +35,14 @@ endpoints:
       editions:
         each: "$.book.editions[*]"
         fields: { isbn: "@.isbn", onShelf: "@.copies.count" }
+  author_card:
+    get: /authors/{id}
+    headers:
+      language: { header: X-Reader-Language, type: String }
+    calls:
+      author: { service: authors, get: "/authors/{$.args.id}", headers: { x-language: "$.args.language" } }
+    response:
+      name: "$.author.name"
   shelf:
     get: /shelf
     calls:
@@ -264,6 +272,50 @@ async fn aliases_share_identical_calls_across_the_operation() {
     assert_eq!(lib.counts(), [2, 1, 0, 0, 1]);
     let paths: Vec<String> = lib.catalog.seen().iter().map(|s| s.uri.clone()).collect();
     assert!(paths.contains(&"/books/b1?lang=en".to_string()), "{paths:?}");
+}
+
+#[tokio::test]
+async fn identical_calls_of_different_endpoints_run_once_per_operation() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    // bookPage's `author` call (after `book`) and authorCard's call are both GET /authors/a1.
+    let q = r#"{ readerApp { bookPage(id: "b1") { authorName } authorCard(id: "a1") { name } } }"#;
+    let (_, body) = gql(&lib.gw, Some(&t), q, json!({})).await;
+    assert_eq!(
+        body["data"]["readerApp"],
+        json!({"bookPage": {"authorName": "Frank Herbert"}, "authorCard": {"name": "Frank Herbert"}})
+    );
+    assert_eq!(lib.authors.count(), 1, "one backend request for both endpoints");
+    // Another caller is another call (SPEC §4.3: the identity is part of the key).
+    let other = token("u2", json!({}));
+    gql(&lib.gw, Some(&other), q, json!({})).await;
+    assert_eq!(lib.authors.count(), 2);
+}
+
+#[tokio::test]
+async fn header_parameters_come_from_the_http_request() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let resp = client()
+        .post(lib.gw.url("/graphql"))
+        .bearer_auth(&t)
+        .header("x-reader-language", "fr")
+        .json(&json!({"query": r#"{ readerApp { authorCard(id: "a1") { name } } }"#}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["readerApp"]["authorCard"]["name"], "Frank Herbert");
+    assert_eq!(lib.authors.seen()[0].header("x-language"), Some("fr"));
+    // Not an argument of the field.
+    let (_, body) = gql(
+        &lib.gw,
+        Some(&t),
+        r#"{ readerApp { authorCard(id: "a1", language: "de") { name } } }"#,
+        json!({}),
+    )
+    .await;
+    assert!(body.get("data").is_none(), "{body}");
 }
 
 #[tokio::test]

@@ -38,9 +38,22 @@ pub struct RequestCtx {
     /// The caller's identity for dedup and cache keys: the verified `sub` and the forwarded
     /// claim headers (SPEC §4.3), derived once per request.
     pub identity: String,
-    /// Every GET call goes through the dedup table, whole: a GraphQL operation shares it across
-    /// all its endpoint fields, whose calls the per-endpoint analysis cannot see together.
-    pub share_gets: bool,
+    /// How widely identical GET calls are shared (SPEC §4.3).
+    pub sharing: Sharing,
+}
+
+/// The reach of dedup for one run of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One REST request: the calls of this endpoint that may be identical (`Call::dedup`).
+    Endpoint,
+    /// One GraphQL operation, which runs several endpoint fields with one dedup table: also the
+    /// GET calls whose service another endpoint calls too (`Call::shared_in_plan`), and every GET
+    /// call when this endpoint is selected more than once (`repeated`).
+    Operation {
+        /// The endpoint appears under more than one response key.
+        repeated: bool,
+    },
 }
 
 impl RequestCtx {
@@ -69,7 +82,7 @@ impl RequestCtx {
             request_id,
             traceparent,
             identity,
-            share_gets: false,
+            sharing: Sharing::Endpoint,
         }
     }
 }

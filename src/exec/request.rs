@@ -123,7 +123,16 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         .as_ref()
         .map(|b| Bytes::from(serde_json::to_vec(&eval(b, scope)).unwrap_or_default()));
     let method = call.method;
-    let shared = call.dedup || (ctx.share_gets && call.method == crate::config::model::Method::Get);
+    let is_get = call.method == crate::config::model::Method::Get;
+    let (shared, whole) = match ctx.sharing {
+        super::Sharing::Endpoint => (call.dedup, false),
+        // An answer shared with another endpoint's call is read by both: parsed whole. An
+        // endpoint selected twice shares only with itself, with the same shape.
+        super::Sharing::Operation { repeated } => (
+            call.dedup || (is_get && (call.shared_in_plan || repeated)),
+            !call.dedup && is_get && call.shared_in_plan,
+        ),
+    };
     let dedup_key = shared.then(|| {
         let mut k = String::with_capacity(url.len() + own_headers.len() + identity.len() + 8);
         k.push_str("GET ");
@@ -163,7 +172,7 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
             timeout: call.timeout,
             retries: call.retries,
             // A shared answer is read by other calls too: it is parsed whole.
-            shape: if shared && !call.dedup {
+            shape: if whole {
                 Arc::new(crate::plan::shape::Shape::All)
             } else {
                 call.shape.clone()

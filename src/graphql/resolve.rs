@@ -9,7 +9,7 @@
 use crate::config::args::{convert, convert_text};
 use crate::config::model::ParamSource;
 use crate::exec::eval::{eval, Scope};
-use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx};
+use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx, Sharing};
 use crate::http::rest::{header_param, with_default};
 use crate::plan::output::{close_over_deps, Kind, OutType};
 use crate::plan::{Endpoint, Param, Plan};
@@ -180,16 +180,18 @@ pub fn namespace<'a>(
             result,
             reported: AtomicBool::new(false),
         };
+        // An endpoint under two response keys may make identical calls twice: they are shared.
+        let repeated = |w: &Wanted<'_>| wanted.iter().filter(|o| Arc::ptr_eq(&o.endpoint, &w.endpoint)).count() > 1;
         let mut results = Vec::with_capacity(wanted.len());
         if serial {
-            for w in wanted {
-                let r = run_endpoint(op, &w.endpoint, w.first, w.needs).await;
+            for w in &wanted {
+                let r = run_endpoint(op, &w.endpoint, w.first, w.needs.clone(), repeated(w)).await;
                 results.push(entry(w.key, r));
             }
         } else {
             let runs = wanted
                 .iter()
-                .map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone()));
+                .map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone(), repeated(w)));
             let done = futures::future::join_all(runs).await;
             results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
         }
@@ -220,6 +222,7 @@ async fn run_endpoint(
     ep: &Endpoint,
     sel: SelectionField<'_>,
     mut needs: Vec<bool>,
+    repeated: bool,
 ) -> Result<EndpointValue, FieldError> {
     // The access stage REST uses, once per selected field (every alias counts).
     let authenticated = crate::middleware::access::check(&op.plan, &ep.access, &op.headers)
@@ -233,7 +236,7 @@ async fn run_endpoint(
         op.request_id.clone(),
         op.traceparent.clone(),
     );
-    ctx.share_gets = true;
+    ctx.sharing = Sharing::Operation { repeated };
     close_over_deps(&mut needs, &ep.calls);
     let outcome = op
         .exec

@@ -97,7 +97,12 @@ pub async fn handle(
         params_from_body(req, plan.limits.request_body).await?
     };
     check_document(&params.query, gp)?;
+    let text: Arc<str> = Arc::from(params.query.as_str());
+    let cached = schema.documents.get(&text);
     let mut request = async_graphql::Request::new(params.query);
+    if let Some(doc) = cached.clone() {
+        request.set_parsed_query(doc);
+    }
     let operation_name = params.operation_name;
     if let Some(name) = &operation_name {
         request = request.operation_name(name.clone());
@@ -106,7 +111,12 @@ pub async fn handle(
         request = request.variables(async_graphql::Variables::from_json(Value::Object(vars)));
     }
     let is_mutation = match request.parsed_query() {
-        Ok(doc) => operation_type(&doc.operations, operation_name.as_deref()) == Some(OperationType::Mutation),
+        Ok(doc) => {
+            if cached.is_none() {
+                schema.documents.insert(text, doc.clone());
+            }
+            operation_type(&doc.operations, operation_name.as_deref()) == Some(OperationType::Mutation)
+        }
         Err(e) => return Ok(request_errors(mode, vec![e])),
     };
     if is_mutation && method == Method::GET {
@@ -121,20 +131,30 @@ pub async fn handle(
         request_id: request_id.clone(),
         dedup: Default::default(),
     };
-    let response = schema.0.execute(request.data(op)).await;
+    let response = schema.schema.execute(request.data(op)).await;
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
     }
-    let mut body = Map::new();
-    body.insert("data".into(), response.data.into_json().unwrap_or(Value::Null));
-    if !response.errors.is_empty() {
-        body.insert(
-            "errors".into(),
-            serde_json::to_value(&response.errors).unwrap_or(Value::Null),
-        );
+    // Written straight from async-graphql's values, with no JSON tree in between.
+    let mut bytes = Vec::with_capacity(1024);
+    bytes.extend_from_slice(b"{\"data\":");
+    let written = serde_json::to_writer(&mut bytes, &response.data).and_then(|()| {
+        if response.errors.is_empty() {
+            return Ok(());
+        }
+        bytes.extend_from_slice(b",\"errors\":");
+        serde_json::to_writer(&mut bytes, &response.errors)
+    });
+    if written.is_err() {
+        return Err(HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the GraphQL answer could not be written",
+        ));
     }
-    Ok(respond(StatusCode::OK, mode, &Value::Object(body)))
+    bytes.push(b'}');
+    Ok(respond_bytes(StatusCode::OK, mode, bytes))
 }
 
 /// A request that was refused before execution: `errors` only, 400 for
@@ -149,7 +169,14 @@ fn request_errors(mode: Mode, errors: Vec<async_graphql::ServerError>) -> Respon
 }
 
 fn respond(status: StatusCode, mode: Mode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    respond_bytes(
+        status,
+        mode,
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+}
+
+fn respond_bytes(status: StatusCode, mode: Mode, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, mode.content_type());
     resp

@@ -233,7 +233,7 @@ fn compile_compositions(
     diags: &mut Diagnostics,
 ) -> Vec<Arc<super::Endpoint>> {
     let types = types::TypeEnv::new(loaded, services);
-    let mut endpoints = Vec::new();
+    let mut endpoints: Vec<super::Endpoint> = Vec::new();
     let mut clients: Vec<(&str, &Arc<str>)> = Vec::new();
     for comp in &loaded.compositions {
         let cfile = &comp.file;
@@ -254,11 +254,28 @@ fn compile_compositions(
                 if let Err(e) = routes.insert(endpoint.method, &endpoint.path, endpoints.len()) {
                     diags.error(cfile, ep.path.loc, e, None);
                 }
-                endpoints.push(Arc::new(endpoint));
+                endpoints.push(endpoint);
             }
         }
     }
-    endpoints
+    mark_shared_in_plan(&mut endpoints);
+    endpoints.into_iter().map(Arc::new).collect()
+}
+
+/// Pass: which GET calls may meet an identical call of another endpoint in one GraphQL
+/// operation (another GET call of the plan to the same service).
+fn mark_shared_in_plan(endpoints: &mut [super::Endpoint]) {
+    let mut gets: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for c in endpoints
+        .iter()
+        .flat_map(|e| &e.calls)
+        .filter(|c| c.method == Method::Get)
+    {
+        *gets.entry(c.service).or_default() += 1;
+    }
+    for c in endpoints.iter_mut().flat_map(|e| &mut e.calls) {
+        c.shared_in_plan = c.method == Method::Get && gets.get(&c.service).is_some_and(|n| *n > 1);
+    }
 }
 
 /// True when every configured algorithm has a key source of its family.

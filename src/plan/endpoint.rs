@@ -230,6 +230,7 @@ fn compile_call(cx: &EndpointCx<'_>, c: &CallConfig, services: &[Service], diags
         fallback: c.fallback.as_ref().map(|f| f.value.clone()),
         errors_pass: c.errors_pass.is_some(),
         dedup: false,
+        shared_in_plan: false,
         shape: Arc::new(shape::Shape::All),
         deps,
     }

@@ -60,9 +60,28 @@ pub struct Plan {
     pub demo: Vec<(usize, PathBuf)>,
 }
 
-/// The executable GraphQL schema (a newtype: async-graphql's schema is not `Debug`).
+/// The executable GraphQL schema, and the documents already parsed for it.
 #[derive(Clone)]
-pub struct GraphqlSchema(pub async_graphql::dynamic::Schema);
+pub struct GraphqlSchema {
+    /// The async-graphql schema.
+    pub schema: async_graphql::dynamic::Schema,
+    /// Parsed documents by their text: a client sends the same few operations again and again,
+    /// and parsing one costs more than the rest of its handling (bounded by bytes).
+    pub documents: moka::sync::Cache<Arc<str>, async_graphql::parser::types::ExecutableDocument>,
+}
+
+impl GraphqlSchema {
+    /// Wraps a built schema with an empty document cache of at most `bytes` of document text.
+    pub fn new(schema: async_graphql::dynamic::Schema, bytes: u64) -> GraphqlSchema {
+        GraphqlSchema {
+            schema,
+            documents: moka::sync::Cache::builder()
+                .weigher(|k: &Arc<str>, _| u32::try_from(k.len().saturating_mul(8)).unwrap_or(u32::MAX))
+                .max_capacity(bytes)
+                .build(),
+        }
+    }
+}
 
 impl std::fmt::Debug for GraphqlSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +247,9 @@ pub struct Call {
     /// call, or another GET call to the same service): only such calls go through the per-request
     /// dedup table, so the others keep their answer without a copy.
     pub dedup: bool,
+    /// Whether another GET call of the plan, in any endpoint, goes to the same service: in one
+    /// GraphQL operation, which runs several endpoints, its answer may then be shared.
+    pub shared_in_plan: bool,
     /// The parts of the answer that the endpoint reads (see `shape`).
     pub shape: Arc<shape::Shape>,
 }
