@@ -1,6 +1,8 @@
 //! The HTTP layer of `graphql.path` (SPEC §5, GraphQL over HTTP), owned by Facade: async-graphql
 //! only parses (`Request::parsed_query`) and executes beneath it, because its axum integration
-//! answers 200 to everything, runs mutations sent over GET, reads `text/plain` bodies and batches.
+//! answers 200 to everything, runs mutations sent over GET, reads `text/plain` bodies and batches;
+//! of async-graphql-axum, only the response of an executed operation in
+//! `application/graphql-response+json` is used, where it behaves as the specification says.
 //!
 //! In order: the GraphiQL page (GET, `Accept: text/html`, no token); the method (GET and POST);
 //! the response media type from `Accept` (406); the HTTP-level token check of `graphql.auth`
@@ -135,6 +137,12 @@ pub async fn handle(
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
+    }
+    // An executed operation asked for as application/graphql-response+json is what
+    // async-graphql-axum's response does right (200, that media type, the operation's
+    // Cache-Control and headers); the application/json answer is Facade's own.
+    if mode == Mode::GraphqlResponse {
+        return Ok(async_graphql_axum::GraphQLResponse::from(response).into_response());
     }
     // Written straight from async-graphql's values, with no JSON tree in between.
     let mut bytes = Vec::with_capacity(1024);
