@@ -7,6 +7,7 @@
 //! - `jwt`: token verification and minting.
 //! - `exec`: runs one endpoint of the plan: parallel fan-out, dedup, cache, projection.
 //! - `graphql`: the async-graphql dynamic schema built once from the plan, and its resolvers.
+//! - `ratelimit`: the GCRA, bucket keys, the stores, the headers of a decision.
 //! - `upstream`: the HTTP client to backends (timeouts, retries, body limits, header forwarding).
 //! - `http`: thin adapters from the plan to HTTP (REST endpoints, health) and `app(state)`.
 //! - `middleware`: request id, logging, header stripping, authentication.
@@ -28,6 +29,7 @@ pub mod load;
 pub mod logbuf;
 pub mod middleware;
 pub mod plan;
+pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod upstream;

@@ -1,5 +1,5 @@
 //! The state shared by every request: the current plan behind an atomically swappable handle, and
-//! the executor's long-lived parts (backend client, response cache).
+//! the long-lived parts (backend client, response cache, rate limiter).
 
 use crate::exec::Exec;
 use crate::plan::Plan;
@@ -13,14 +13,18 @@ pub struct AppState {
     plan: ArcSwap<Plan>,
     /// Backend client and response cache.
     pub exec: Exec,
+    /// The rate limiter, whose buckets outlive a plan.
+    pub limiter: crate::ratelimit::Limiter,
 }
 
 impl AppState {
     /// Wraps a compiled plan.
     pub fn new(plan: Plan, exec: Exec) -> Arc<AppState> {
+        let limiter = crate::ratelimit::Limiter::new(plan.rate_limits.as_ref(), exec.clock.clone());
         Arc::new(AppState {
             plan: ArcSwap::from_pointee(plan),
             exec,
+            limiter,
         })
     }
 

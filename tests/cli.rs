@@ -226,7 +226,7 @@ impl Drop for Server {
 async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     let slow = Backend::start(|_| Reply::json(json!({"v": "done"})).after(Duration::from_millis(800))).await;
     let p = Project::new(
-        &format!("services:\n  slow:\n    url: {}\nrate_limits:\n  policies:\n    p: {{ requests: 1, per: 1s }}\n", slow.url()),
+        &format!("services:\n  slow:\n    url: {}\nwatch: true\n", slow.url()),
         &[(
             "app.yaml",
             "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: slow, get: /s }\n    response:\n      v: \"$.s.v\"\n",
@@ -234,7 +234,7 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     );
     let config = path_of(&p.config());
     let mut server = Server::start(&config, &[]);
-    server.wait_log(|l| l.contains("rate_limits") && l.contains("not in force"));
+    server.wait_log(|l| l.contains("watch") && l.contains("not in force"));
 
     let (status, headers, body) = get(&server.url("/healthz"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));

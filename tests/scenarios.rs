@@ -32,6 +32,7 @@ async fn run_case(dir: &Path) -> Result<(), String> {
                     status: r["status"].as_u64().unwrap_or(200) as u16,
                     body: r["body"].to_string(),
                     delay: Duration::from_millis(r["delay_ms"].as_u64().unwrap_or(0)),
+                    headers: Vec::new(),
                 },
                 None => Reply::status(404, json!({"error": "no such fixture"})),
             }

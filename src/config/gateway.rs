@@ -113,19 +113,12 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("rate_limits") {
         cfg.rate_limits = read_rate_limits(r, n);
-        mark(&mut cfg, &f, "rate_limits");
     }
     if let Some(n) = f.get("routes") {
         cfg.routes = read_routes(r, n);
     }
     if let Some(n) = f.get("graphql") {
         cfg.graphql = read_graphql(r, n);
-        if let Some(rl) = cfg.graphql.as_ref().and_then(|g| g.rate_limit.clone()) {
-            cfg.not_in_force.push(Spanned {
-                value: "graphql.rate_limit".into(),
-                loc: rl.loc,
-            });
-        }
     }
     if let Some(n) = f.get("limits") {
         if let Some(l) = r.fields(n, "limits", &["request_body", "request_headers", "upstream_body"]) {
@@ -390,12 +383,40 @@ fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig>
     )?;
     let mut rl = RateLimitsConfig {
         store: "memory".into(),
+        cluster: None,
         deny_on_store_error: false,
         trusted_proxies: Vec::new(),
         default: f.get("default").and_then(|n| spanned_string(r, n, "default")),
         policies: Vec::new(),
     };
-    if let Some(n) = f.get("store") {
+    if let Some(n) = f.get("store").filter(|n| n.as_map().is_some()) {
+        // `store: { cluster: [redis://h1:7000, …] }`: seed nodes of a Redis Cluster.
+        if let Some(c) = r.fields(n, "store", &["cluster"]) {
+            match c.get("cluster") {
+                Some(list) => {
+                    let nodes = r.strings(list, "cluster").unwrap_or_default();
+                    for (i, url) in nodes.iter().enumerate() {
+                        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                            r.error(
+                                item_loc(list, i),
+                                format!("`{url}` is not a `redis://` or `rediss://` URL"),
+                                None,
+                            );
+                        }
+                    }
+                    if nodes.is_empty() {
+                        r.error(list.loc, "`cluster` needs at least one seed node", None);
+                    }
+                    rl.cluster = Some(nodes);
+                }
+                None => r.error(
+                    n.loc,
+                    "`store` as a mapping needs `cluster: [redis://host:port, …]`",
+                    None,
+                ),
+            }
+        }
+    } else if let Some(n) = f.get("store") {
         if let Some(s) = r.string(n, "store") {
             if s != "memory" && !s.starts_with("redis://") && !s.starts_with("rediss://") {
                 r.error(
@@ -437,7 +458,9 @@ fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig>
                 .unwrap_or_else(|| "user_or_ip".into());
             if let Some(n) = p.get("key") {
                 let valid = matches!(key.as_str(), "user" | "ip" | "user_or_ip")
-                    || key.strip_prefix("header:").is_some_and(|h| !h.is_empty());
+                    || key
+                        .strip_prefix("header:")
+                        .is_some_and(|h| reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_ok());
                 if !valid {
                     let hint = super::diag::did_you_mean(&key, ["user", "ip", "user_or_ip"]);
                     r.error(n.loc, "`key` must be user, ip, user_or_ip or header:NAME", hint);

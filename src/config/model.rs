@@ -198,8 +198,10 @@ pub struct JwtConfig {
 /// `rate_limits:`.
 #[derive(Debug, Clone)]
 pub struct RateLimitsConfig {
-    /// `store`.
+    /// `store` as a URL (`memory` when not a URL).
     pub store: String,
+    /// `store: { cluster: [...] }`: the seed nodes.
+    pub cluster: Option<Vec<String>>,
     /// `on_store_error: deny`.
     pub deny_on_store_error: bool,
     /// `trusted_proxies`, as CIDR text.

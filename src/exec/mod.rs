@@ -94,6 +94,8 @@ pub struct Exec {
     pub upstream: Upstream,
     /// The response cache.
     pub cache: ResponseCache,
+    /// The clock every time-dependent part reads (the rate limiter too).
+    pub clock: Arc<dyn cache::Clock>,
 }
 
 type SharedCall = Shared<BoxFuture<'static, Result<CallResponse, CallError>>>;
@@ -459,6 +461,7 @@ fn take(body: Arc<Value>) -> Value {
 pub fn new_exec(plan: &Plan, clock: Arc<dyn cache::Clock>) -> Result<Exec, String> {
     Ok(Exec {
         upstream: Upstream::new(plan.limits.upstream_body, clock.clone())?,
-        cache: ResponseCache::new(64 << 20, clock),
+        cache: ResponseCache::new(64 << 20, clock.clone()),
+        clock,
     })
 }

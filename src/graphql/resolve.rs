@@ -25,6 +25,10 @@ use std::sync::Arc;
 pub struct Operation {
     /// The executor.
     pub exec: Exec,
+    /// The rate limiter, for each endpoint field's policy.
+    pub limiter: crate::ratelimit::Limiter,
+    /// The client's address (the limiter's `ip` key).
+    pub peer: Option<std::net::SocketAddr>,
     /// The plan the request was resolved in.
     pub plan: Arc<Plan>,
     /// The HTTP request's headers: the token of each field's access check, header parameters.
@@ -225,8 +229,10 @@ async fn run_endpoint(
     repeated: bool,
 ) -> Result<EndpointValue, FieldError> {
     // The access stage REST uses, once per selected field (every alias counts).
-    let authenticated = crate::middleware::access::check(&op.plan, &ep.access, &op.headers)
-        .map_err(|r| FieldError::new(r.graphql_code(), r.to_string()))?;
+    let authenticated = crate::middleware::access::check(&op.plan, &op.limiter, &ep.access, &op.headers, op.peer)
+        .await
+        .map_err(|r| FieldError::new(r.graphql_code(), r.to_string()))?
+        .authenticated;
     let given = sel.arguments().map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
     let args = arguments(ep, given, &op.headers).map_err(|m| FieldError::new("BAD_REQUEST", m))?;
     let mut ctx = RequestCtx::new(

@@ -6,10 +6,11 @@
 
 use super::error::HttpError;
 use super::{ops, passthrough, rest};
-use crate::middleware::auth::Authenticated;
+use crate::middleware::access::Admitted;
 use crate::middleware::front::{CurrentPlan, RequestId, RouteLabel};
 use crate::plan::routes::{normalize, Resolved};
 use crate::plan::{Access, Plan};
+use crate::ratelimit::RateHeaders;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
@@ -76,8 +77,10 @@ async fn route(
             let endpoint = plan.endpoints[found.index].clone();
             let label = Some(endpoint.path.clone());
             let result = async {
-                let authenticated = access(plan, &endpoint.access, &req)?;
-                rest::handle(state, plan, &endpoint, found, authenticated, req, request_id).await
+                let admitted = access(state, plan, &endpoint.access, req.headers(), peer_of(&req)).await?;
+                let rate = admitted.rate;
+                let answer = rest::handle(state, plan, &endpoint, found, admitted.authenticated, req, request_id).await;
+                Ok(with_rate_headers(answer, rate, request_id))
             }
             .await;
             (label, result)
@@ -88,9 +91,13 @@ async fn route(
             // The request moves into the handler; the path it was resolved on goes with it.
             let path = path.into_owned();
             let result = async {
-                let authenticated = access(plan, &route.access, &req)?;
-                let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-                passthrough::forward(state, plan, route, &path, authenticated, peer, req, request_id).await
+                let admitted = access(state, plan, &route.access, req.headers(), peer_of(&req)).await?;
+                let rate = admitted.rate;
+                let peer = peer_of(&req);
+                let answer =
+                    passthrough::forward(state, plan, route, &path, admitted.authenticated, peer, req, request_id)
+                        .await;
+                Ok(with_rate_headers(answer, rate, request_id))
             }
             .await;
             (label, result)
@@ -108,7 +115,33 @@ async fn route(
     }
 }
 
-/// The access stage: the token against the route's auth mode and roles.
-fn access(plan: &Plan, access: &Access, req: &Request) -> Result<Authenticated, HttpError> {
-    Ok(crate::middleware::access::check(plan, access, req.headers())?)
+/// The access stage: the token against the route's auth mode and roles, then its rate limit.
+/// Only the headers and the peer cross the await: the request's body is not `Sync`.
+async fn access(
+    state: &AppState,
+    plan: &Plan,
+    access: &Access,
+    headers: &http::HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Admitted, HttpError> {
+    Ok(crate::middleware::access::check(plan, &state.limiter, access, headers, peer).await?)
+}
+
+/// The peer address the server recorded.
+pub fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+/// A handler's answer — success or failure — with the rate-limit headers of the request that
+/// passed the limiter, replacing any a backend sent (SPEC §7).
+fn with_rate_headers(
+    answer: Result<Response, HttpError>,
+    rate: Option<RateHeaders>,
+    request_id: &HeaderValue,
+) -> Response {
+    let mut resp = answer.unwrap_or_else(|e| e.respond(request_id));
+    if let Some(rate) = rate {
+        rate.apply(resp.headers_mut());
+    }
+    resp
 }

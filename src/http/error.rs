@@ -117,9 +117,27 @@ impl From<AuthError> for HttpError {
 }
 
 impl From<crate::middleware::access::Refusal> for HttpError {
+    /// SPEC §7: 429 `rate_limited` with `Retry-After` and the rate-limit headers; 503
+    /// `rate_limit_unavailable` with `Retry-After: 1` under `on_store_error: deny`.
     fn from(r: crate::middleware::access::Refusal) -> HttpError {
+        use crate::middleware::access::Refusal;
+        let message = r.to_string();
         match r {
-            crate::middleware::access::Refusal::Auth(e) => e.into(),
+            Refusal::Auth(e) => e.into(),
+            Refusal::Limited {
+                headers, retry_after, ..
+            } => {
+                let mut err = HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                    .header(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+                for (k, v) in headers.0 {
+                    err = err.header(k, v);
+                }
+                err
+            }
+            Refusal::StoreUnavailable => {
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable", message)
+                    .header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
         }
     }
 }

@@ -92,7 +92,32 @@ pub async fn handle(
         return Ok(super::playground::page(&gp.path));
     }
     let mode = negotiate(&headers)?;
-    crate::middleware::access::check(plan, &gp.access, &headers)?;
+    // `graphql.auth`, and `graphql.rate_limit` counted once per HTTP request: the answer carries
+    // that policy's headers, whatever happens after.
+    let peer = super::dispatch::peer_of(&req);
+    let admitted = crate::middleware::access::check(plan, &state.limiter, &gp.access, &headers, peer).await?;
+    let answer = operation(state, plan, gp, schema, req, method, headers, mode, peer, request_id).await;
+    let mut resp = answer.unwrap_or_else(|e| e.respond(request_id));
+    if let Some(rate) = admitted.rate {
+        rate.apply(resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+/// Reads, checks, parses and runs one operation.
+#[allow(clippy::too_many_arguments)]
+async fn operation(
+    state: &AppState,
+    plan: &Arc<Plan>,
+    gp: &GraphqlPlan,
+    schema: &crate::plan::GraphqlSchema,
+    req: Request,
+    method: Method,
+    headers: HeaderMap,
+    mode: Mode,
+    peer: Option<std::net::SocketAddr>,
+    request_id: &HeaderValue,
+) -> Result<Response, HttpError> {
     let params = if method == Method::GET {
         params_from_query(req.uri().query().unwrap_or(""))?
     } else {
@@ -127,6 +152,8 @@ pub async fn handle(
     }
     let op = Operation {
         exec: state.exec.clone(),
+        limiter: state.limiter.clone(),
+        peer,
         plan: plan.clone(),
         traceparent: headers.get("traceparent").cloned(),
         headers,

@@ -23,8 +23,9 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     let auth = compile_auth(gw, &mut diags);
     let rules = AccessRules::new(gw);
     if let Some(g) = &gw.graphql {
-        rules.auth_mode(&mut diags, &gw.file, &g.auth, &[], g.path.loc);
+        let mode = rules.auth_mode(&mut diags, &gw.file, &g.auth, &[], g.path.loc);
         rules.check_policy(&mut diags, &gw.file, &g.rate_limit);
+        rules.warn_user_policy(&mut diags, &gw.file, mode, &g.rate_limit, g.path.loc);
     }
     let mut routes = RouteTable::default();
     let endpoints = compile_compositions(loaded, &services, &rules, &mut routes, &mut diags);
@@ -79,6 +80,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         passthrough,
         auth,
         limits: gw.limits.clone(),
+        rate_limits: gw.rate_limits.as_ref().map(compile_rate_limits),
         cors: gw.cors.as_ref().map(cors_layer),
         graphql,
         graphql_schema: None,
@@ -117,6 +119,51 @@ fn resolve_services(gw: &GatewayConfig) -> Vec<Service> {
         .collect()
 }
 
+/// Pass: the rate-limit policies and store (values that do not parse were reported).
+fn compile_rate_limits(rl: &RateLimitsConfig) -> super::RateLimitPlan {
+    let store = if let Some(nodes) = &rl.cluster {
+        super::StoreConfig::Cluster(nodes.clone())
+    } else if rl.store.starts_with("redis://") || rl.store.starts_with("rediss://") {
+        super::StoreConfig::Redis(rl.store.clone())
+    } else {
+        super::StoreConfig::Memory
+    };
+    let policies = rl
+        .policies
+        .iter()
+        .map(|p| super::Policy {
+            name: p.name.value.clone(),
+            requests: p.requests,
+            per: p.per,
+            key: match p.key.as_str() {
+                "user" => super::KeyKind::User,
+                "ip" => super::KeyKind::Ip,
+                other => match other
+                    .strip_prefix("header:")
+                    .map(|h| HeaderName::from_bytes(h.as_bytes()))
+                {
+                    Some(Ok(h)) => super::KeyKind::Header(h),
+                    _ => super::KeyKind::UserOrIp,
+                },
+            },
+        })
+        .collect();
+    super::RateLimitPlan {
+        policies,
+        store,
+        deny_on_store_error: rl.deny_on_store_error,
+        trusted_proxies: rl
+            .trusted_proxies
+            .iter()
+            .filter_map(|t| {
+                t.parse::<ipnet::IpNet>()
+                    .ok()
+                    .or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+            })
+            .collect(),
+    }
+}
+
 /// Pass: JWT keys and the `forward_claims` headers.
 fn compile_auth(gw: &GatewayConfig, diags: &mut Diagnostics) -> Option<AuthPlan> {
     let a = gw.auth.as_ref()?;
@@ -147,6 +194,8 @@ fn compile_auth(gw: &GatewayConfig, diags: &mut Diagnostics) -> Option<AuthPlan>
 pub(super) struct AccessRules<'a> {
     auth_configured: bool,
     policies: Vec<&'a str>,
+    /// Policies keyed by `user` (anonymous requests fall back to the address).
+    user_policies: Vec<&'a str>,
     /// `rate_limits.default`.
     pub default_policy: Option<&'a str>,
 }
@@ -159,6 +208,17 @@ impl<'a> AccessRules<'a> {
                 .rate_limits
                 .as_ref()
                 .map(|r| r.policies.iter().map(|p| p.name.value.as_str()).collect())
+                .unwrap_or_default(),
+            user_policies: gw
+                .rate_limits
+                .as_ref()
+                .map(|r| {
+                    r.policies
+                        .iter()
+                        .filter(|p| p.key == "user")
+                        .map(|p| p.name.value.as_str())
+                        .collect()
+                })
                 .unwrap_or_default(),
             default_policy: gw
                 .rate_limits
@@ -179,6 +239,36 @@ impl<'a> AccessRules<'a> {
                     did_you_mean(&p.value, self.policies.iter().copied()),
                 );
             }
+        }
+    }
+
+    /// SPEC §7: a `user`-keyed policy on a route that lets anonymous requests in counts them by
+    /// address instead, which is rarely what was meant.
+    pub(super) fn warn_user_policy(
+        &self,
+        diags: &mut Diagnostics,
+        file: &Arc<str>,
+        mode: AuthMode,
+        rate_limit: &Option<Spanned<String>>,
+        loc: Loc,
+    ) {
+        let policy = match rate_limit {
+            Some(p) if p.value == "none" => return,
+            Some(p) => p.value.as_str(),
+            None => match self.default_policy {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        if mode != AuthMode::Required && self.user_policies.contains(&policy) {
+            let at = rate_limit.as_ref().map(|p| p.loc).unwrap_or(loc);
+            diags.warning(
+                file,
+                at,
+                format!(
+                    "policy `{policy}` is keyed by `user`, but this route allows anonymous requests: they are counted by client address"
+                ),
+            );
         }
     }
 
@@ -249,6 +339,7 @@ fn compile_compositions(
         for ep in &comp.endpoints {
             rules.check_policy(diags, cfile, &ep.access.rate_limit);
             let auth_mode = rules.auth_mode(diags, cfile, &ep.access.auth, &ep.access.roles, ep.name.loc);
+            rules.warn_user_policy(diags, cfile, auth_mode, &ep.access.rate_limit, ep.name.loc);
             if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags)
             {
                 if let Err(e) = routes.insert(endpoint.method, &endpoint.path, endpoints.len()) {
@@ -296,12 +387,11 @@ fn keys_complete(jwt: &JwtConfig) -> bool {
 fn not_in_force(loaded: &Loaded) -> Vec<String> {
     let gw = &loaded.gateway;
     let mut out: Vec<String> = gw.not_in_force.iter().map(|s| s.value.clone()).collect();
-    for r in gw.routes.iter().filter(|r| r.access.rate_limit.is_some()) {
-        out.push(format!("routes[{}].rate_limit", r.prefix.value));
-    }
-    for c in &loaded.compositions {
-        for e in c.endpoints.iter().filter(|e| e.access.rate_limit.is_some()) {
-            out.push(format!("{}: endpoint `{}` rate_limit", c.file, e.name.value));
+    if let Some(rl) = &gw.rate_limits {
+        if rl.cluster.is_some() || rl.store != "memory" {
+            out.push(
+                "rate_limits.store (a Redis store: each instance limits on its own, in memory, until it lands)".into(),
+            );
         }
     }
     out
@@ -367,6 +457,7 @@ fn compile_passthrough(
         }
         let auth = rules.auth_mode(diags, file, &r.access.auth, &r.access.roles, r.loc);
         rules.check_policy(diags, file, &r.access.rate_limit);
+        rules.warn_user_policy(diags, file, auth, &r.access.rate_limit, r.loc);
         // A trailing `/` is ignored: `/api/orders/` is the route `/api/orders`.
         let prefix = r.prefix.value.trim_end_matches('/').to_string();
         let label = if prefix.is_empty() {

@@ -42,6 +42,8 @@ pub struct Plan {
     pub auth: Option<AuthPlan>,
     /// Body and header size limits.
     pub limits: LimitsConfig,
+    /// Rate limiting, when `rate_limits` is configured.
+    pub rate_limits: Option<RateLimitPlan>,
     /// The CORS stage, when `cors:` is configured (built once, cloned per request).
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// The GraphQL schema's names and options; `None` when GraphQL is not served (no `graphql:`
@@ -87,6 +89,63 @@ impl std::fmt::Debug for GraphqlSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GraphqlSchema")
     }
+}
+
+/// Rate limiting (SPEC §7): the policies, where buckets are kept, what a store failure does.
+#[derive(Debug, Clone)]
+pub struct RateLimitPlan {
+    /// The policies, by name.
+    pub policies: Vec<Policy>,
+    /// Where buckets live.
+    pub store: StoreConfig,
+    /// `on_store_error: deny`.
+    pub deny_on_store_error: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl RateLimitPlan {
+    /// The policy of this name.
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.name == name)
+    }
+}
+
+/// One rate-limit policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name (part of every bucket key, and of the `RateLimit-Policy` header).
+    pub name: String,
+    /// Requests allowed per `per`.
+    pub requests: u64,
+    /// The period.
+    pub per: Duration,
+    /// Whose bucket a request uses.
+    pub key: KeyKind,
+}
+
+/// What a policy's buckets are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The verified `sub` (anonymous: the address).
+    User,
+    /// The client's address.
+    Ip,
+    /// `user` when authenticated, else the address.
+    UserOrIp,
+    /// A request header (missing: the address).
+    Header(HeaderName),
+}
+
+/// `rate_limits.store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In this process.
+    Memory,
+    /// One Redis server (`redis://` or `rediss://`).
+    Redis(String),
+    /// A Redis Cluster, from these seed nodes.
+    Cluster(Vec<String>),
 }
 
 /// JWT verification and the claims forwarded to backends.

@@ -36,6 +36,8 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub delay: Duration,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -44,6 +46,7 @@ impl Reply {
             status: 200,
             body: v.to_string(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
     }
     pub fn status(status: u16, v: Value) -> Reply {
@@ -51,6 +54,7 @@ impl Reply {
             status,
             body: v.to_string(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
     }
     pub fn raw(status: u16, body: &str) -> Reply {
@@ -58,7 +62,12 @@ impl Reply {
             status,
             body: body.to_string(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
+    }
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
     pub fn after(mut self, d: Duration) -> Reply {
         self.delay = d;
@@ -102,6 +111,10 @@ async fn backend_handler(State(state): State<Arc<BackendState>>, req: Request) -
     let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    for (k, v) in &reply.headers {
+        resp.headers_mut()
+            .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+    }
     resp
 }
 

@@ -1,0 +1,108 @@
+//! Whose bucket a request uses (SPEC §7): the verified `sub`, the client's address, or a header.
+//! The address is the peer's, or — when the peer is a trusted proxy — the right-most
+//! `X-Forwarded-For` address that is not itself a trusted proxy.
+
+use crate::plan::KeyKind;
+use http::HeaderMap;
+use ipnet::IpNet;
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+
+/// The client's address as the limiter sees it.
+pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
+            // Garbage where an address should be: the last trusted hop is all that is known.
+            return Some(client);
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    Some(client)
+}
+
+/// An `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]:443` or `1.2.3.4:80`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    hop.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+/// The bucket key of a request under a policy of `kind`: `u:<sub>`, `i:<address>` or
+/// `h:<value>`. Anonymous requests and missing headers fall back to the address.
+pub fn bucket_key(kind: &KeyKind, claims: Option<&Value>, headers: &HeaderMap, ip: Option<IpAddr>) -> String {
+    let by_ip = || match ip {
+        Some(ip) => format!("i:{ip}"),
+        None => "i:unknown".to_string(),
+    };
+    match kind {
+        KeyKind::User | KeyKind::UserOrIp => match claims.and_then(|c| c.get("sub")) {
+            Some(Value::String(s)) => format!("u:{s}"),
+            Some(other) if !other.is_null() => format!("u:{other}"),
+            _ => by_ip(),
+        },
+        KeyKind::Ip => by_ip(),
+        KeyKind::Header(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
+            Some(v) if !v.is_empty() => format!("h:{v}"),
+            _ => by_ip(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", xff.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_right_most_untrusted_forwarded_address_is_the_client() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: Option<SocketAddr> = Some("10.0.0.5:4000".parse().unwrap());
+        let ip = |xff: &str| client_ip(peer, &headers(xff), &trusted).unwrap().to_string();
+        assert_eq!(ip("203.0.113.9"), "203.0.113.9");
+        assert_eq!(
+            ip("1.1.1.1, 203.0.113.9, 10.0.0.7"),
+            "203.0.113.9",
+            "a forged left part is ignored"
+        );
+        assert_eq!(ip("10.1.1.1, 10.0.0.7"), "10.1.1.1");
+        assert_eq!(ip("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(ip("nonsense, 10.0.0.7"), "10.0.0.7");
+        // An untrusted peer's header is not believed.
+        let direct: Option<SocketAddr> = Some("198.51.100.1:4000".parse().unwrap());
+        assert_eq!(
+            client_ip(direct, &headers("203.0.113.9"), &trusted)
+                .unwrap()
+                .to_string(),
+            "198.51.100.1"
+        );
+        assert_eq!(
+            client_ip(peer, &HeaderMap::new(), &trusted).unwrap().to_string(),
+            "10.0.0.5"
+        );
+    }
+}
