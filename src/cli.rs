@@ -231,7 +231,13 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
         }
     };
     let endpoints = plan.endpoints.len();
-    let state = crate::state::AppState::new(plan, exec);
+    let state = match crate::state::AppState::new(plan, exec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("facade: {e}");
+            return 1;
+        }
+    };
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), endpoints, "facade is serving");
     match crate::server::serve(listener, state, crate::server::shutdown_signal()).await {
         Ok(()) => {

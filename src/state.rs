@@ -18,14 +18,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Wraps a compiled plan.
-    pub fn new(plan: Plan, exec: Exec) -> Arc<AppState> {
-        let limiter = crate::ratelimit::Limiter::new(plan.rate_limits.as_ref(), exec.clock.clone());
-        Arc::new(AppState {
+    /// Wraps a compiled plan; fails only when the rate-limit store's URL cannot be used.
+    pub fn new(plan: Plan, exec: Exec) -> Result<Arc<AppState>, String> {
+        let limiter = crate::ratelimit::Limiter::new(plan.rate_limits.as_ref(), exec.clock.clone())?;
+        Ok(Arc::new(AppState {
             plan: ArcSwap::from_pointee(plan),
             exec,
             limiter,
-        })
+        }))
     }
 
     /// The plan in force now.

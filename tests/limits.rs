@@ -40,7 +40,7 @@ async fn serve(limits: &str, header_read_timeout: Duration) -> (Served, Backend)
     let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
     let clock: std::sync::Arc<dyn facade::clock::Clock> = std::sync::Arc::new(facade::clock::SystemClock::default());
     let exec = facade::exec::new_exec(&plan, clock).unwrap();
-    let state = facade::state::AppState::new(plan, exec);
+    let state = facade::state::AppState::new(plan, exec).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -106,7 +106,7 @@ async fn route(
             let label = plan.graphql.as_ref().map(|g| g.path.clone());
             (label, super::graphql::handle(state, plan, req, request_id).await)
         }
-        Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan))),
+        Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan).await)),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),
         Resolved::NotFound => (
             None,

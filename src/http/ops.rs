@@ -10,15 +10,39 @@ use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 
+/// `/readyz` (SPEC §9): the server never runs without a loaded configuration; the rate-limit
+/// store is asked each time. A store outage is `degraded` but 200 under `on_store_error: allow`
+/// (it must not take every instance out of a load balancer), 503 `unready` under `deny`.
+async fn ready(state: &AppState, plan: &Plan) -> Response {
+    let mut checks = serde_json::Map::new();
+    checks.insert("config".into(), json!("ok"));
+    let mut status = ("ready", StatusCode::OK);
+    if let Some(rl) = &plan.rate_limits {
+        match state.limiter.probe(rl.deny_on_store_error).await {
+            crate::ratelimit::StoreState::Ok => {
+                checks.insert("rate_limit_store".into(), json!("ok"));
+            }
+            crate::ratelimit::StoreState::Down(why) => {
+                checks.insert("rate_limit_store".into(), json!(format!("down: {why}")));
+                status = if rl.deny_on_store_error {
+                    ("unready", StatusCode::SERVICE_UNAVAILABLE)
+                } else {
+                    ("degraded", StatusCode::OK)
+                };
+            }
+        }
+    }
+    json_response(
+        status.1,
+        &json!({"status": status.0, "checks": checks, "endpoints": plan.endpoints.len()}),
+    )
+}
+
 /// Answers an operations route.
-pub fn answer(which: Ops, _state: &AppState, plan: &Plan) -> Response {
+pub async fn answer(which: Ops, state: &AppState, plan: &Plan) -> Response {
     match which {
         Ops::Health => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        // The server never runs without a loaded configuration.
-        Ops::Ready => json_response(
-            StatusCode::OK,
-            &json!({"status": "ready", "checks": {"config": "ok"}, "endpoints": plan.endpoints.len()}),
-        ),
+        Ops::Ready => ready(state, plan).await,
         Ops::OpenApi => {
             let mut resp = (StatusCode::OK, plan.openapi_json.clone().unwrap_or_default()).into_response();
             resp.headers_mut()

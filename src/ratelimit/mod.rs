@@ -1,5 +1,7 @@
 //! Rate limiting (SPEC §7): one GCRA (`gcra`), applied to a bucket per (policy, key) (`key`) kept
-//! in a store — in this process (`memory`). The limiter turns a decision into the headers every
+//! in a store — in this process (`memory`) or in Redis, shared by every instance (`redis`). When
+//! the store fails, `on_store_error` decides; the outage is logged when it starts and when it
+//! ends, never per request. The limiter turns a decision into the headers every
 //! limited response carries, or into a refusal. It is consulted by the one access stage
 //! (`middleware::access`), after auth and roles, for REST endpoints, passthrough routes, GraphQL
 //! requests and each GraphQL endpoint field.
@@ -7,6 +9,7 @@
 pub mod gcra;
 pub mod key;
 pub mod memory;
+pub mod redis;
 
 use crate::clock::Clock;
 use crate::plan::{Policy, RateLimitPlan, StoreConfig};
@@ -51,45 +54,116 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 enum Store {
     Memory(MemoryStore),
+    Redis(redis::RedisStore),
+}
+
+/// Whether the store answers, as the last decision (or readiness probe) found it.
+#[derive(Debug, Default)]
+struct Health {
+    down: std::sync::atomic::AtomicBool,
+    reason: std::sync::Mutex<String>,
 }
 
 /// The limiter: long-lived (buckets survive a reload of the configuration).
 #[derive(Debug, Clone)]
 pub struct Limiter {
     store: Store,
+    health: Arc<Health>,
+}
+
+/// The store's state for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreState {
+    /// It answers (or lives in this process).
+    Ok,
+    /// It does not: why.
+    Down(String),
 }
 
 impl Limiter {
     /// The limiter for a configuration's `rate_limits` (a memory store when there is none, which
     /// is then never consulted).
-    pub fn new(plan: Option<&RateLimitPlan>, clock: Arc<dyn Clock>) -> Limiter {
+    pub fn new(plan: Option<&RateLimitPlan>, clock: Arc<dyn Clock>) -> Result<Limiter, String> {
         let longest = plan
             .map(|p| p.policies.iter().map(|p| p.per).max().unwrap_or_default())
             .unwrap_or(Duration::from_secs(60));
         let store = match plan.map(|p| &p.store) {
             None | Some(StoreConfig::Memory) => Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock)),
-            // The Redis stores come with the next step of the work; until then the memory store
-            // keeps every instance exact on its own.
-            Some(StoreConfig::Redis(_)) | Some(StoreConfig::Cluster(_)) => {
-                Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock))
-            }
+            Some(StoreConfig::Redis(url)) => Store::Redis(redis::RedisStore::new(url)?),
+            // A Redis Cluster comes with the next step of the work; `compile` reports it as not
+            // in force, and each instance limits on its own until then.
+            Some(StoreConfig::Cluster(_)) => Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock)),
         };
-        Limiter { store }
+        Ok(Limiter {
+            store,
+            health: Arc::default(),
+        })
     }
 
-    /// One decision for `bucket` under `policy`.
-    pub async fn check(&self, _plan: &RateLimitPlan, policy: &Policy, bucket: &str) -> Verdict {
+    /// One decision for `bucket` under `policy`; a store failure is decided by
+    /// `on_store_error` within 250 ms.
+    pub async fn check(&self, plan: &RateLimitPlan, policy: &Policy, bucket: &str) -> Verdict {
         let rate = rate_of(policy);
         let decision = match &self.store {
             Store::Memory(m) => m.decide(bucket, rate),
+            Store::Redis(r) => match r.decide(bucket, rate, None).await {
+                Ok(d) => {
+                    self.mark_up();
+                    d
+                }
+                Err(e) => {
+                    self.mark_down(&e.to_string(), plan.deny_on_store_error);
+                    return if plan.deny_on_store_error {
+                        Verdict::Unavailable
+                    } else {
+                        Verdict::Unchecked
+                    };
+                }
+            },
         };
         verdict(policy, &decision)
+    }
+
+    /// The store's state now: a Redis store is asked (`PING`, bounded like a decision).
+    pub async fn probe(&self, deny: bool) -> StoreState {
+        match &self.store {
+            Store::Memory(_) => StoreState::Ok,
+            Store::Redis(r) => match r.ping().await {
+                Ok(()) => {
+                    self.mark_up();
+                    StoreState::Ok
+                }
+                Err(e) => {
+                    self.mark_down(&e.to_string(), deny);
+                    StoreState::Down(e.to_string())
+                }
+            },
+        }
+    }
+
+    fn mark_down(&self, reason: &str, deny: bool) {
+        use std::sync::atomic::Ordering;
+        if let Ok(mut r) = self.health.reason.lock() {
+            *r = reason.to_string();
+        }
+        if !self.health.down.swap(true, Ordering::SeqCst) {
+            let action = if deny { "refused (503)" } else { "let through unlimited" };
+            tracing::warn!(error = %reason, "the rate-limit store is down: requests are {action} until it is back");
+        }
+    }
+
+    fn mark_up(&self) {
+        use std::sync::atomic::Ordering;
+        if self.health.down.load(Ordering::Relaxed) && self.health.down.swap(false, Ordering::SeqCst) {
+            tracing::info!("the rate-limit store is back: requests are limited again");
+        }
     }
 
     /// The memory store, when that is the store (for tests and operations).
     pub fn memory(&self) -> Option<&MemoryStore> {
         match &self.store {
             Store::Memory(m) => Some(m),
+            Store::Redis(_) => None,
         }
     }
 }

@@ -233,7 +233,7 @@ impl Gateway {
         let clock = Arc::new(ManualClock::default());
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let exec = facade::exec::new_exec(&plan, dyn_clock).unwrap();
-        let state = facade::state::AppState::new(plan, exec);
+        let state = facade::state::AppState::new(plan, exec).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

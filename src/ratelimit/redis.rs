@@ -1,0 +1,127 @@
+//! The Redis store: the GCRA of `gcra.rs` as one Lua script, so a decision is one atomic round
+//! trip (EVALSHA; the `redis` crate loads the script again on NOSCRIPT). Time comes from Redis
+//! (`TIME`) so that instances whose clocks disagree still share one rate. A bucket is one key,
+//! `facade:rl:{<policy>:<key>}`: the hash tag keeps every bucket in one slot of a Redis Cluster.
+//! A key expires when its bucket is full again.
+//!
+//! In the script, time is in microseconds: Lua numbers are doubles, exact to 2^53, and epoch
+//! microseconds are about 2^50.
+
+use super::gcra::{Decision, Rate};
+use redis::aio::ConnectionManager;
+use redis::Script;
+use std::time::Duration;
+
+/// The GCRA, line for line as `gcra::decide`, in microseconds.
+/// KEYS[1]: the bucket. ARGV: limit, period (µs), and `now` (µs) or "" for Redis' own `TIME`.
+/// Returns {allowed (0|1), remaining, reset (µs)}.
+const GCRA_LUA: &str = r#"
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local now
+if ARGV[3] ~= "" then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local emission = math.max(math.floor(period / limit), 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + emission
+local allow_at = new_tat - period
+if now < allow_at then
+  return {0, 0, allow_at - now}
+end
+local used = new_tat - now
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(math.ceil(used / 1000), 1))
+return {1, math.floor((period - used) / emission), used}
+"#;
+
+/// Every decision waits at most this long for Redis (SPEC §7: the store's failure is decided
+/// within 250 ms of the request).
+pub const DECISION_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Why the store could not decide.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Redis answered an error, or the connection failed.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {} ms", DECISION_TIMEOUT.as_millis())]
+    Timeout,
+}
+
+/// The bucket's key in Redis.
+pub fn redis_key(bucket: &str) -> String {
+    format!("facade:rl:{{{bucket}}}")
+}
+
+/// One connection to a single Redis server, made lazily and kept by the connection manager
+/// (reconnected in the background after a failure, never per request).
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisStore")
+    }
+}
+
+impl RedisStore {
+    /// A store for `url` (`redis://` or `rediss://`); it connects on first use, so Facade starts
+    /// while Redis is down.
+    pub fn new(url: &str) -> Result<RedisStore, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("rate_limits.store: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(150)))
+            .set_response_timeout(Some(DECISION_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("rate_limits.store: {e}"))?;
+        Ok(RedisStore {
+            conn,
+            script: Script::new(GCRA_LUA),
+        })
+    }
+
+    /// `PING`, bounded like a decision.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        tokio::time::timeout(DECISION_TIMEOUT, ping)
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map(|_| ())
+            .map_err(|e| StoreError::Redis(e.to_string()))
+    }
+
+    /// One decision for `bucket` (at Redis' time, or at `now_us` for tests of the arithmetic).
+    pub async fn decide(&self, bucket: &str, rate: Rate, now_us: Option<u64>) -> Result<Decision, StoreError> {
+        let mut conn = self.conn.clone();
+        let period_us = (rate.period / 1_000).max(1);
+        let mut invocation = self.script.key(redis_key(bucket));
+        invocation
+            .arg(rate.limit)
+            .arg(period_us)
+            .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
+        let call = invocation.invoke_async::<(u8, u64, u64)>(&mut conn);
+        let (allowed, remaining, reset_us) = tokio::time::timeout(DECISION_TIMEOUT, call)
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|e| StoreError::Redis(e.to_string()))?;
+        Ok(Decision {
+            allowed: allowed == 1,
+            remaining,
+            reset: reset_us.saturating_mul(1_000),
+            tat: 0,
+        })
+    }
+}
