@@ -55,6 +55,8 @@ pub enum Verdict {
 enum Store {
     Memory(MemoryStore),
     Redis(redis::RedisStore),
+    // Boxed: the cluster client is large, and the limiter is cloned into every GraphQL operation.
+    Cluster(Box<redis::ClusterStore>),
 }
 
 /// Whether the store answers, as the last decision (or readiness probe) found it.
@@ -90,9 +92,7 @@ impl Limiter {
         let store = match plan.map(|p| &p.store) {
             None | Some(StoreConfig::Memory) => Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock)),
             Some(StoreConfig::Redis(url)) => Store::Redis(redis::RedisStore::new(url)?),
-            // A Redis Cluster comes with the next step of the work; `compile` reports it as not
-            // in force, and each instance limits on its own until then.
-            Some(StoreConfig::Cluster(_)) => Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock)),
+            Some(StoreConfig::Cluster(nodes)) => Store::Cluster(Box::new(redis::ClusterStore::new(nodes)?)),
         };
         Ok(Limiter {
             store,
@@ -106,7 +106,7 @@ impl Limiter {
         let rate = rate_of(policy);
         let decision = match &self.store {
             Store::Memory(m) => m.decide(bucket, rate),
-            Store::Redis(r) => match r.decide(bucket, rate, None).await {
+            Store::Redis(_) | Store::Cluster(_) => match self.remote(bucket, rate).await {
                 Ok(d) => {
                     self.mark_up();
                     d
@@ -128,7 +128,7 @@ impl Limiter {
     pub async fn probe(&self, deny: bool) -> StoreState {
         match &self.store {
             Store::Memory(_) => StoreState::Ok,
-            Store::Redis(r) => match r.ping().await {
+            Store::Redis(_) | Store::Cluster(_) => match self.remote_ping().await {
                 Ok(()) => {
                     self.mark_up();
                     StoreState::Ok
@@ -138,6 +138,22 @@ impl Limiter {
                     StoreState::Down(e.to_string())
                 }
             },
+        }
+    }
+
+    async fn remote(&self, bucket: &str, rate: Rate) -> Result<Decision, redis::StoreError> {
+        match &self.store {
+            Store::Redis(r) => r.decide(bucket, rate, None).await,
+            Store::Cluster(c) => c.decide(bucket, rate, None).await,
+            Store::Memory(m) => Ok(m.decide(bucket, rate)),
+        }
+    }
+
+    async fn remote_ping(&self) -> Result<(), redis::StoreError> {
+        match &self.store {
+            Store::Redis(r) => r.ping().await,
+            Store::Cluster(c) => c.ping().await,
+            Store::Memory(_) => Ok(()),
         }
     }
 
@@ -163,7 +179,7 @@ impl Limiter {
     pub fn memory(&self) -> Option<&MemoryStore> {
         match &self.store {
             Store::Memory(m) => Some(m),
-            Store::Redis(_) => None,
+            Store::Redis(_) | Store::Cluster(_) => None,
         }
     }
 }

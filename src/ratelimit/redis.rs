@@ -8,9 +8,11 @@
 //! microseconds are about 2^50.
 
 use super::gcra::{Decision, Rate};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
 use redis::Script;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The GCRA, line for line as `gcra::decide`, in microseconds.
 /// KEYS[1]: the bucket. ARGV: limit, period (µs), and `now` (µs) or "" for Redis' own `TIME`.
@@ -94,34 +96,144 @@ impl RedisStore {
     /// `PING`, bounded like a decision.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        tokio::time::timeout(DECISION_TIMEOUT, ping)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map(|_| ())
-            .map_err(|e| StoreError::Redis(e.to_string()))
+        bounded(ping(&mut conn)).await
     }
 
     /// One decision for `bucket` (at Redis' time, or at `now_us` for tests of the arithmetic).
     pub async fn decide(&self, bucket: &str, rate: Rate, now_us: Option<u64>) -> Result<Decision, StoreError> {
         let mut conn = self.conn.clone();
-        let period_us = (rate.period / 1_000).max(1);
-        let mut invocation = self.script.key(redis_key(bucket));
-        invocation
-            .arg(rate.limit)
-            .arg(period_us)
-            .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
-        let call = invocation.invoke_async::<(u8, u64, u64)>(&mut conn);
-        let (allowed, remaining, reset_us) = tokio::time::timeout(DECISION_TIMEOUT, call)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(|e| StoreError::Redis(e.to_string()))?;
-        Ok(Decision {
-            allowed: allowed == 1,
-            remaining,
-            reset: reset_us.saturating_mul(1_000),
-            tat: 0,
+        bounded(run_script(&self.script, &mut conn, bucket, rate, now_us)).await
+    }
+}
+
+/// A Redis Cluster: the listed nodes are seeds, the rest is discovered; the client follows
+/// `MOVED` and `ASK`. Its retries are cut down from the crate's default (16, with waits past a
+/// second) so that a decision stays within its bound. It connects on first use, one attempt at a
+/// time and at most one per second while the cluster cannot be reached.
+#[derive(Clone)]
+pub struct ClusterStore {
+    client: redis::cluster::ClusterClient,
+    conn: Arc<arc_swap::ArcSwapOption<ClusterConnection>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
+    last_failure: Arc<Mutex<Option<Instant>>>,
+    script: Script,
+}
+
+impl std::fmt::Debug for ClusterStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterStore")
+    }
+}
+
+impl ClusterStore {
+    /// A store for the cluster these seed nodes belong to.
+    pub fn new(nodes: &[String]) -> Result<ClusterStore, String> {
+        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(50)
+            .connection_timeout(Duration::from_millis(150))
+            .response_timeout(DECISION_TIMEOUT)
+            .build()
+            .map_err(|e| format!("rate_limits.store.cluster: {e}"))?;
+        Ok(ClusterStore {
+            client,
+            conn: Arc::default(),
+            connecting: Arc::default(),
+            last_failure: Arc::default(),
+            script: Script::new(GCRA_LUA),
         })
     }
+
+    async fn connection(&self) -> Result<ClusterConnection, StoreError> {
+        if let Some(c) = self.conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(c) = self.conn.load_full() {
+            return Ok((*c).clone());
+        }
+        let recent = self
+            .last_failure
+            .lock()
+            .ok()
+            .and_then(|f| *f)
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+        if recent {
+            return Err(StoreError::Redis(
+                "the cluster could not be reached; retrying within a second".into(),
+            ));
+        }
+        match self.client.get_async_connection().await {
+            Ok(c) => {
+                self.conn.store(Some(Arc::new(c.clone())));
+                Ok(c)
+            }
+            Err(e) => {
+                if let Ok(mut f) = self.last_failure.lock() {
+                    *f = Some(Instant::now());
+                }
+                Err(StoreError::Redis(e.to_string()))
+            }
+        }
+    }
+
+    /// `PING` to a node of the cluster.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.connection().await?;
+            ping(&mut conn).await
+        })
+        .await
+    }
+
+    /// One decision for `bucket`, on the node that holds its slot.
+    pub async fn decide(&self, bucket: &str, rate: Rate, now_us: Option<u64>) -> Result<Decision, StoreError> {
+        bounded(async {
+            let mut conn = self.connection().await?;
+            run_script(&self.script, &mut conn, bucket, rate, now_us).await
+        })
+        .await
+    }
+}
+
+/// Bounds a store operation by `DECISION_TIMEOUT`.
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(DECISION_TIMEOUT, f)
+        .await
+        .map_err(|_| StoreError::Timeout)?
+}
+
+async fn ping<C: ConnectionLike + Send>(conn: &mut C) -> Result<(), StoreError> {
+    let cmd = redis::cmd("PING");
+    cmd.query_async::<String>(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::Redis(e.to_string()))
+}
+
+/// The script, once, for `bucket`.
+async fn run_script<C: ConnectionLike + Send>(
+    script: &Script,
+    conn: &mut C,
+    bucket: &str,
+    rate: Rate,
+    now_us: Option<u64>,
+) -> Result<Decision, StoreError> {
+    let period_us = (rate.period / 1_000).max(1);
+    let mut invocation = script.key(redis_key(bucket));
+    invocation
+        .arg(rate.limit)
+        .arg(period_us)
+        .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
+    let (allowed, remaining, reset_us) = invocation
+        .invoke_async::<(u8, u64, u64)>(conn)
+        .await
+        .map_err(|e| StoreError::Redis(e.to_string()))?;
+    Ok(Decision {
+        allowed: allowed == 1,
+        remaining,
+        reset: reset_us.saturating_mul(1_000),
+        tat: 0,
+    })
 }
