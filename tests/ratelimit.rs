@@ -290,3 +290,24 @@ endpoints:
         "{out}"
     );
 }
+
+#[test]
+fn an_unusable_store_url_is_a_load_error() {
+    let yaml = format!(
+        "services:\n  data:\n    url: http://127.0.0.1:9\n{AUTH}rate_limits:\n  store: \"redis://127.0.0.1:notaport\"\n  policies:\n    p: {{ requests: 1, per: 1s }}\n"
+    );
+    let p = Project::new(&yaml, &[]);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains("facade.yaml:13:10: rate_limits.store: `redis://127.0.0.1:notaport` is not a usable Redis URL"),
+        "{out}"
+    );
+    let yaml = format!(
+        "services:\n  data:\n    url: http://127.0.0.1:9\n{AUTH}rate_limits:\n  store: {{ cluster: [\"http://h:1\"] }}\n  policies:\n    p: {{ requests: 1, per: 1s }}\n"
+    );
+    let out = Project::new(&yaml, &[]).diagnostics(&[]);
+    assert!(
+        out.contains("`http://h:1` is not a `redis://` or `rediss://` URL"),
+        "{out}"
+    );
+}

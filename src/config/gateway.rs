@@ -382,6 +382,7 @@ fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig>
         &["store", "on_store_error", "trusted_proxies", "default", "policies"],
     )?;
     let mut rl = RateLimitsConfig {
+        loc: f.get("store").map(|n| n.loc).unwrap_or(f.loc),
         store: "memory".into(),
         cluster: None,
         deny_on_store_error: false,

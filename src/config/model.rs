@@ -198,6 +198,8 @@ pub struct JwtConfig {
 /// `rate_limits:`.
 #[derive(Debug, Clone)]
 pub struct RateLimitsConfig {
+    /// Where the section is written.
+    pub loc: Loc,
     /// `store` as a URL (`memory` when not a URL).
     pub store: String,
     /// `store: { cluster: [...] }`: the seed nodes.

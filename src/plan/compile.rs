@@ -22,6 +22,7 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     let services = resolve_services(gw);
     let auth = compile_auth(gw, &mut diags);
     let rules = AccessRules::new(gw);
+    check_store(gw, &mut diags);
     if let Some(g) = &gw.graphql {
         let mode = rules.auth_mode(&mut diags, &gw.file, &g.auth, &[], g.path.loc);
         rules.check_policy(&mut diags, &gw.file, &g.rate_limit);
@@ -117,6 +118,27 @@ fn resolve_services(gw: &GatewayConfig) -> Vec<Service> {
             circuit_breaker: s.circuit_breaker,
         })
         .collect()
+}
+
+/// Pass: a Redis store's URLs must be usable (`redis://host:port/db`, `rediss://…`); nothing
+/// connects here.
+fn check_store(gw: &GatewayConfig, diags: &mut Diagnostics) {
+    let Some(rl) = &gw.rate_limits else { return };
+    let urls: Vec<&String> = match &rl.cluster {
+        Some(nodes) => nodes.iter().collect(),
+        None if rl.store != "memory" => vec![&rl.store],
+        None => Vec::new(),
+    };
+    for url in urls {
+        if let Err(e) = redis::Client::open(url.as_str()) {
+            diags.error(
+                &gw.file,
+                rl.loc,
+                format!("rate_limits.store: `{url}` is not a usable Redis URL: {e}"),
+                Some("write redis://host:6379/0, rediss://host:6380, or { cluster: [redis://h1:7000, …] }".into()),
+            );
+        }
+    }
 }
 
 /// Pass: the rate-limit policies and store (values that do not parse were reported).
