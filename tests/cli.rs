@@ -351,3 +351,41 @@ fn a_taken_listen_address_names_the_flag_before_demo_backends_start() {
     assert!(err.contains("--listen") && err.contains(&addr), "{err}");
     assert!(!err.contains("demo backend started"), "{err}");
 }
+
+#[tokio::test]
+async fn a_rate_limit_store_outage_is_logged_once_not_per_request() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let dead = free_port(); // nothing listens there: the store is down from the start
+    let p = Project::new(
+        &format!(
+            "services:\n  data:\n    url: {}\nrate_limits:\n  store: redis://127.0.0.1:{dead}\n  default: p\n  policies:\n    p: {{ requests: 100, per: 60s, key: ip }}\n",
+            data.url()
+        ),
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: data, get: /s }\n    response:\n      v: \"$.s.v\"\n",
+        )],
+    );
+    let server = Server::start(&path_of(&p.config()), &[]);
+    for _ in 0..5 {
+        let (status, headers, _) = get(&server.url("/app/e"), None).await;
+        assert_eq!(status, 200, "on_store_error: allow (the default) lets requests through");
+        assert!(headers.get("x-ratelimit-limit").is_none());
+    }
+    // Every line up to the log line of a last request, counted.
+    let (_, headers, _) = get(&server.url("/healthz"), None).await;
+    let id = headers["x-request-id"].to_str().unwrap().to_string();
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server.logs.recv_timeout(left).expect("the last request's log line");
+        let last = line.contains(&id);
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    let down = lines.iter().filter(|l| l.contains("rate-limit store is down")).count();
+    assert_eq!(down, 1, "{lines:#?}");
+}
