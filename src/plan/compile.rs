@@ -155,6 +155,14 @@ fn compile_rate_limits(rl: &RateLimitsConfig) -> super::RateLimitPlan {
         .iter()
         .map(|p| super::Policy {
             name: p.name.value.clone(),
+            quoted: sf_string(&p.name.value),
+            policy_header: http::HeaderValue::from_str(&format!(
+                "{};q={};w={}",
+                sf_string(&p.name.value),
+                p.requests,
+                p.per.as_nanos().div_ceil(1_000_000_000)
+            ))
+            .unwrap_or(http::HeaderValue::from_static("")),
             requests: p.requests,
             per: p.per,
             key: match p.key.as_str() {
@@ -184,6 +192,20 @@ fn compile_rate_limits(rl: &RateLimitsConfig) -> super::RateLimitPlan {
             })
             .collect(),
     }
+}
+
+/// A structured-field string (RFC 8941): quoted, `\` and `"` escaped, printable ASCII only.
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Pass: JWT keys and the `forward_claims` headers.

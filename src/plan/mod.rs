@@ -18,7 +18,7 @@ pub use compile::{base_path, compile, origin};
 use crate::config::model::*;
 use crate::jwt::Verifier;
 use expr::{Expr, Step};
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use routes::RouteTable;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -122,6 +122,10 @@ pub struct Policy {
     pub per: Duration,
     /// Whose bucket a request uses.
     pub key: KeyKind,
+    /// The policy as an RFC 8941 string (`"standard"`), for the `RateLimit` headers.
+    pub quoted: String,
+    /// `RateLimit-Policy: "standard";q=100;w=60`, the same on every response.
+    pub policy_header: HeaderValue,
 }
 
 /// What a policy's buckets are keyed by.

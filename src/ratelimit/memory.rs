@@ -1,60 +1,122 @@
-//! The memory store: exact for one instance. Buckets live in a bounded moka cache: an idle
-//! bucket is dropped once its policy's period has passed (it is full again by then, so nothing
-//! is lost), and a flood of distinct keys evicts the least used buckets instead of growing
-//! memory (the price: an evicted bucket that was not yet full starts full again).
+//! The memory store: exact for one instance. Buckets live in a sharded map (a lock per shard,
+//! so the two workers rarely meet), bounded: a bucket whose TAT is past is full again and can go
+//! at no cost, so a full shard first drops those; if a flood of distinct keys still fills it, it
+//! drops an eighth of its buckets (which then start full again) rather than grow. Idle buckets
+//! also expire on their own: every 1024th decision sweeps one shard of its full buckets.
 
 use super::gcra::{decide, Decision, Rate};
 use crate::clock::Clock;
-use moka::ops::compute::Op;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most buckets kept at once (about 150 bytes each).
+/// Most buckets kept at once (about 100 bytes each).
 pub const MAX_BUCKETS: u64 = 200_000;
 
+const SHARDS: usize = 64;
+
 /// Buckets in this process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MemoryStore {
-    buckets: moka::sync::Cache<String, u64>,
+    shards: Arc<[Mutex<HashMap<Box<str>, u64>>]>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+    decisions: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<dyn Clock>,
 }
 
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("capacity", &(self.per_shard * SHARDS))
+            .finish()
+    }
+}
+
 impl MemoryStore {
-    /// A store whose buckets idle out after `longest` (the longest policy period).
-    pub fn new(longest: Duration, capacity: u64, clock: Arc<dyn Clock>) -> MemoryStore {
+    /// A store of at most `capacity` buckets. (`_longest`, the longest policy period, is when
+    /// an idle bucket is full again; full buckets are what a full shard drops first.)
+    pub fn new(_longest: Duration, capacity: u64, clock: Arc<dyn Clock>) -> MemoryStore {
+        let per_shard = usize::try_from(capacity).unwrap_or(usize::MAX).div_ceil(SHARDS).max(1);
         MemoryStore {
-            buckets: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(longest.max(Duration::from_secs(1)))
-                .build(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard,
+            hasher: Default::default(),
+            decisions: Arc::default(),
             clock,
         }
     }
 
-    /// One decision for the bucket `key`, atomically.
-    pub fn decide(&self, key: &str, rate: Rate) -> Decision {
-        let now = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
-        let mut decision = decide(now, None, rate);
-        self.buckets.entry_by_ref(key).and_compute_with(|entry| {
-            decision = decide(now, entry.map(|e| e.into_value()), rate);
-            if decision.allowed {
-                Op::Put(decision.tat)
-            } else {
-                Op::Nop
-            }
-        });
-        decision
+    fn shard(&self, key: &str) -> &Mutex<HashMap<Box<str>, u64>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    /// How many buckets are held (after pending evictions ran).
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// One decision for the bucket `key`, atomically.
+    pub fn decide(&self, key: &str, rate: Rate) -> Decision {
+        let now = self.now();
+        let n = self.decisions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 1024 == 1023 {
+            let i = (n / 1024) as usize % SHARDS;
+            if let Ok(mut m) = self.shards[i].lock() {
+                m.retain(|_, tat| *tat > now);
+            }
+        }
+        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tat) = map.get_mut(key) {
+            let d = decide(now, Some(*tat), rate);
+            *tat = d.tat;
+            return d;
+        }
+        let d = decide(now, None, rate);
+        if d.allowed {
+            if map.len() >= self.per_shard {
+                make_room(&mut map, now, self.per_shard);
+            }
+            map.insert(key.into(), d.tat);
+        }
+        d
+    }
+
+    /// How many buckets are held (full ones included until a shard needs their room).
     pub fn len(&self) -> u64 {
-        self.buckets.run_pending_tasks();
-        self.buckets.entry_count()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len() as u64).unwrap_or(0))
+            .sum()
     }
 
     /// True when no bucket is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Drops every bucket that is full again (its TAT is past); the memory of idle clients.
+    pub fn sweep(&self) {
+        let now = self.now();
+        for s in self.shards.iter() {
+            if let Ok(mut m) = s.lock() {
+                m.retain(|_, tat| *tat > now);
+            }
+        }
+    }
+}
+
+/// Makes room in a full shard: full buckets go first (nothing is lost), then, if that was not
+/// enough, an eighth of the rest.
+fn make_room(map: &mut HashMap<Box<str>, u64>, now: u64, cap: usize) {
+    map.retain(|_, tat| *tat > now);
+    if map.len() >= cap {
+        let drop: Vec<Box<str>> = map.keys().take((cap / 8).max(1)).cloned().collect();
+        for k in drop {
+            map.remove(&k);
+        }
     }
 }
 
@@ -73,24 +135,44 @@ mod tests {
         for i in 0..100_000 {
             store.decide(&format!("api:h:{i:016x}"), rate);
         }
-        assert!(store.len() <= 1_000, "{} buckets", store.len());
+        assert!(store.len() <= 1_024, "{} buckets", store.len());
     }
 
     #[test]
-    fn idle_buckets_expire_once_they_are_full_again() {
+    fn a_bucket_full_again_is_dropped_first_and_loses_nothing() {
         let clock = Arc::new(ManualClock::default());
-        let store = MemoryStore::new(Duration::from_secs(1), 1_000, clock);
+        let store = MemoryStore::new(Duration::from_secs(1), 64, clock.clone());
         let rate = Rate {
             limit: 1,
             period: 1_000_000_000,
         };
-        store.decide("a", rate);
-        assert_eq!(store.len(), 1);
-        // moka measures idleness with its own clock: wait (bounded) for the bucket to go.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !store.is_empty() {
-            assert!(std::time::Instant::now() < deadline, "the idle bucket never expired");
-            std::thread::sleep(Duration::from_millis(50));
+        assert!(store.decide("a", rate).allowed);
+        assert!(
+            !store.decide("a", rate).allowed,
+            "the bucket is kept while it is not full"
+        );
+        clock.advance(Duration::from_secs(2));
+        store.sweep();
+        assert!(store.is_empty(), "idle and full again: dropped");
+        assert!(store.decide("a", rate).allowed);
+    }
+
+    #[test]
+    fn idle_buckets_expire_under_traffic_without_a_sweep_call() {
+        let clock = Arc::new(ManualClock::default());
+        let store = MemoryStore::new(Duration::from_secs(1), 100_000, clock.clone());
+        let rate = Rate {
+            limit: 5,
+            period: 1_000_000_000,
+        };
+        for i in 0..1_000 {
+            store.decide(&format!("idle-{i}"), rate);
         }
+        clock.advance(Duration::from_secs(2));
+        // Other clients' traffic sweeps every shard in turn.
+        for i in 0..(1024 * 64) {
+            store.decide(&format!("busy-{}", i % 10), rate);
+        }
+        assert!(store.len() <= 10, "{} buckets left", store.len());
     }
 }

@@ -205,13 +205,11 @@ pub fn verdict(policy: &Policy, d: &Decision) -> Verdict {
     }
 }
 
-/// `X-RateLimit-*` and the IETF draft's `RateLimit-Policy` and `RateLimit`, whole seconds
-/// rounded up.
+/// `X-RateLimit-*` and the IETF draft's `RateLimit-Policy` (written once, in the plan) and
+/// `RateLimit`, whole seconds rounded up.
 fn headers(policy: &Policy, d: &Decision) -> RateHeaders {
     let reset = ceil_secs(d.reset);
-    let window = ceil_secs(u64::try_from(policy.per.as_nanos()).unwrap_or(u64::MAX));
-    let name = sf_string(&policy.name);
-    let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
+    let ratelimit = format!("{};r={};t={reset}", policy.quoted, d.remaining);
     RateHeaders(vec![
         (
             HeaderName::from_static("x-ratelimit-limit"),
@@ -224,25 +222,11 @@ fn headers(policy: &Policy, d: &Decision) -> RateHeaders {
         (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(reset)),
         (
             HeaderName::from_static("ratelimit-policy"),
-            value(format!("{name};q={};w={window}", policy.requests)),
+            policy.policy_header.clone(),
         ),
         (
             HeaderName::from_static("ratelimit"),
-            value(format!("{name};r={};t={reset}", d.remaining)),
+            HeaderValue::from_str(&ratelimit).unwrap_or(HeaderValue::from_static("")),
         ),
     ])
-}
-
-/// A structured-field string (RFC 8941): quoted, `\` and `"` escaped.
-fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars().filter(|c| (' '..='~').contains(c)) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
