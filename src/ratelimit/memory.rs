@@ -16,10 +16,13 @@ pub const MAX_BUCKETS: u64 = 200_000;
 
 const SHARDS: usize = 64;
 
+/// One shard: bucket key → TAT (nanoseconds on the store's clock).
+type Shard = Mutex<HashMap<Box<str>, u64>>;
+
 /// Buckets in this process.
 #[derive(Clone)]
 pub struct MemoryStore {
-    shards: Arc<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Arc<[Shard]>,
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
     decisions: Arc<std::sync::atomic::AtomicU64>,
@@ -48,7 +51,7 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<Box<str>, u64>> {
+    fn shard(&self, key: &str) -> &Shard {
         let mut h = self.hasher.build_hasher();
         key.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
