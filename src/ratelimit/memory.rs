@@ -7,7 +7,7 @@
 use super::gcra::{decide, Decision, Rate};
 use crate::clock::Clock;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,9 +52,7 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &str) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     fn now(&self) -> u64 {
