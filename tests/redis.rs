@@ -303,3 +303,32 @@ async fn a_dead_redis_follows_on_store_error_and_the_limiter_heals() {
     }
     assert_eq!(status(&deny[0], &t).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_stalled_redis_never_holds_requests() {
+    let redis = Redis::start();
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let allow = gateways(1, &data, &redis, 100, "60s", "allow").await;
+    let t = token("u1", json!({}));
+    assert!(status(&allow[0], &t).await.1.get("x-ratelimit-limit").is_some());
+    // SIGSTOP: the connection stays open, nothing answers.
+    let pid = redis.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (s, h) = status(&allow[0], &t).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(s, 200);
+        assert!(h.get("x-ratelimit-limit").is_none());
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status(&allow[0], &t).await.1.get("x-ratelimit-limit").is_none() {
+        assert!(Instant::now() < deadline, "limiting did not resume");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
