@@ -201,7 +201,6 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
     if plan.demo_secret {
         tracing::warn!("auth.jwt.secret is the default written in facade.yaml (the demo secret): set JWT_SECRET for anything but a demo");
     }
-    crate::server::on_reload_signal();
     // Bind first: a taken address is reported before any demo backend starts.
     let addr = listen.map(str::to_string).unwrap_or_else(|| plan.listen.clone());
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -216,12 +215,14 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             return 1;
         }
     };
+    let mut started = crate::demo::Started::new();
     if demo {
-        if let Err(e) = crate::demo::start_all(&mut plan).await {
+        if let Err(e) = crate::demo::start_all(&mut plan, &mut started).await {
             eprintln!("facade: cannot start the demo backends: {e}");
             return 1;
         }
     }
+    let watch = plan.watch;
     let clock: Arc<dyn crate::exec::cache::Clock> = Arc::new(crate::exec::cache::SystemClock::default());
     let exec = match crate::exec::new_exec(&plan, clock) {
         Ok(e) => e,
@@ -238,6 +239,13 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             return 1;
         }
     };
+    let reloader = crate::reload::Reloader::new(config, listen, demo.then_some(started), state.clone());
+    crate::reload::on_sighup(reloader.clone());
+    if watch {
+        if let Err(e) = crate::reload::watch(reloader.clone()) {
+            tracing::warn!(error = %e, "`watch: true`, but the files cannot be watched; SIGHUP still reloads");
+        }
+    }
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), endpoints, "facade is serving");
     match crate::server::serve(listener, state, crate::server::shutdown_signal()).await {
         Ok(()) => {

@@ -159,12 +159,25 @@ pub async fn start(service: &str, dir: &Path) -> Result<String, String> {
     Ok(format!("http://{addr}"))
 }
 
-/// Starts the demo servers of a plan and points its services at them.
-pub async fn start_all(plan: &mut crate::plan::Plan) -> Result<(), String> {
+/// The demo servers started so far, by service name and fixture folder, so that a reload points
+/// the same services at the same servers (their changed state included) and starts only new ones.
+pub type Started = std::collections::HashMap<(String, std::path::PathBuf), String>;
+
+/// Starts the demo servers of a plan (those not started yet) and points its services at them.
+pub async fn start_all(plan: &mut crate::plan::Plan, started: &mut Started) -> Result<(), String> {
     let demo = plan.demo.clone();
     for (index, dir) in demo {
-        let url = start(&plan.services[index].name.clone(), &dir).await?;
-        tracing::info!(service = %plan.services[index].name, url = %url, "demo backend started");
+        let name = plan.services[index].name.to_string();
+        let key = (name.clone(), dir.clone());
+        let url = match started.get(&key) {
+            Some(url) => url.clone(),
+            None => {
+                let url = start(&name, &dir).await?;
+                tracing::info!(service = %name, url = %url, "demo backend started");
+                started.insert(key, url.clone());
+                url
+            }
+        };
         plan.services[index].base = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
         plan.services[index].base_path = crate::plan::base_path(&url);
         plan.services[index].origin = crate::plan::origin(&url);

@@ -347,6 +347,7 @@ mod tests {
             audience: None,
             leeway: Duration::from_secs(5),
             roles_claim: "role".into(),
+            key_file: None,
         }
     }
 

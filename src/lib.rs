@@ -15,6 +15,7 @@
 //! - `clock`: the injected monotonic clock (cache, breakers).
 //! - `demo`: the built-in fixture backends of `serve --demo`.
 //! - `logbuf`: the buffered stderr writer behind the log lines.
+//! - `reload`: hot reload (SIGHUP, `watch: true`): load again, swap in only a plan without errors.
 //! - `server`: binding, serving and graceful shutdown.
 
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod logbuf;
 pub mod middleware;
 pub mod plan;
 pub mod ratelimit;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod upstream;

@@ -134,20 +134,3 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
-
-/// Installs the `SIGHUP` handler. Without one, the signal's default action ends the process, and
-/// operators send it to reload. Reload is not built yet, so each signal is logged as such and the
-/// configuration in force keeps serving.
-pub fn on_reload_signal() {
-    #[cfg(unix)]
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::warn!("SIGHUP received: reload is not in force yet in this version; the loaded configuration keeps serving");
-                }
-            });
-        }
-        Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
-    }
-}

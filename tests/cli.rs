@@ -226,7 +226,7 @@ impl Drop for Server {
 async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     let slow = Backend::start(|_| Reply::json(json!({"v": "done"})).after(Duration::from_millis(800))).await;
     let p = Project::new(
-        &format!("services:\n  slow:\n    url: {}\nwatch: true\n", slow.url()),
+        &format!("services:\n  slow:\n    url: {}\n", slow.url()),
         &[(
             "app.yaml",
             "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: slow, get: /s }\n    response:\n      v: \"$.s.v\"\n",
@@ -234,7 +234,7 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     );
     let config = path_of(&p.config());
     let mut server = Server::start(&config, &[]);
-    server.wait_log(|l| l.contains("watch") && l.contains("not in force"));
+    server.wait_log(|l| l.contains("facade is serving"));
 
     let (status, headers, body) = get(&server.url("/healthz"), None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -332,14 +332,141 @@ async fn serve_demo_answers_every_shipped_endpoint_with_no_other_process() {
 }
 
 #[tokio::test]
-async fn sighup_does_not_stop_the_server() {
+async fn sighup_reloads_the_demo_and_keeps_its_backends() {
     let server = Server::start("facade.yaml", &["--demo"]);
     server.wait_log(|l| l.contains("facade is serving"));
+    let token = {
+        let (_, out, _) = run(&["token", "--sub", "1001"]);
+        out.trim().to_string()
+    };
+    let add = || async {
+        client()
+            .post(server.url("/web/api/cart/items"))
+            .bearer_auth(&token)
+            .json(&json!({"productId": "p-01002", "quantity": 1}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["cartItemCount"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = add().await;
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    server.wait_log(|l| l.contains("SIGHUP") && l.contains("not in force"));
+    server.wait_log(|l| l.contains("configuration reloaded") && l.contains("SIGHUP"));
+    // The same demo backends answer after the reload: the cart kept its state.
+    assert_eq!(add().await, before + 1);
     let (status, _, _) = get(&server.url("/healthz"), None).await;
     assert_eq!(status, 200);
+}
+
+const RELOAD_APP: &str = "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: data, get: /s }\n    response:\n      v: \"$.s.v\"\n";
+
+fn reload_project(data: &Backend, watch: bool) -> Project {
+    Project::new(
+        &format!("services:\n  data:\n    url: {}\nwatch: {watch}\n", data.url()),
+        &[("app.yaml", RELOAD_APP)],
+    )
+}
+
+#[tokio::test]
+async fn sighup_swaps_in_a_good_configuration_and_refuses_a_broken_one() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let p = reload_project(&data, false);
+    let server = Server::start(&path_of(&p.config()), &[]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let pid = server.child.id().to_string();
+    let hup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert_eq!(get(&server.url("/app/f"), None).await.0, 404);
+    // A good change: a new endpoint, served after the reload.
+    let comps = p.dir.path().join("compositions");
+    std::fs::write(
+        comps.join("app.yaml"),
+        format!("{RELOAD_APP}  f:\n    get: /f\n    calls:\n      s: {{ service: data, get: /s }}\n    response:\n      w: \"$.s.v\"\n"),
+    )
+    .unwrap();
+    hup();
+    server.wait_log(|l| l.contains("configuration reloaded"));
+    let (status, _, body) = get(&server.url("/app/f"), None).await;
+    assert_eq!((status, body), (200, json!({"w": 1})));
+    // A broken change: refused with file:line:col, the old configuration keeps serving.
+    std::fs::write(comps.join("app.yaml"), "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: nope, get: /s }\n    response:\n      v: \"$.s.v\"\n").unwrap();
+    hup();
+    let error = server.wait_log(|l| l.contains("unknown service"));
+    assert!(error.contains("app.yaml:7:21: unknown service `nope`"), "{error}");
+    server.wait_log(|l| l.contains("reload refused"));
+    assert_eq!(
+        get(&server.url("/app/f"), None).await.0,
+        200,
+        "the old configuration serves"
+    );
+}
+
+#[tokio::test]
+async fn watch_reloads_on_a_write_a_new_file_and_a_removed_file() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let p = reload_project(&data, true);
+    let server = Server::start(&path_of(&p.config()), &[]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let comps = p.dir.path().join("compositions");
+    let other = "client: other\nbase_path: /other\nendpoints:\n  g:\n    get: /g\n    calls:\n      s: { service: data, get: /s }\n    response:\n      x: \"$.s.v\"\n";
+    std::fs::write(comps.join("other.yaml"), other).unwrap();
+    server.wait_log(|l| l.contains("configuration reloaded") && l.contains("watched"));
+    assert_eq!(get(&server.url("/other/g"), None).await.0, 200, "a new file");
+    std::fs::write(comps.join("other.yaml"), other.replace("/g", "/h")).unwrap();
+    server.wait_log(|l| l.contains("configuration reloaded"));
+    assert_eq!(get(&server.url("/other/h"), None).await.0, 200, "a write");
+    assert_eq!(get(&server.url("/other/g"), None).await.0, 404);
+    std::fs::remove_file(comps.join("other.yaml")).unwrap();
+    server.wait_log(|l| l.contains("configuration reloaded"));
+    assert_eq!(get(&server.url("/other/h"), None).await.0, 404, "a removed file");
+    assert_eq!(get(&server.url("/app/e"), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn reloads_under_load_lose_no_request() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let p = reload_project(&data, false);
+    let server = Server::start(&path_of(&p.config()), &[]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let url = server.url("/app/e");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let until = done.clone();
+    // Requests flow for as long as the reloads go on (and at least 2000 of them).
+    let load = tokio::spawn(async move {
+        let c = client();
+        let mut statuses = std::collections::HashMap::<u16, u32>::new();
+        let mut n = 0;
+        while n < 2000 || !until.load(std::sync::atomic::Ordering::SeqCst) {
+            let s = c.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            *statuses.entry(s).or_default() += 1;
+            n += 1;
+        }
+        (n, statuses)
+    });
+    let pid = server.child.id().to_string();
+    let comps = p.dir.path().join("compositions");
+    for i in 0..6 {
+        // Good and broken configurations, alternately.
+        let text = if i % 2 == 0 {
+            RELOAD_APP.replace("v:", "v2:")
+        } else {
+            "client: [".to_string()
+        };
+        std::fs::write(comps.join("app.yaml"), text).unwrap();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        server.wait_log(|l| l.contains("configuration reloaded") || l.contains("reload refused"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (n, statuses) = load.await.unwrap();
+    assert_eq!(
+        statuses.get(&200).copied().unwrap_or(0),
+        n,
+        "every request answered 200: {statuses:?}"
+    );
 }
 
 #[test]

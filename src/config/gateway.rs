@@ -80,6 +80,7 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
         watch: false,
         cors: None,
         openapi: false,
+        other_files: Vec::new(),
         not_in_force: Vec::new(),
     };
     if let Some(n) = f.get("listen") {
@@ -110,6 +111,14 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("auth") {
         cfg.auth = read_auth(r, n, dir);
+        if let Some(f) = cfg
+            .auth
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|j| j.key_file.clone())
+        {
+            cfg.other_files.push(f);
+        }
     }
     if let Some(n) = f.get("rate_limits") {
         cfg.rate_limits = read_rate_limits(r, n);
@@ -141,7 +150,6 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     }
     if let Some(n) = f.get("watch") {
         cfg.watch = r.bool(n, "watch").unwrap_or(false);
-        mark(&mut cfg, &f, "watch");
     }
     if let Some(jwt) = cfg.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
         if jwt.keys.iter().any(|k| matches!(k, KeySource::Jwks(_))) {
@@ -152,13 +160,6 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
         }
     }
     Some(cfg)
-}
-
-fn mark(cfg: &mut GatewayConfig, f: &Fields<'_>, key: &str) {
-    cfg.not_in_force.push(Spanned {
-        value: key.to_string(),
-        loc: f.key_loc(key).unwrap_or(f.loc),
-    });
 }
 
 fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConfig> {
@@ -283,6 +284,7 @@ fn read_jwt(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<JwtConfig> {
             .get("roles_claim")
             .and_then(|n| r.string(n, "roles_claim"))
             .unwrap_or_else(|| "role".into()),
+        key_file: None,
     };
     match f.get("algorithms") {
         Some(n) => {
@@ -348,6 +350,7 @@ fn read_jwt(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Option<JwtConfig> {
     }
     if let Some(n) = f.get("public_key") {
         if let Some(p) = r.string(n, "public_key") {
+            jwt.key_file = Some(dir.join(&p));
             match std::fs::read(dir.join(&p)) {
                 Ok(pem) => jwt.keys.push(KeySource::PublicKeyPem(pem)),
                 Err(e) => r.error(n.loc, format!("cannot read public key `{p}`: {e}"), None),

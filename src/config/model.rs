@@ -104,7 +104,7 @@ pub struct GatewayConfig {
     pub services: Vec<ServiceConfig>,
     /// `auth`, when present.
     pub auth: Option<AuthConfig>,
-    /// `rate_limits`, when present (checked; not in force yet).
+    /// `rate_limits`, when present.
     pub rate_limits: Option<RateLimitsConfig>,
     /// `routes`: passthrough routes.
     pub routes: Vec<RouteConfig>,
@@ -118,6 +118,8 @@ pub struct GatewayConfig {
     pub cors: Option<CorsConfig>,
     /// `openapi`: serve `GET /openapi.json`.
     pub openapi: bool,
+    /// Files read besides facade.yaml, the compositions and the schemas (PEM keys), for `watch`.
+    pub other_files: Vec<PathBuf>,
     /// Keys that were given but whose behaviour is not in force yet, for a start-up warning.
     pub not_in_force: Vec<Spanned<String>>,
 }
@@ -193,6 +195,8 @@ pub struct JwtConfig {
     pub leeway: Duration,
     /// `roles_claim` (`role`), dotted.
     pub roles_claim: String,
+    /// The `public_key` file, when one is read (watched with `watch: true`).
+    pub key_file: Option<PathBuf>,
 }
 
 /// `rate_limits:`.

@@ -136,8 +136,7 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
     let dedup_key = shared.then(|| {
         let mut k = String::with_capacity(url.len() + own_headers.len() + identity.len() + 8);
         k.push_str("GET ");
-        k.push_str(&service.name);
-        k.push(' ');
+        k.push_str(&service.origin);
         k.push_str(&url);
         k.push('\n');
         k.push_str(&own_headers);
@@ -145,8 +144,10 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         k.push_str(identity);
         k
     });
+    // Keyed by what the call really sends (the service's origin and the whole path, not its
+    // name): a reload that points a service elsewhere never serves the old backend's answers.
     let cache_key = call.cache.map(|policy| {
-        let mut k = format!("GET {} {url}\n{own_headers}\u{1}", service.name);
+        let mut k = format!("GET {}{url}\n{own_headers}\u{1}", service.origin);
         if !policy.shared {
             k.push_str(identity);
         }

@@ -86,6 +86,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
         graphql,
         graphql_schema: None,
         openapi_json: None,
+        watch: gw.watch,
+        watched: watched_folders(gw),
         not_in_force: not_in_force(loaded),
         demo_secret: gw
             .auth
@@ -462,6 +464,25 @@ pub fn base_path(url: &str) -> String {
     reqwest::Url::parse(url)
         .map(|u| u.path().trim_end_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// The folders `watch: true` watches: facade.yaml's own, the compositions', the schemas' and
+/// those of other files read (PEM keys), each once.
+fn watched_folders(gw: &GatewayConfig) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = Vec::new();
+    let others = gw
+        .other_files
+        .iter()
+        .filter_map(|f| f.parent().map(std::path::Path::to_path_buf));
+    for d in [gw.dir.clone(), gw.compositions_dir.clone(), gw.schemas_dir.clone()]
+        .into_iter()
+        .chain(others)
+    {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// GraphQL is served at `graphql.path` whenever `graphql:` is written; without the section, at

@@ -54,6 +54,11 @@ pub struct Plan {
     pub graphql_schema: Option<GraphqlSchema>,
     /// The OpenAPI document served at `/openapi.json`, written once, when `openapi: true`.
     pub openapi_json: Option<bytes::Bytes>,
+    /// `watch: true`: reload when a file of `watched` changes.
+    pub watch: bool,
+    /// The folders of every file the configuration was read from (facade.yaml's, the
+    /// compositions', the schemas', a PEM key's), for `watch`.
+    pub watched: Vec<PathBuf>,
     /// Configuration keys that are accepted but not in force yet (logged at start).
     pub not_in_force: Vec<String>,
     /// True when the JWT secret is the written default (the demo secret).

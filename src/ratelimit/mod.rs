@@ -70,6 +70,8 @@ struct Health {
 #[derive(Debug, Clone)]
 pub struct Limiter {
     store: Store,
+    /// What `store` was built from (a reload cannot change it).
+    config: StoreConfig,
     health: Arc<Health>,
 }
 
@@ -96,8 +98,14 @@ impl Limiter {
         };
         Ok(Limiter {
             store,
+            config: plan.map(|p| p.store.clone()).unwrap_or(StoreConfig::Memory),
             health: Arc::default(),
         })
+    }
+
+    /// Whether this limiter's store is the one `config` asks for.
+    pub fn serves(&self, config: &StoreConfig) -> bool {
+        self.config == *config
     }
 
     /// One decision for `bucket` under `policy`; a store failure is decided by

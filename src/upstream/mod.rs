@@ -128,7 +128,8 @@ pub struct CallResponse {
 pub struct Upstream {
     client: reqwest::Client,
     plain: PlainClient,
-    body_limit: u64,
+    /// `limits.upstream_body`, changed by a reload.
+    body_limit: Arc<std::sync::atomic::AtomicU64>,
     /// Per-service circuit breakers; kept across reloads.
     pub breakers: Arc<Breakers>,
 }
@@ -137,6 +138,16 @@ pub struct Upstream {
 type PlainClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
 impl Upstream {
+    /// The largest backend body read for a composition call.
+    pub fn body_limit(&self) -> u64 {
+        self.body_limit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Applies a reloaded `limits.upstream_body`.
+    pub fn set_body_limit(&self, limit: u64) {
+        self.body_limit.store(limit, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Builds the pooled clients. Redirects are not followed and proxies from the environment are
     /// ignored: backends are addressed directly.
     ///
@@ -162,7 +173,7 @@ impl Upstream {
         Ok(Upstream {
             client,
             plain,
-            body_limit,
+            body_limit: Arc::new(std::sync::atomic::AtomicU64::new(body_limit)),
             breakers: Arc::new(Breakers::new(clock)),
         })
     }
@@ -231,7 +242,7 @@ impl Upstream {
             .request(request)
             .await
             .map_err(|e| CallError::Connect(error_chain(&e)))?;
-        read_answer(resp, self.body_limit).await
+        read_answer(resp, self.body_limit()).await
     }
 
     async fn exchange_reqwest(&self, req: &CallRequest) -> Result<(StatusCode, Vec<u8>), CallError> {
@@ -245,7 +256,7 @@ impl Upstream {
                 .body(body.clone());
         }
         let resp = builder.send().await.map_err(|e| CallError::Connect(error_chain(&e)))?;
-        read_answer(http::Response::from(resp), self.body_limit).await
+        read_answer(http::Response::from(resp), self.body_limit()).await
     }
 }
 
