@@ -10,6 +10,7 @@
 //! - `ratelimit`: the GCRA, bucket keys, the stores, the headers of a decision.
 //! - `upstream`: the HTTP client to backends (timeouts, retries, body limits, header forwarding).
 //! - `http`: thin adapters from the plan to HTTP (REST endpoints, health) and `app(state)`.
+//! - `metrics`: the Prometheus metrics of `/metrics`.
 //! - `middleware`: request id, logging, header stripping, authentication.
 //! - `state`: the shared state behind an atomically swappable handle.
 //! - `clock`: the injected monotonic clock (cache, breakers).
@@ -28,6 +29,7 @@ pub mod http;
 pub mod jwt;
 pub mod load;
 pub mod logbuf;
+pub mod metrics;
 pub mod middleware;
 pub mod plan;
 pub mod ratelimit;

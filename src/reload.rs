@@ -65,6 +65,7 @@ impl Reloader {
                 errors = diags.errors().count(),
                 "reload refused: the new configuration has errors; the loaded one keeps serving"
             );
+            crate::metrics::reload("failure");
             return Outcome::Refused;
         };
         for d in diags.warnings() {
@@ -74,6 +75,7 @@ impl Reloader {
             let mut started = started.lock().await;
             if let Err(e) = crate::demo::start_all(&mut plan, &mut started).await {
                 tracing::error!(trigger = why, error = %e, "reload refused: a demo backend could not start");
+                crate::metrics::reload("failure");
                 return Outcome::Refused;
             }
         }
@@ -82,6 +84,8 @@ impl Reloader {
         self.state.exec.upstream.set_body_limit(plan.limits.upstream_body);
         let endpoints = plan.endpoints.len();
         self.state.swap(plan);
+        crate::metrics::reload("success");
+        crate::metrics::config_loaded();
         tracing::info!(trigger = why, endpoints, "configuration reloaded");
         Outcome::Applied
     }

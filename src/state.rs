@@ -21,6 +21,8 @@ impl AppState {
     /// Wraps a compiled plan; fails only when the rate-limit store's URL cannot be used.
     pub fn new(plan: Plan, exec: Exec) -> Result<Arc<AppState>, String> {
         let limiter = crate::ratelimit::Limiter::new(plan.rate_limits.as_ref(), exec.clock.clone())?;
+        crate::metrics::install();
+        crate::metrics::config_loaded();
         Ok(Arc::new(AppState {
             plan: ArcSwap::from_pointee(plan),
             exec,

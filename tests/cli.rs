@@ -516,3 +516,126 @@ async fn a_rate_limit_store_outage_is_logged_once_not_per_request() {
     let down = lines.iter().filter(|l| l.contains("rate-limit store is down")).count();
     assert_eq!(down, 1, "{lines:#?}");
 }
+
+/// The value of one sample of the Prometheus text: `name{labels} value`, labels in any order.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if n != name {
+            return None;
+        }
+        let got: Vec<&str> = rest
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        (got.len() == want.len() && want.iter().all(|w| got.contains(&w.as_str()))).then(|| value.parse().ok())?
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic_exactly() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let bad = Backend::start(|_| Reply::status(500, json!({}))).await;
+    let app = "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: data, get: /s }\n    response:\n      v: \"$.s.v\"\n  c:\n    get: /c\n    calls:\n      s: { service: data, get: /cached, cache: 60s }\n    response:\n      v: \"$.s.v\"\n  l:\n    get: /l\n    rate_limit: two\n    calls:\n      s: { service: data, get: /l }\n    response:\n      v: \"$.s.v\"\n  b:\n    get: /b\n    calls:\n      s: { service: bad, get: /b }\n    response:\n      v: \"$.s.v\"\n";
+    let p = Project::new(
+        &format!(
+            "services:\n  data:\n    url: {}\n  bad:\n    url: {}\n    circuit_breaker: {{ failures: 5, within: 10s, open_for: 30s }}\nrate_limits:\n  policies:\n    two: {{ requests: 2, per: 60s, key: ip }}\n",
+            data.url(),
+            bad.url()
+        ),
+        &[("app.yaml", app)],
+    );
+    let server = Server::start(&path_of(&p.config()), &[]);
+    for _ in 0..3 {
+        assert_eq!(get(&server.url("/app/e"), None).await.0, 200);
+    }
+    assert_eq!(get(&server.url("/nope/x?a=1"), None).await.0, 404);
+    for _ in 0..2 {
+        assert_eq!(get(&server.url("/app/c"), None).await.0, 200);
+    }
+    let limited: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(get(&server.url("/app/l"), None).await.0);
+        }
+        v
+    };
+    assert_eq!(limited, [200, 200, 429]);
+    assert_eq!(get(&server.url("/app/b"), None).await.0, 502);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    server.wait_log(|l| l.contains("configuration reloaded"));
+    std::fs::write(p.dir.path().join("compositions/app.yaml"), "client: [").unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    server.wait_log(|l| l.contains("reload refused"));
+
+    let resp = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    let n = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in\n{text}"))
+    };
+    let req = "facade_http_requests_total";
+    assert_eq!(
+        n(req, &[("route", "/app/e"), ("method", "GET"), ("status", "200")]),
+        3.0
+    );
+    assert_eq!(
+        n(req, &[("route", "unmatched"), ("method", "GET"), ("status", "404")]),
+        1.0
+    );
+    assert_eq!(
+        n(req, &[("route", "/app/l"), ("method", "GET"), ("status", "429")]),
+        1.0
+    );
+    assert_eq!(
+        n(req, &[("route", "/app/b"), ("method", "GET"), ("status", "502")]),
+        1.0
+    );
+    assert!(!text.contains("/nope"), "never the raw URL");
+    assert_eq!(
+        n(
+            "facade_http_request_duration_seconds_count",
+            &[("route", "/app/e"), ("method", "GET")]
+        ),
+        3.0
+    );
+    assert!(
+        text.contains("facade_http_request_duration_seconds_bucket{"),
+        "a histogram, with buckets"
+    );
+    let up = "facade_upstream_requests_total";
+    assert_eq!(n(up, &[("service", "data"), ("outcome", "ok")]), 3.0 + 1.0 + 2.0);
+    assert_eq!(n(up, &[("service", "bad"), ("outcome", "5xx")]), 1.0);
+    assert_eq!(
+        n("facade_upstream_request_duration_seconds_count", &[("service", "data")]),
+        6.0
+    );
+    assert_eq!(n("facade_cache_requests_total", &[("result", "miss")]), 1.0);
+    assert_eq!(n("facade_cache_requests_total", &[("result", "hit")]), 1.0);
+    assert_eq!(
+        n(
+            "facade_rate_limit_decisions_total",
+            &[("policy", "two"), ("result", "allowed")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        n(
+            "facade_rate_limit_decisions_total",
+            &[("policy", "two"), ("result", "limited")]
+        ),
+        1.0
+    );
+    assert_eq!(n("facade_circuit_breaker_state", &[("service", "bad")]), 0.0);
+    assert_eq!(n("facade_config_reloads_total", &[("result", "success")]), 1.0);
+    assert_eq!(n("facade_config_reloads_total", &[("result", "failure")]), 1.0);
+    assert!(n("facade_config_loaded_timestamp_seconds", &[]) > 1.7e9);
+}

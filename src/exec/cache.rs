@@ -61,10 +61,12 @@ impl ResponseCache {
     {
         if let Some(entry) = self.inner.get(&key).await {
             if self.clock.now().saturating_sub(entry.stored_at) < entry.ttl {
+                crate::metrics::cache("hit");
                 return Ok(entry.response);
             }
             self.inner.invalidate(&key).await;
         }
+        crate::metrics::cache("miss");
         let clock = self.clock.clone();
         let result = self
             .inner

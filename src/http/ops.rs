@@ -1,5 +1,6 @@
 //! Operations routes: `/healthz` (the process runs), `/readyz` (a configuration is loaded) and,
-//! with `openapi: true`, `/openapi.json` (the REST contract, built when the plan was).
+//! `/metrics` (Prometheus text) and, with `openapi: true`, `/openapi.json` (the REST contract,
+//! built when the plan was).
 
 use super::error::json_response;
 use crate::plan::routes::Ops;
@@ -43,6 +44,14 @@ pub async fn answer(which: Ops, state: &AppState, plan: &Plan) -> Response {
     match which {
         Ops::Health => json_response(StatusCode::OK, &json!({"status": "ok"})),
         Ops::Ready => ready(state, plan).await,
+        Ops::Metrics => {
+            let mut resp = (StatusCode::OK, crate::metrics::render()).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         Ops::OpenApi => {
             let mut resp = (StatusCode::OK, plan.openapi_json.clone().unwrap_or_default()).into_response();
             resp.headers_mut()

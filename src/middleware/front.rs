@@ -75,6 +75,13 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
         .get::<RouteLabel>()
         .map(|r| r.0.as_str())
         .unwrap_or("-");
+    let elapsed = start.elapsed();
+    crate::metrics::request(
+        if route == "-" { "unmatched" } else { route },
+        method.as_str(),
+        resp.status().as_u16(),
+        elapsed.as_secs_f64(),
+    );
     tracing::info!(
         request_id = id.to_str().unwrap_or("-"),
         method = %method,
@@ -82,7 +89,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
         path = %path,
         status = resp.status().as_u16(),
         // Rounded to 10 µs: `0.47`, not `0.47186500000000003`.
-        latency_ms = (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
+        latency_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0,
         "request"
     );
     resp

@@ -30,6 +30,8 @@ pub enum Ops {
     Ready,
     /// `/openapi.json`, when `openapi: true`.
     OpenApi,
+    /// `/metrics`.
+    Metrics,
 }
 
 /// What answers a request.
@@ -175,6 +177,7 @@ impl RouteTable {
             "/healthz" => Some(Ops::Health),
             "/readyz" => Some(Ops::Ready),
             "/openapi.json" if self.openapi => Some(Ops::OpenApi),
+            "/metrics" => Some(Ops::Metrics),
             _ => None,
         };
         if let Some(ops) = ops {

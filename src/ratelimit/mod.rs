@@ -120,6 +120,7 @@ impl Limiter {
                     d
                 }
                 Err(e) => {
+                    crate::metrics::rate_limit(&policy.name, "store_error");
                     self.mark_down(&e.to_string(), plan.deny_on_store_error);
                     return if plan.deny_on_store_error {
                         Verdict::Unavailable
@@ -129,6 +130,7 @@ impl Limiter {
                 }
             },
         };
+        crate::metrics::rate_limit(&policy.name, if decision.allowed { "allowed" } else { "limited" });
         verdict(policy, &decision)
     }
 

@@ -134,6 +134,19 @@ pub struct Upstream {
     pub breakers: Arc<Breakers>,
 }
 
+/// The metrics outcome of one composition-call attempt.
+fn call_outcome(result: &Result<CallResponse, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::Status { status, .. }) if *status < 500 => "4xx",
+        Err(CallError::Status { .. }) => "5xx",
+        Err(CallError::Timeout(_)) => "timeout",
+        Err(CallError::Connect(_)) => "connect",
+        Err(CallError::CircuitOpen) => "circuit_open",
+        Err(CallError::NotJson | CallError::TooLarge(_) | CallError::NotMade(_)) => "invalid",
+    }
+}
+
 /// One pool for composition calls and passthrough routes alike: both send `Body`.
 type PlainClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
@@ -185,14 +198,24 @@ impl Upstream {
         let breaker = req.breaker.as_ref().map(|cfg| self.breakers.get(&req.service, cfg));
         loop {
             let Ok(permit) = breaker::admit(breaker.as_ref()) else {
+                crate::metrics::upstream(&req.service, "circuit_open", None);
                 return Err(CallError::CircuitOpen);
             };
+            let started = std::time::Instant::now();
             let result = match tokio::time::timeout(req.timeout, self.attempt(req)).await {
                 Ok(r) => r,
                 Err(_) => Err(CallError::Timeout(req.timeout)),
             };
+            crate::metrics::upstream(
+                &req.service,
+                call_outcome(&result),
+                Some(started.elapsed().as_secs_f64()),
+            );
             if let Some(p) = permit {
                 p.record(result.as_ref().err().is_some_and(CallError::breaks));
+            }
+            if let Some(b) = &breaker {
+                crate::metrics::breaker_state(&req.service, b.state() as u8);
             }
             let retryable = match &result {
                 Err(CallError::Connect(_)) => true,
@@ -291,8 +314,10 @@ impl Upstream {
         let mut attempt = 0;
         loop {
             let Ok(permit) = breaker::admit(breaker.as_ref()) else {
+                crate::metrics::upstream(target.service, "circuit_open", None);
                 return Err(ForwardError::CircuitOpen);
             };
+            let started = std::time::Instant::now();
             // The head is kept for another attempt only when one can follow.
             let head = if retry_safe && attempt < target.retries {
                 let mut copy = http::Request::new(());
@@ -312,12 +337,23 @@ impl Upstream {
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(ForwardError::Timeout(target.timeout)),
             };
+            let outcome = match &result {
+                Ok(resp) if resp.status().is_server_error() => "5xx",
+                Ok(resp) if resp.status().is_client_error() => "4xx",
+                Ok(_) => "ok",
+                Err(ForwardError::Timeout(_)) => "timeout",
+                Err(_) => "connect",
+            };
+            crate::metrics::upstream(target.service, outcome, Some(started.elapsed().as_secs_f64()));
             if let Some(p) = permit {
                 let failed = match &result {
                     Ok(resp) => resp.status().is_server_error(),
                     Err(_) => true,
                 };
                 p.record(failed);
+            }
+            if let Some(b) = &breaker {
+                crate::metrics::breaker_state(target.service, b.state() as u8);
             }
             if matches!(result, Err(ForwardError::Connect(_))) && retry_safe && attempt < target.retries {
                 attempt += 1;
