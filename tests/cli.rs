@@ -172,11 +172,16 @@ struct Server {
 
 impl Server {
     fn start(config: &str, extra: &[&str]) -> Server {
+        Server::start_env(config, extra, &[])
+    }
+
+    fn start_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut child = facade()
             .args(["serve", "--config", config, "--listen", &listen, "--log-format", "json"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -638,4 +643,28 @@ async fn metrics_count_known_traffic_exactly() {
     assert_eq!(n("facade_config_reloads_total", &[("result", "success")]), 1.0);
     assert_eq!(n("facade_config_reloads_total", &[("result", "failure")]), 1.0);
     assert!(n("facade_config_loaded_timestamp_seconds", &[]) > 1.7e9);
+}
+
+#[tokio::test]
+async fn debug_logs_follow_a_request_through_its_backend_calls() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let p = reload_project(&data, false);
+    let server = Server::start_env(&path_of(&p.config()), &[], &[("FACADE_LOG", "info,facade=debug")]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let resp = client()
+        .get(server.url("/app/e"))
+        .header("x-request-id", "trace-me-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let line = server.wait_log(|l| l.contains("backend call"));
+    assert!(
+        line.contains("trace-me-1"),
+        "the call's line carries the request id: {line}"
+    );
+    let log: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(log["service"], "data");
+    assert_eq!(log["outcome"], "ok");
+    assert_eq!(log["path"], "/s");
 }

@@ -206,10 +206,18 @@ impl Upstream {
                 Ok(r) => r,
                 Err(_) => Err(CallError::Timeout(req.timeout)),
             };
-            crate::metrics::upstream(
-                &req.service,
-                call_outcome(&result),
-                Some(started.elapsed().as_secs_f64()),
+            let took = started.elapsed();
+            crate::metrics::upstream(&req.service, call_outcome(&result), Some(took.as_secs_f64()));
+            // One line per backend attempt at debug level, inside the request's span (so it
+            // carries the request id): `FACADE_LOG=facade=debug` follows a request through its calls.
+            tracing::debug!(
+                service = %req.service,
+                method = req.method.as_str(),
+                path = req.url.path(),
+                outcome = call_outcome(&result),
+                attempt = attempt + 1,
+                latency_ms = (took.as_secs_f64() * 100_000.0).round() / 100.0,
+                "backend call"
             );
             if let Some(p) = permit {
                 p.record(result.as_ref().err().is_some_and(CallError::breaks));
@@ -344,7 +352,15 @@ impl Upstream {
                 Err(ForwardError::Timeout(_)) => "timeout",
                 Err(_) => "connect",
             };
-            crate::metrics::upstream(target.service, outcome, Some(started.elapsed().as_secs_f64()));
+            let took = started.elapsed();
+            crate::metrics::upstream(target.service, outcome, Some(took.as_secs_f64()));
+            tracing::debug!(
+                service = %target.service,
+                outcome,
+                attempt = attempt + 1,
+                latency_ms = (took.as_secs_f64() * 100_000.0).round() / 100.0,
+                "passthrough call"
+            );
             if let Some(p) = permit {
                 let failed = match &result {
                     Ok(resp) => resp.status().is_server_error(),
