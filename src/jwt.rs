@@ -1,7 +1,8 @@
 //! JWT verification and minting (SPEC §6): keys built once from the configuration, tokens checked
 //! for algorithm, signature, `exp`, `nbf`, `iss` and `aud` with leeway.
 //!
-//! Pure: no HTTP here. The auth middleware turns a `TokenError` into a 401.
+//! No HTTP here: keys from a `jwks_url` come from a `jwks::KeySet`, fetched elsewhere. The auth
+//! middleware turns a `TokenError` into a 401 (or a 503 while no JWKS key has arrived).
 
 use crate::config::model::{JwtConfig, KeySource};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -36,11 +37,19 @@ pub enum TokenError {
     /// A required claim is missing.
     #[error("the token lacks the `{0}` claim")]
     MissingClaim(String),
+    /// The identity provider's keys have not arrived yet (503, not the client's fault).
+    #[error("the identity provider's keys are not available yet; try again shortly")]
+    KeysUnavailable,
+    /// No key of the JWKS has the token's `kid`.
+    #[error("the token's key is not known")]
+    UnknownKey,
 }
 
 /// Verifies tokens with the configured algorithms and keys.
 pub struct Verifier {
     keys: HashMap<Algorithm, DecodingKey>,
+    /// Keys from `jwks_url`, for the algorithms without a configured key.
+    jwks: Option<std::sync::Arc<crate::jwks::KeySet>>,
     validation: Validation,
     roles_claim: Vec<String>,
     /// Tokens that verified, with their claims: a client sends the same token on every request,
@@ -130,12 +139,34 @@ impl Verifier {
             Some(aud) => validation.set_audience(aud),
             None => validation.validate_aud = false,
         }
+        let jwks = cfg.keys.iter().find_map(|k| match k {
+            KeySource::Jwks(url) => Some(crate::jwks::key_set(url)),
+            _ => None,
+        });
         Ok(Verifier {
             keys,
+            jwks,
             validation,
             roles_claim: cfg.roles_claim.split('.').map(str::to_string).collect(),
             verified: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The JWKS key set, when `jwks_url` is configured.
+    pub fn jwks(&self) -> Option<&std::sync::Arc<crate::jwks::KeySet>> {
+        self.jwks.as_ref()
+    }
+
+    /// Verifies a token; a `kid` the JWKS does not know fetches the set again first (at most once
+    /// per 30 s), so a key rotation at the identity provider costs no refused request.
+    pub async fn verify_fresh(&self, token: &str) -> Result<Value, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKey) => match &self.jwks {
+                Some(set) if set.refresh_for_unknown_kid().await => self.verify(token),
+                _ => Err(TokenError::UnknownKey),
+            },
+            other => other,
+        }
     }
 
     /// Verifies a compact JWS and returns its claims.
@@ -196,10 +227,20 @@ impl Verifier {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(TokenError::AlgorithmNotAllowed);
         }
-        let key = self.keys.get(&header.alg).ok_or(TokenError::AlgorithmNotAllowed)?;
         let mut validation = self.validation.clone();
         validation.algorithms = vec![header.alg];
-        let data = jsonwebtoken::decode::<Value>(token, key, &validation).map_err(|e| {
+        let decoded = match (self.keys.get(&header.alg), &self.jwks) {
+            (Some(key), _) => jsonwebtoken::decode::<Value>(token, key, &validation),
+            (None, Some(set)) => match set.with_key(header.kid.as_deref(), |key| {
+                jsonwebtoken::decode::<Value>(token, key, &validation)
+            }) {
+                Ok(d) => d,
+                Err(crate::jwks::Lookup::Unavailable) => return Err(TokenError::KeysUnavailable),
+                Err(crate::jwks::Lookup::Unknown) => return Err(TokenError::UnknownKey),
+            },
+            (None, None) => return Err(TokenError::AlgorithmNotAllowed),
+        };
+        let data = decoded.map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::InvalidSignature => TokenError::BadSignature,

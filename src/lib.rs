@@ -4,6 +4,7 @@
 //! - `config`: reads facade.yaml, compositions and OpenAPI documents into located models.
 //! - `load`: load, then compile (above both `config` and `plan`).
 //! - `plan`: compiles the models into an immutable plan (routes, call graphs, expressions, types).
+//! - `jwks`: keys from an identity provider's JWKS, refreshed in the background.
 //! - `jwt`: token verification and minting.
 //! - `exec`: runs one endpoint of the plan: parallel fan-out, dedup, cache, projection.
 //! - `graphql`: the async-graphql dynamic schema built once from the plan, and its resolvers.
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod exec;
 pub mod graphql;
 pub mod http;
+pub mod jwks;
 pub mod jwt;
 pub mod load;
 pub mod logbuf;

@@ -22,6 +22,7 @@ impl AppState {
     pub fn new(plan: Plan, exec: Exec) -> Result<Arc<AppState>, String> {
         let limiter = crate::ratelimit::Limiter::new(plan.rate_limits.as_ref(), exec.clock.clone())?;
         crate::metrics::install();
+        start_jwks(&plan);
         crate::metrics::config_loaded();
         Ok(Arc::new(AppState {
             plan: ArcSwap::from_pointee(plan),
@@ -37,6 +38,14 @@ impl AppState {
 
     /// Replaces the plan for every request that starts from now on.
     pub fn swap(&self, plan: Plan) {
+        start_jwks(&plan);
         self.plan.store(Arc::new(plan));
+    }
+}
+
+/// Starts fetching a plan's JWKS keys in the background (once per URL for the process).
+fn start_jwks(plan: &Plan) {
+    if let Some(set) = plan.auth.as_ref().and_then(|a| a.verifier.jwks()) {
+        set.start();
     }
 }

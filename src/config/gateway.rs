@@ -151,14 +151,6 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     if let Some(n) = f.get("watch") {
         cfg.watch = r.bool(n, "watch").unwrap_or(false);
     }
-    if let Some(jwt) = cfg.auth.as_ref().and_then(|a| a.jwt.as_ref()) {
-        if jwt.keys.iter().any(|k| matches!(k, KeySource::Jwks(_))) {
-            cfg.not_in_force.push(Spanned {
-                value: "auth.jwt.jwks_url".into(),
-                loc: jwt.loc,
-            });
-        }
-    }
     Some(cfg)
 }
 

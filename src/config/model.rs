@@ -172,7 +172,7 @@ pub enum KeySource {
     Secret(Vec<u8>),
     /// PEM text of a public key.
     PublicKeyPem(Vec<u8>),
-    /// A JWKS URL (not in force yet).
+    /// A JWKS URL (`jwks::KeySet` fetches it).
     Jwks(String),
 }
 
@@ -435,7 +435,7 @@ pub struct EndpointConfig {
     pub method: Method,
     /// Its path below `base_path`.
     pub path: Spanned<String>,
-    /// `auth`, `roles`, `rate_limit` (the rate limit is checked, not in force yet).
+    /// `auth`, `roles`, `rate_limit`.
     pub access: AccessConfig,
     /// Path, query, body and header parameters.
     pub params: Vec<ParamConfig>,

@@ -98,6 +98,11 @@ impl HttpError {
 
 impl From<AuthError> for HttpError {
     fn from(e: AuthError) -> HttpError {
+        // No JWKS key yet: the gateway's trouble, not the token's (SPEC §6: 503 until keys arrive).
+        if e == AuthError::Invalid(crate::jwt::TokenError::KeysUnavailable) {
+            return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", e.message())
+                .header(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         let (status, code) = match &e {
             AuthError::Missing => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AuthError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),

@@ -33,6 +33,20 @@ async fn ready(state: &AppState, plan: &Plan) -> Response {
             }
         }
     }
+    if let Some(set) = plan.auth.as_ref().and_then(|a| a.verifier.jwks()) {
+        if !set.loaded() {
+            let why = set.last_error().unwrap_or_else(|| "no key set has arrived yet".into());
+            checks.insert("jwks".into(), json!(format!("down: {why}")));
+            status = ("unready", StatusCode::SERVICE_UNAVAILABLE);
+        } else if let Some(why) = set.last_error() {
+            checks.insert("jwks".into(), json!(format!("down: {why} (the last good keys serve)")));
+            if status.1 == StatusCode::OK {
+                status = ("degraded", StatusCode::OK);
+            }
+        } else {
+            checks.insert("jwks".into(), json!("ok"));
+        }
+    }
     json_response(
         status.1,
         &json!({"status": status.0, "checks": checks, "endpoints": plan.endpoints.len()}),

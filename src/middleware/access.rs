@@ -47,6 +47,7 @@ impl Refusal {
     pub fn graphql_code(&self) -> &'static str {
         match self {
             Refusal::Auth(AuthError::Forbidden) => "FORBIDDEN",
+            Refusal::Auth(AuthError::Invalid(crate::jwt::TokenError::KeysUnavailable)) => "AUTH_UNAVAILABLE",
             Refusal::Auth(AuthError::Missing | AuthError::Invalid(_)) => "UNAUTHENTICATED",
             Refusal::Limited { .. } => "RATE_LIMITED",
             Refusal::StoreUnavailable => "RATE_LIMIT_UNAVAILABLE",
@@ -62,7 +63,9 @@ pub async fn check(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<Admitted, Refusal> {
-    let authenticated = authenticate(plan.auth.as_ref(), access.auth, &access.roles, headers).map_err(Refusal::Auth)?;
+    let authenticated = authenticate(plan.auth.as_ref(), access.auth, &access.roles, headers)
+        .await
+        .map_err(Refusal::Auth)?;
     let (Some(name), Some(rl)) = (&access.rate_limit, &plan.rate_limits) else {
         return Ok(Admitted {
             authenticated,

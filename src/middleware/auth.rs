@@ -46,7 +46,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates a request for a route with `mode` and `roles`.
-pub fn authenticate(
+pub async fn authenticate(
     auth: Option<&AuthPlan>,
     mode: AuthMode,
     roles: &[String],
@@ -69,7 +69,7 @@ pub fn authenticate(
             return Ok(Authenticated::default());
         }
     };
-    let claims = auth.verifier.verify(token).map_err(AuthError::Invalid)?;
+    let claims = auth.verifier.verify_fresh(token).await.map_err(AuthError::Invalid)?;
     if !roles.is_empty() {
         let held = auth.verifier.roles(&claims);
         if !roles.iter().any(|r| held.contains(&r.as_str())) {
