@@ -12,7 +12,7 @@ use facade::ratelimit::redis::RedisStore;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,21 +33,7 @@ impl Redis {
     }
 
     fn on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
+        let child = redis_server(port, &[], None);
         let r = Redis { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !r.pings() {

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Cluster {
@@ -51,25 +51,16 @@ impl Cluster {
         for _ in 0..3 {
             let port = free_pair();
             let conf = dir.path().join(format!("nodes-{port}.conf"));
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
-                .arg(&conf)
-                .args(["--cluster-node-timeout", "2000"])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let extra: Vec<&std::ffi::OsStr> = [
+                "--cluster-enabled".as_ref(),
+                "yes".as_ref(),
+                "--cluster-config-file".as_ref(),
+                conf.as_os_str(),
+                "--cluster-node-timeout".as_ref(),
+                "2000".as_ref(),
+            ]
+            .to_vec();
+            let child = redis_server(port, &extra, Some(dir.path()));
             nodes.push((child, port));
         }
         let deadline = Instant::now() + Duration::from_secs(10);

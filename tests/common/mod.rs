@@ -419,3 +419,27 @@ impl Drop for DemoServer {
         let _ = self.child.wait();
     }
 }
+
+/// `redis-server` on `port` of loopback with nothing kept on disk, plus `extra` arguments (in
+/// `dir` when given); stopped by its caller.
+pub fn redis_server(port: u16, extra: &[&std::ffi::OsStr], dir: Option<&Path>) -> std::process::Child {
+    let mut cmd = std::process::Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .args(extra)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.spawn()
+        .expect("redis-server must be installed (.ci/run installs it)")
+}
