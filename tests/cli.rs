@@ -178,8 +178,19 @@ impl Server {
     fn start_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["--listen", &listen];
+        args.extend_from_slice(extra);
+        Server::spawn(config, port, &args, env)
+    }
+
+    /// The server listening where the configuration's `listen` says (`port`), with no `--listen`.
+    fn start_on_configured(config: &str, port: u16) -> Server {
+        Server::spawn(config, port, &[], &[])
+    }
+
+    fn spawn(config: &str, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = facade()
-            .args(["serve", "--config", config, "--listen", &listen, "--log-format", "json"])
+            .args(["serve", "--config", config, "--log-format", "json"])
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -667,4 +678,39 @@ async fn debug_logs_follow_a_request_through_its_backend_calls() {
     assert_eq!(log["service"], "data");
     assert_eq!(log["outcome"], "ok");
     assert_eq!(log["path"], "/s");
+}
+
+#[tokio::test]
+async fn a_changed_listen_address_is_reported_as_needing_a_restart_and_the_rest_reloads() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let port = free_port();
+    let yaml = |listen: u16, extra: &str| {
+        format!(
+            "listen: 127.0.0.1:{listen}\nservices:\n  data:\n    url: {}\n{extra}",
+            data.url()
+        )
+    };
+    let p = Project::new(&yaml(port, ""), &[("app.yaml", RELOAD_APP)]);
+    let server = Server::start_on_configured(&path_of(&p.config()), port);
+    server.wait_log(|l| l.contains("facade is serving"));
+    assert!(get(&server.url("/app/e"), None)
+        .await
+        .1
+        .get("x-ratelimit-limit")
+        .is_none());
+    // A new listen address and a new default policy: the policy applies, the address waits.
+    let other = free_port();
+    let policy = "rate_limits:\n  default: p\n  policies:\n    p: { requests: 9, per: 60s, key: ip }\n";
+    std::fs::write(p.config(), yaml(other, policy)).unwrap();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let line = server.wait_log(|l| l.contains("`listen` changed"));
+    assert!(line.contains("restart"), "{line}");
+    server.wait_log(|l| l.contains("configuration reloaded"));
+    let (status, headers, _) = get(&server.url("/app/e"), None).await;
+    assert_eq!(status, 200, "still on the old address");
+    assert_eq!(
+        headers["x-ratelimit-limit"], "9",
+        "the rest of the configuration reloaded"
+    );
 }
