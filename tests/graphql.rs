@@ -910,3 +910,22 @@ endpoints:
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_trailing_slash_on_graphql_path_is_the_same_path() {
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let comp = "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    auth: none\n    calls: { s: { service: data, get: /s } }\n    response: { v: \"$.s.v\" }\n";
+    let p = Project::new(
+        &facade_yaml(&[("data", data.url())], "graphql:\n  path: /api/gql/\n  auth: none\n"),
+        &[("app.yaml", comp)],
+    );
+    let gw = Gateway::start(p.plan(&[])).await;
+    let resp = client()
+        .post(gw.url("/api/gql"))
+        .json(&json!({"query": "{ app { e { v } } }"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"data": {"app": {"e": {"v": 1}}}}));
+}

@@ -571,8 +571,19 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
             value: "/graphql".into(),
             loc: f.loc,
         });
+    let mut path = path;
     if !path.value.starts_with('/') {
         r.error(path.loc, "`path` must start with `/`", None);
+    } else if path.value.contains(['?', '#', '{', '}', '*']) || path.value == "/" {
+        r.error(
+            path.loc,
+            "`path` must be a plain path below `/` (no `?`, `#`, `{`, `}` or `*`)",
+            None,
+        );
+    }
+    // `/graphql/` is `/graphql`, as for passthrough prefixes.
+    if path.value.len() > 1 {
+        path.value = path.value.trim_end_matches('/').to_string();
     }
     Some(GraphqlConfig {
         path,
