@@ -311,3 +311,13 @@ fn an_unusable_store_url_is_a_load_error() {
         "{out}"
     );
 }
+
+#[test]
+fn a_refused_policy_value_gives_one_error_not_a_cascade() {
+    let yaml = format!(
+        "services:\n  data:\n    url: http://127.0.0.1:9\n{AUTH}rate_limits:\n  default: p\n  policies:\n    p: {{ requests: \"many\", per: 60s }}\n"
+    );
+    let out = Project::new(&yaml, &[]).diagnostics(&[]);
+    assert!(out.contains("`requests` must be a whole number"), "{out}");
+    assert!(!out.contains("not defined"), "{out}");
+}

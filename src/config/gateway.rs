@@ -473,14 +473,16 @@ fn read_rate_limits(r: &mut Reader<'_>, node: &Node) -> Option<RateLimitsConfig>
             if per == Some(std::time::Duration::ZERO) {
                 r.error(loc, format!("policy `{name}`: `per` must be longer than zero"), None);
             }
-            if let (Some(requests), Some(per)) = (requests, per) {
-                rl.policies.push(PolicyConfig {
-                    name: Spanned { value: name, loc },
-                    requests,
-                    per,
-                    key,
-                });
-            }
+            // A policy whose numbers were refused (reported above) still exists by name, so that
+            // routes naming it do not get a second, misleading "not defined" error.
+            rl.policies.push(PolicyConfig {
+                name: Spanned { value: name, loc },
+                requests: requests.unwrap_or(1).max(1),
+                per: per
+                    .filter(|p| !p.is_zero())
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+                key,
+            });
         }
     }
     if let Some(d) = &rl.default {
