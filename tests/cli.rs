@@ -531,6 +531,10 @@ async fn a_rate_limit_store_outage_is_logged_once_not_per_request() {
     }
     let down = lines.iter().filter(|l| l.contains("rate-limit store is down")).count();
     assert_eq!(down, 1, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("not in force")),
+        "a Redis store is in force: {lines:#?}"
+    );
 }
 
 /// The value of one sample of the Prometheus text: `name{labels} value`, labels in any order.

@@ -318,3 +318,83 @@ async fn a_stalled_redis_never_holds_requests() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_rediss_store_speaks_tls_and_verifies_the_certificate() {
+    // A TLS-only redis-server with a self-signed certificate made here.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tls_port = port.to_string();
+    let extra: Vec<&std::ffi::OsStr> = vec![
+        "--tls-port".as_ref(),
+        tls_port.as_ref(),
+        "--tls-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--tls-key-file".as_ref(),
+        key.as_os_str(),
+        "--tls-ca-cert-file".as_ref(),
+        cert.as_os_str(),
+        "--tls-auth-clients".as_ref(),
+        "no".as_ref(),
+    ];
+    let plain = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = redis_server(plain, &extra, Some(dir.path()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let data = Backend::fixed(json!({"v": 1})).await;
+    let t = token("u1", json!({}));
+    // Certificate checks skipped on purpose (`#insecure`): the limiter works over TLS.
+    let url = format!("rediss://127.0.0.1:{port}/#insecure");
+    let p = Project::new(
+        &yaml(&data.url(), &format!("\"{url}\""), 2, "60s", "deny"),
+        &[("app.yaml", APP)],
+    );
+    let gw = Gateway::start(p.plan(&[])).await;
+    let statuses = [
+        status(&gw, &t).await.0,
+        status(&gw, &t).await.0,
+        status(&gw, &t).await.0,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+    // Without it, the self-signed certificate is refused: the store is unusable, `deny` answers.
+    let url = format!("rediss://127.0.0.1:{port}");
+    let p = Project::new(
+        &yaml(&data.url(), &format!("\"{url}\""), 2, "60s", "deny"),
+        &[("app.yaml", APP)],
+    );
+    let gw = Gateway::start(p.plan(&[])).await;
+    assert_eq!(status(&gw, &t).await.0, 503);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -431,16 +431,7 @@ fn keys_complete(jwt: &JwtConfig) -> bool {
 
 /// Every key present whose behaviour is not in force yet, for the start-up warning.
 fn not_in_force(loaded: &Loaded) -> Vec<String> {
-    let gw = &loaded.gateway;
-    let mut out: Vec<String> = gw.not_in_force.iter().map(|s| s.value.clone()).collect();
-    if let Some(rl) = &gw.rate_limits {
-        if rl.cluster.is_some() || rl.store != "memory" {
-            out.push(
-                "rate_limits.store (a Redis store: each instance limits on its own, in memory, until it lands)".into(),
-            );
-        }
-    }
-    out
+    loaded.gateway.not_in_force.iter().map(|s| s.value.clone()).collect()
 }
 
 /// Stands in for a service URL that failed to parse; such a configuration never compiles (the
