@@ -68,16 +68,12 @@ impl Drop for Redis {
     }
 }
 
-const APP: &str = r#"
-client: app
-base_path: /app
-endpoints:
-  one:
-    get: /one
-    rate_limit: shared
-    calls: { a: { service: data, get: /a } }
-    response: { v: "$.a.v" }
-"#;
+/// Tests that time a decision (the 250 ms bound) do not run beside the four-instance load test
+/// on a two-core machine.
+static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The endpoint the store tests limit, under the policy `shared`.
+const APP: &str = SHARED_LIMIT_APP;
 
 fn yaml(data: &str, redis: &str, requests: u64, per: &str, on_error: &str) -> String {
     format!(
@@ -162,6 +158,7 @@ async fn two_instances_share_one_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_instances_enforce_the_rate_within_one_percent() {
+    let _alone = TIMED.lock().await;
     let redis = Redis::start();
     let data = Backend::fixed(json!({"v": 1})).await;
     let gws = gateways(4, &data, &redis, 200, "3600s", "allow").await;
@@ -228,6 +225,7 @@ async fn each_decision_is_one_script_call() {
 
 #[tokio::test]
 async fn a_dead_redis_follows_on_store_error_and_the_limiter_heals() {
+    let _alone = TIMED.lock().await;
     let mut redis = Redis::start();
     let port = redis.port;
     let data = Backend::fixed(json!({"v": 1})).await;
@@ -292,6 +290,7 @@ async fn a_dead_redis_follows_on_store_error_and_the_limiter_heals() {
 
 #[tokio::test]
 async fn a_stalled_redis_never_holds_requests() {
+    let _alone = TIMED.lock().await;
     let redis = Redis::start();
     let data = Backend::fixed(json!({"v": 1})).await;
     let allow = gateways(1, &data, &redis, 100, "60s", "allow").await;

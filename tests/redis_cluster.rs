@@ -139,16 +139,8 @@ impl Cluster {
     }
 }
 
-const APP: &str = r#"
-client: app
-base_path: /app
-endpoints:
-  one:
-    get: /one
-    rate_limit: shared
-    calls: { a: { service: data, get: /a } }
-    response: { v: "$.a.v" }
-"#;
+/// The endpoint the store tests limit, under the policy `shared`.
+const APP: &str = SHARED_LIMIT_APP;
 
 async fn gateway(cluster: &Cluster, data: &Backend) -> Gateway {
     let yaml = format!(

@@ -42,7 +42,7 @@ return {1, math.floor((period - used) / emission), used}
 
 /// Every decision waits at most this long for Redis (SPEC §7: the store's failure is decided
 /// within 250 ms of the request).
-pub const DECISION_TIMEOUT: Duration = Duration::from_millis(200);
+pub const DECISION_TIMEOUT: Duration = Duration::from_millis(150);
 
 /// Why the store could not decide.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,7 +80,7 @@ impl RedisStore {
     pub fn new(url: &str) -> Result<RedisStore, String> {
         let client = redis::Client::open(url).map_err(|e| format!("rate_limits.store: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(150)))
+            .set_connection_timeout(Some(Duration::from_millis(120)))
             .set_response_timeout(Some(DECISION_TIMEOUT))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
@@ -132,7 +132,7 @@ impl ClusterStore {
             .retries(3)
             .min_retry_wait(10)
             .max_retry_wait(50)
-            .connection_timeout(Duration::from_millis(150))
+            .connection_timeout(Duration::from_millis(120))
             .response_timeout(DECISION_TIMEOUT)
             .build()
             .map_err(|e| format!("rate_limits.store.cluster: {e}"))?;

@@ -443,3 +443,16 @@ pub fn redis_server(port: u16, extra: &[&std::ffi::OsStr], dir: Option<&Path>) -
     cmd.spawn()
         .expect("redis-server must be installed (.ci/run installs it)")
 }
+
+/// One endpoint `GET /app/one` (service `data`) limited by the policy `shared`: what the Redis
+/// and Redis Cluster tests count.
+pub const SHARED_LIMIT_APP: &str = r#"
+client: app
+base_path: /app
+endpoints:
+  one:
+    get: /one
+    rate_limit: shared
+    calls: { a: { service: data, get: /a } }
+    response: { v: "$.a.v" }
+"#;
