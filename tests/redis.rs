@@ -108,7 +108,7 @@ async fn the_redis_script_does_the_memory_stores_arithmetic() {
     let redis = Redis::start();
     let store = RedisStore::new(&redis.url()).unwrap();
     let clock = Arc::new(ManualClock::default());
-    let memory = MemoryStore::new(Duration::from_secs(60), 1_000, clock.clone());
+    let memory = MemoryStore::new(1_000, clock.clone());
     let rate = Rate {
         limit: 10,
         period: 10_000_000_000,

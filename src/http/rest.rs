@@ -74,7 +74,11 @@ async fn read_args(
     let bad = HttpError::bad_request;
     let (parts, body) = req.into_parts();
     let mut args = Map::with_capacity(endpoint.params.len());
-    let query: Vec<(String, String)> = parts.uri.query().map(form_urlencoded_pairs).unwrap_or_default();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
     let needs_body = endpoint.params.iter().any(|p| p.source == ParamSource::Body);
     let body_json: Option<Map<String, Value>> = if needs_body {
         // Counted while reading, so a chunked body is held to the limit too.
@@ -163,20 +167,4 @@ pub fn with_default(p: &Param, value: Option<Value>) -> Result<Value, String> {
             None => Ok(Value::Null),
         },
     }
-}
-
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| {
-                let s = s.replace('+', " ");
-                percent_encoding::percent_decode_str(&s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
 }

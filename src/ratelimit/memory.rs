@@ -9,7 +9,6 @@ use crate::clock::Clock;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Most buckets kept at once (about 100 bytes each).
 pub const MAX_BUCKETS: u64 = 200_000;
@@ -38,9 +37,8 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store of at most `capacity` buckets. (`_longest`, the longest policy period, is when
-    /// an idle bucket is full again; full buckets are what a full shard drops first.)
-    pub fn new(_longest: Duration, capacity: u64, clock: Arc<dyn Clock>) -> MemoryStore {
+    /// A store of at most `capacity` buckets.
+    pub fn new(capacity: u64, clock: Arc<dyn Clock>) -> MemoryStore {
         let per_shard = usize::try_from(capacity).unwrap_or(usize::MAX).div_ceil(SHARDS).max(1);
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -125,10 +123,11 @@ fn make_room(map: &mut HashMap<Box<str>, u64>, now: u64, cap: usize) {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use std::time::Duration;
 
     #[test]
     fn a_flood_of_distinct_keys_stays_bounded() {
-        let store = MemoryStore::new(Duration::from_secs(60), 1_000, Arc::new(ManualClock::default()));
+        let store = MemoryStore::new(1_000, Arc::new(ManualClock::default()));
         let rate = Rate {
             limit: 10,
             period: 60_000_000_000,
@@ -142,7 +141,7 @@ mod tests {
     #[test]
     fn a_bucket_full_again_is_dropped_first_and_loses_nothing() {
         let clock = Arc::new(ManualClock::default());
-        let store = MemoryStore::new(Duration::from_secs(1), 64, clock.clone());
+        let store = MemoryStore::new(64, clock.clone());
         let rate = Rate {
             limit: 1,
             period: 1_000_000_000,
@@ -161,7 +160,7 @@ mod tests {
     #[test]
     fn idle_buckets_expire_under_traffic_without_a_sweep_call() {
         let clock = Arc::new(ManualClock::default());
-        let store = MemoryStore::new(Duration::from_secs(1), 100_000, clock.clone());
+        let store = MemoryStore::new(100_000, clock.clone());
         let rate = Rate {
             limit: 5,
             period: 1_000_000_000,

@@ -17,7 +17,6 @@ use gcra::{ceil_secs, Decision, Rate};
 use http::{HeaderName, HeaderValue};
 use memory::MemoryStore;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The rate-limit headers of one decision, for the response (replacing a backend's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,11 +87,8 @@ impl Limiter {
     /// The limiter for a configuration's `rate_limits` (a memory store when there is none, which
     /// is then never consulted).
     pub fn new(plan: Option<&RateLimitPlan>, clock: Arc<dyn Clock>) -> Result<Limiter, String> {
-        let longest = plan
-            .map(|p| p.policies.iter().map(|p| p.per).max().unwrap_or_default())
-            .unwrap_or(Duration::from_secs(60));
         let store = match plan.map(|p| &p.store) {
-            None | Some(StoreConfig::Memory) => Store::Memory(MemoryStore::new(longest, memory::MAX_BUCKETS, clock)),
+            None | Some(StoreConfig::Memory) => Store::Memory(MemoryStore::new(memory::MAX_BUCKETS, clock)),
             Some(StoreConfig::Redis(url)) => Store::Redis(redis::RedisStore::new(url)?),
             Some(StoreConfig::Cluster(nodes)) => Store::Cluster(Box::new(redis::ClusterStore::new(nodes)?)),
         };
@@ -112,23 +108,20 @@ impl Limiter {
     /// `on_store_error` within 250 ms.
     pub async fn check(&self, plan: &RateLimitPlan, policy: &Policy, bucket: &str) -> Verdict {
         let rate = rate_of(policy);
-        let decision = match &self.store {
-            Store::Memory(m) => m.decide(bucket, rate),
-            Store::Redis(_) | Store::Cluster(_) => match self.remote(bucket, rate).await {
-                Ok(d) => {
-                    self.mark_up();
-                    d
-                }
-                Err(e) => {
-                    crate::metrics::rate_limit(&policy.name, "store_error");
-                    self.mark_down(&e.to_string(), plan.deny_on_store_error);
-                    return if plan.deny_on_store_error {
-                        Verdict::Unavailable
-                    } else {
-                        Verdict::Unchecked
-                    };
-                }
-            },
+        let decision = match self.decide(bucket, rate).await {
+            Ok(d) => {
+                self.mark_up();
+                d
+            }
+            Err(e) => {
+                crate::metrics::rate_limit(&policy.name, "store_error");
+                self.mark_down(&e.to_string(), plan.deny_on_store_error);
+                return if plan.deny_on_store_error {
+                    Verdict::Unavailable
+                } else {
+                    Verdict::Unchecked
+                };
+            }
         };
         crate::metrics::rate_limit(&policy.name, if decision.allowed { "allowed" } else { "limited" });
         verdict(policy, &decision)
@@ -136,34 +129,32 @@ impl Limiter {
 
     /// The store's state now: a Redis store is asked (`PING`, bounded like a decision).
     pub async fn probe(&self, deny: bool) -> StoreState {
-        match &self.store {
-            Store::Memory(_) => StoreState::Ok,
-            Store::Redis(_) | Store::Cluster(_) => match self.remote_ping().await {
-                Ok(()) => {
-                    self.mark_up();
-                    StoreState::Ok
-                }
-                Err(e) => {
-                    self.mark_down(&e.to_string(), deny);
-                    StoreState::Down(e.to_string())
-                }
-            },
+        match self.ping().await {
+            Ok(()) => {
+                self.mark_up();
+                StoreState::Ok
+            }
+            Err(e) => {
+                self.mark_down(&e.to_string(), deny);
+                StoreState::Down(e.to_string())
+            }
         }
     }
 
-    async fn remote(&self, bucket: &str, rate: Rate) -> Result<Decision, redis::StoreError> {
+    /// One decision in whichever store there is (the memory store never fails).
+    async fn decide(&self, bucket: &str, rate: Rate) -> Result<Decision, redis::StoreError> {
         match &self.store {
+            Store::Memory(m) => Ok(m.decide(bucket, rate)),
             Store::Redis(r) => r.decide(bucket, rate, None).await,
             Store::Cluster(c) => c.decide(bucket, rate, None).await,
-            Store::Memory(m) => Ok(m.decide(bucket, rate)),
         }
     }
 
-    async fn remote_ping(&self) -> Result<(), redis::StoreError> {
+    async fn ping(&self) -> Result<(), redis::StoreError> {
         match &self.store {
+            Store::Memory(_) => Ok(()),
             Store::Redis(r) => r.ping().await,
             Store::Cluster(c) => c.ping().await,
-            Store::Memory(_) => Ok(()),
         }
     }
 
