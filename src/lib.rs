@@ -31,6 +31,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod load;
 pub mod logbuf;
+pub mod logfmt;
 pub mod metrics;
 pub mod middleware;
 pub mod plan;

@@ -6,7 +6,11 @@
 //!
 //! Until `install` runs (the server does, at start), recording is a no-op.
 
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 /// Latency buckets, in seconds: 1 ms to 10 s.
@@ -33,37 +37,135 @@ pub fn render() -> String {
     }
 }
 
+/// Handles already registered, per thread, keyed by the metric's labels joined by NUL.
+///
+/// Why: building the labels' `String`s and looking the key up in the recorder's registry was a
+/// few thousand instructions per metric, several times per request; a handle found here is one
+/// small hash lookup. Only handles of the installed recorder are kept (before `install`, handles
+/// are no-ops and must not be remembered). Labels are bounded (see the module's note), so each
+/// map stays small.
+struct Handles<V> {
+    key: String,
+    map: HashMap<Box<str>, V, BuildHasherDefault<rustc_hash::FxHasher>>,
+}
+
+impl<V> Default for Handles<V> {
+    fn default() -> Self {
+        Handles {
+            key: String::new(),
+            map: HashMap::default(),
+        }
+    }
+}
+
+thread_local! {
+    static REQUESTS: RefCell<Handles<(Counter, Histogram)>> = RefCell::default();
+    static UPSTREAM: RefCell<Handles<Counter>> = RefCell::default();
+    static UPSTREAM_TIME: RefCell<Handles<Histogram>> = RefCell::default();
+    static BREAKERS: RefCell<Handles<Gauge>> = RefCell::default();
+    static DECISIONS: RefCell<Handles<Counter>> = RefCell::default();
+}
+
+fn installed() -> bool {
+    matches!(HANDLE.get(), Some(Some(_)))
+}
+
+/// Runs `record` on the handle for `labels`, registering it with `make` the first time.
+fn with_handle<V>(
+    cache: &'static std::thread::LocalKey<RefCell<Handles<V>>>,
+    labels: &[&str],
+    make: impl FnOnce() -> V,
+    record: impl FnOnce(&V),
+) {
+    if !installed() {
+        return record(&make());
+    }
+    cache.with(|cell| {
+        let Ok(mut handles) = cell.try_borrow_mut() else {
+            return record(&make());
+        };
+        let handles = &mut *handles;
+        handles.key.clear();
+        for (i, label) in labels.iter().enumerate() {
+            if i > 0 {
+                handles.key.push('\0');
+            }
+            handles.key.push_str(label);
+        }
+        if let Some(v) = handles.map.get(handles.key.as_str()) {
+            return record(v);
+        }
+        let v = make();
+        record(&v);
+        handles.map.insert(handles.key.as_str().into(), v);
+    });
+}
+
+/// The method as a label: the standard methods by name, anything else `other`, so a client
+/// sending made-up methods cannot create series without bound.
+fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE" => method,
+        _ => "other",
+    }
+}
+
 /// One answered request.
 pub fn request(route: &str, method: &str, status: u16, seconds: f64) {
-    metrics::counter!(
-        "facade_http_requests_total",
-        "route" => route.to_string(),
-        "method" => method.to_string(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "facade_http_request_duration_seconds",
-        "route" => route.to_string(),
-        "method" => method.to_string()
-    )
-    .record(seconds);
+    let method = method_label(method);
+    let mut digits = itoa::Buffer::new();
+    let status = digits.format(status);
+    with_handle(
+        &REQUESTS,
+        &[route, method, status],
+        || {
+            let counter = metrics::counter!(
+                "facade_http_requests_total",
+                "route" => route.to_string(),
+                "method" => method.to_string(),
+                "status" => status.to_string()
+            );
+            let histogram = metrics::histogram!(
+                "facade_http_request_duration_seconds",
+                "route" => route.to_string(),
+                "method" => method.to_string()
+            );
+            (counter, histogram)
+        },
+        |(counter, histogram)| {
+            counter.increment(1);
+            histogram.record(seconds);
+        },
+    );
 }
 
 /// One attempt at a backend: `ok`, `4xx`, `5xx`, `timeout`, `connect`, `circuit_open`,
 /// `invalid` (not JSON, or too large).
 pub fn upstream(service: &str, outcome: &'static str, seconds: Option<f64>) {
-    metrics::counter!("facade_upstream_requests_total", "service" => service.to_string(), "outcome" => outcome)
-        .increment(1);
+    with_handle(
+        &UPSTREAM,
+        &[service, outcome],
+        || metrics::counter!("facade_upstream_requests_total", "service" => service.to_string(), "outcome" => outcome),
+        |c| c.increment(1),
+    );
     if let Some(s) = seconds {
-        metrics::histogram!("facade_upstream_request_duration_seconds", "service" => service.to_string()).record(s);
+        with_handle(
+            &UPSTREAM_TIME,
+            &[service],
+            || metrics::histogram!("facade_upstream_request_duration_seconds", "service" => service.to_string()),
+            |h| h.record(s),
+        );
     }
 }
 
 /// One rate-limit decision: `allowed`, `limited` or `store_error`.
 pub fn rate_limit(policy: &str, result: &'static str) {
-    metrics::counter!("facade_rate_limit_decisions_total", "policy" => policy.to_string(), "result" => result)
-        .increment(1);
+    with_handle(
+        &DECISIONS,
+        &[policy, result],
+        || metrics::counter!("facade_rate_limit_decisions_total", "policy" => policy.to_string(), "result" => result),
+        |c| c.increment(1),
+    );
 }
 
 /// One response-cache lookup: `hit` or `miss`.
@@ -73,7 +175,12 @@ pub fn cache(result: &'static str) {
 
 /// A circuit breaker's state: 0 closed, 1 open, 2 half-open.
 pub fn breaker_state(service: &str, state: u8) {
-    metrics::gauge!("facade_circuit_breaker_state", "service" => service.to_string()).set(f64::from(state));
+    with_handle(
+        &BREAKERS,
+        &[service],
+        || metrics::gauge!("facade_circuit_breaker_state", "service" => service.to_string()),
+        |g| g.set(f64::from(state)),
+    );
 }
 
 /// One reload: `success` or `failure`.
@@ -88,4 +195,17 @@ pub fn config_loaded() {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     metrics::gauge!("facade_config_loaded_timestamp_seconds").set(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("FOO"), "other");
+        assert_eq!(method_label("get"), "other");
+    }
 }

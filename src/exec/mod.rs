@@ -28,7 +28,7 @@ pub struct RequestCtx {
     /// `$.args`: the converted parameters.
     pub args: Value,
     /// `$.auth`: the verified claims, `None` when anonymous.
-    pub claims: Option<Value>,
+    pub claims: Option<Arc<Value>>,
     /// The `forward_claims` headers for backends.
     pub forwarded: Vec<(HeaderName, HeaderValue)>,
     /// Sent to every backend as `X-Request-Id`.
@@ -60,7 +60,7 @@ impl RequestCtx {
     /// A request's context; derives the caller's identity.
     pub fn new(
         args: Value,
-        claims: Option<Value>,
+        claims: Option<Arc<Value>>,
         forwarded: Vec<(HeaderName, HeaderValue)>,
         request_id: HeaderValue,
         traceparent: Option<HeaderValue>,
@@ -266,7 +266,7 @@ impl Exec {
     ) -> Result<Outcome, ExecError> {
         let wanted = |i: usize| only.is_none_or(|o| o.get(i).copied().unwrap_or(false));
         let mut doc = Map::with_capacity(endpoint.calls.len() + 2);
-        doc.insert("auth".into(), ctx.claims.clone().unwrap_or(Value::Null));
+        doc.insert("auth".into(), ctx.claims.as_deref().cloned().unwrap_or(Value::Null));
         doc.insert("args".into(), ctx.args.clone());
         let mut doc = Value::Object(doc);
         let calls = &endpoint.calls;

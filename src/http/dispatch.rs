@@ -79,7 +79,19 @@ async fn route(
             let result = async {
                 let admitted = access(state, plan, &endpoint.access, req.headers(), peer_of(&req)).await?;
                 let rate = admitted.rate;
-                let answer = rest::handle(state, plan, &endpoint, found, admitted.authenticated, req, request_id).await;
+                // Boxed, as the GraphQL handler below: their futures are large, and inline they
+                // would make every request's future (passthrough ones too) as large, copied whole
+                // when the server boxes it.
+                let answer = Box::pin(rest::handle(
+                    state,
+                    plan,
+                    &endpoint,
+                    found,
+                    admitted.authenticated,
+                    req,
+                    request_id,
+                ))
+                .await;
                 Ok(with_rate_headers(answer, rate, request_id))
             }
             .await;
@@ -104,7 +116,10 @@ async fn route(
         }
         Resolved::Graphql => {
             let label = plan.graphql.as_ref().map(|g| g.path.clone());
-            (label, super::graphql::handle(state, plan, req, request_id).await)
+            (
+                label,
+                Box::pin(super::graphql::handle(state, plan, req, request_id)).await,
+            )
         }
         Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan).await)),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),

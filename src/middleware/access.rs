@@ -79,7 +79,7 @@ pub async fn check(
         });
     };
     let ip = client_ip(peer, headers, &rl.trusted_proxies);
-    let key = bucket_key(&policy.key, authenticated.claims.as_ref(), headers, ip);
+    let key = bucket_key(&policy.key, authenticated.claims.as_deref(), headers, ip);
     let bucket = format!("{}:{key}", policy.name);
     match limiter.check(rl, policy, &bucket).await {
         Verdict::Allowed(h) => Ok(Admitted {

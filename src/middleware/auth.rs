@@ -11,7 +11,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default)]
 pub struct Authenticated {
     /// Verified claims; `None` when anonymous.
-    pub claims: Option<Value>,
+    pub claims: Option<std::sync::Arc<Value>>,
     /// Headers for backends, from `forward_claims`.
     pub forwarded: Vec<(HeaderName, HeaderValue)>,
 }

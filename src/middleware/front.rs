@@ -15,6 +15,9 @@ use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Instant;
 
+// Evaluated at compile time, not parsed for every request.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The request's id, for handlers and error bodies.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
@@ -38,7 +41,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     let start = Instant::now();
     let id = req
         .headers()
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .filter(|v| sane(v))
         .cloned()
         .unwrap_or_else(|| {
@@ -69,7 +72,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     } else {
         tracing::Instrument::instrument(cors(cors_layer, state, req), span).await
     };
-    resp.headers_mut().insert("x-request-id", id.clone());
+    resp.headers_mut().insert(X_REQUEST_ID, id.clone());
     let route = resp
         .extensions()
         .get::<RouteLabel>()
