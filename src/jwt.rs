@@ -8,6 +8,7 @@ use crate::config::model::{JwtConfig, KeySource};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a token was refused. The message is safe to show to the client.
@@ -55,7 +56,7 @@ pub struct Verifier {
     /// Tokens that verified, with their claims: a client sends the same token on every request,
     /// and checking its signature again is the largest cost of authentication. The time claims
     /// are checked again on every use.
-    verified: std::sync::Mutex<HashMap<String, std::sync::Arc<Value>>>,
+    verified: std::sync::Mutex<HashMap<String, Arc<Value>>>,
 }
 
 /// Verified tokens kept at most; the table is emptied when it is full.
@@ -159,7 +160,7 @@ impl Verifier {
 
     /// Verifies a token; a `kid` the JWKS does not know fetches the set again first (at most once
     /// per 30 s), so a key rotation at the identity provider costs no refused request.
-    pub async fn verify_fresh(&self, token: &str) -> Result<std::sync::Arc<Value>, TokenError> {
+    pub async fn verify_fresh(&self, token: &str) -> Result<Arc<Value>, TokenError> {
         match self.verify(token) {
             Err(TokenError::UnknownKey) => match &self.jwks {
                 Some(set) if set.refresh_for_unknown_kid().await => self.verify(token),
@@ -171,7 +172,7 @@ impl Verifier {
 
     /// Verifies a compact JWS and returns its claims (shared: a token seen before costs a lookup,
     /// not a copy of its claims).
-    pub fn verify(&self, token: &str) -> Result<std::sync::Arc<Value>, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Value>, TokenError> {
         let known = self
             .verified
             .lock()
@@ -182,7 +183,7 @@ impl Verifier {
             self.check_time(&claims)?;
             return Ok(claims);
         }
-        let claims = std::sync::Arc::new(self.verify_fully(token)?);
+        let claims = Arc::new(self.verify_fully(token)?);
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= VERIFIED_TOKENS {
             verified.clear();
@@ -402,12 +403,12 @@ mod tests {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         v.verified.lock().unwrap().insert(
             "expired".into(),
-            std::sync::Arc::new(serde_json::json!({"sub": "x", "exp": now - 10})),
+            Arc::new(serde_json::json!({"sub": "x", "exp": now - 10})),
         );
         assert_eq!(v.verify("expired"), Err(TokenError::Expired));
         v.verified.lock().unwrap().insert(
             "early".into(),
-            std::sync::Arc::new(serde_json::json!({"sub": "x", "exp": now + 60, "nbf": now + 60})),
+            Arc::new(serde_json::json!({"sub": "x", "exp": now + 60, "nbf": now + 60})),
         );
         assert_eq!(v.verify("early"), Err(TokenError::NotYetValid));
         // A tampered token is never taken from the table.

@@ -238,10 +238,13 @@ thread_local! {
 /// `2026-12-02T05:53:53.741122Z`, as `tracing-subscriber`'s `SystemTime` writes it (UTC,
 /// microseconds).
 fn write_timestamp(writer: &mut Writer<'_>, now: std::time::SystemTime) -> fmt::Result {
+    // Whole seconds rounded down and the microseconds after them, before 1970 too.
     let (secs, micros) = match now.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_micros()),
-        // Before 1970: not worth a fast path.
-        Err(_) => return write!(writer, "{}", civil(now_secs_before_epoch(now), 0)),
+        Err(e) => match (e.duration().as_secs() as i64, e.duration().subsec_micros()) {
+            (s, 0) => (-s, 0),
+            (s, m) => (-s - 1, 1_000_000 - m),
+        },
     };
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
@@ -256,13 +259,6 @@ fn write_timestamp(writer: &mut Writer<'_>, now: std::time::SystemTime) -> fmt::
         writer.write_str(&cached.1)?;
         write!(writer, "{micros:06}Z")
     })
-}
-
-fn now_secs_before_epoch(now: std::time::SystemTime) -> i64 {
-    match std::time::UNIX_EPOCH.duration_since(now) {
-        Ok(d) => -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0),
-        Err(_) => 0,
-    }
 }
 
 /// A UTC date and time from seconds since 1970.

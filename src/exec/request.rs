@@ -113,7 +113,7 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
             headers.insert(name.clone(), value.clone());
         }
     }
-    headers.insert(HeaderName::from_static("x-request-id"), ctx.request_id.clone());
+    headers.insert(crate::upstream::X_REQUEST_ID, ctx.request_id.clone());
     if let Some(tp) = &ctx.traceparent {
         headers.insert(HeaderName::from_static("traceparent"), tp.clone());
     }

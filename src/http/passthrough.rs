@@ -11,7 +11,7 @@ use super::error::HttpError;
 use crate::middleware::auth::Authenticated;
 use crate::plan::{Passthrough, Plan, Target};
 use crate::state::AppState;
-use crate::upstream::ForwardTarget;
+use crate::upstream::{ForwardTarget, X_REQUEST_ID};
 use axum::extract::Request;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -33,7 +33,6 @@ const HOP_BY_HOP: [&str; 8] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Forwards a request that passed the access stage. `path` is the normalised request path.
 #[allow(clippy::too_many_arguments)]
@@ -153,8 +152,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
         return;
     }
-    // Backends often send `Connection: keep-alive`: only the names present are removed, each
-    // found in one pass, instead of a removal (and a hash) for every name on the list.
+    // Backends often send `Connection: keep-alive`: only the names present are removed.
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()

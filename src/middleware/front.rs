@@ -9,14 +9,12 @@
 use crate::http::error::HttpError;
 use crate::plan::Plan;
 use crate::state::AppState;
+use crate::upstream::X_REQUEST_ID;
 use axum::extract::Request;
 use axum::response::Response;
 use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Instant;
-
-// Evaluated at compile time, not parsed for every request.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The request's id, for handlers and error bodies.
 #[derive(Debug, Clone)]

@@ -165,6 +165,7 @@ fn compile_rate_limits(rl: &RateLimitsConfig) -> super::RateLimitPlan {
                 p.per.as_nanos().div_ceil(1_000_000_000)
             ))
             .unwrap_or(http::HeaderValue::from_static("")),
+            limit_header: http::HeaderValue::from(p.requests),
             requests: p.requests,
             per: p.per,
             key: match p.key.as_str() {

@@ -131,6 +131,8 @@ pub struct Policy {
     pub quoted: String,
     /// `RateLimit-Policy: "standard";q=100;w=60`, the same on every response.
     pub policy_header: HeaderValue,
+    /// `X-RateLimit-Limit: 100`, the same on every response.
+    pub limit_header: HeaderValue,
 }
 
 /// What a policy's buckets are keyed by.

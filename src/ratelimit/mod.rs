@@ -213,8 +213,8 @@ const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// `X-RateLimit-*` and the IETF draft's `RateLimit-Policy` (written once, in the plan) and
-/// `RateLimit`, whole seconds rounded up.
+/// `X-RateLimit-*` and the IETF draft's `RateLimit-Policy` and `RateLimit`, whole seconds
+/// rounded up (the two that never change, the limit and the policy, are written once, in the plan).
 fn headers(policy: &Policy, d: &Decision) -> RateHeaders {
     let reset = ceil_secs(d.reset);
     // `"standard";r=42;t=18`, put together without the formatting machinery (every request).
@@ -225,7 +225,7 @@ fn headers(policy: &Policy, d: &Decision) -> RateHeaders {
     ratelimit.push_str(";t=");
     ratelimit.push_str(itoa::Buffer::new().format(reset));
     RateHeaders(vec![
-        (X_RATELIMIT_LIMIT, HeaderValue::from(policy.requests)),
+        (X_RATELIMIT_LIMIT, policy.limit_header.clone()),
         (X_RATELIMIT_REMAINING, HeaderValue::from(d.remaining)),
         (X_RATELIMIT_RESET, HeaderValue::from(reset)),
         (RATELIMIT_POLICY, policy.policy_header.clone()),

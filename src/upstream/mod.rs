@@ -22,6 +22,11 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `X-Request-Id`: sent to every backend (composition calls and passthrough alike) and answered
+/// to every client. A const is built at compile time; `from_static` at run time validates the
+/// name on every call.
+pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// Why a backend call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
