@@ -24,8 +24,10 @@ pub fn load_plan(config: &Path, env: &dyn Env) -> (Option<Plan>, Diagnostics) {
     };
     // The executable GraphQL schema is built here, once per loaded configuration.
     if let Some(gp) = &plan.graphql {
-        match crate::graphql::build_schema(gp) {
-            Ok(schema) => plan.graphql_schema = Some(crate::plan::GraphqlSchema::new(schema, 16 << 20)),
+        let strict = crate::graphql::build_schema(gp, async_graphql::ValidationMode::Strict);
+        let fast = crate::graphql::build_schema(gp, async_graphql::ValidationMode::Fast);
+        match strict.and_then(|s| Ok((s, fast?))) {
+            Ok((strict, fast)) => plan.graphql_schema = Some(crate::plan::GraphqlSchema::new(strict, fast, 16 << 20)),
             Err(e) => {
                 diags.error(
                     &loaded.gateway.file,

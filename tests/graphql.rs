@@ -700,6 +700,58 @@ async fn requests_over_http_follow_graphql_over_http() {
 }
 
 #[tokio::test]
+async fn only_variable_free_operations_that_passed_every_rule_skip_validation_later() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let plan = lib.gw.state.plan();
+    let remembered = |text: &str| {
+        plan.graphql_schema
+            .as_ref()
+            .is_some_and(|s| s.validated.contains_key(&(Arc::from(text), None)))
+    };
+    let q = r#"{ readerApp { bookPage(id: "b1") { title } } }"#;
+    let first = gql(&lib.gw, Some(&t), q, json!({})).await;
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(first.1["data"]["readerApp"]["bookPage"], json!({"title": "Dune"}));
+    assert!(
+        remembered(q),
+        "a variable-free operation that ran is remembered as valid"
+    );
+    let again = gql(&lib.gw, Some(&t), q, json!({})).await;
+    assert_eq!(again, first, "the second run (limits only) answers the same");
+
+    // A document that fails a rule is refused every time and never remembered.
+    let bad = r#"{ readerApp { bookPage(id: "b1") { nope } } }"#;
+    for _ in 0..2 {
+        let (_, body) = gql(&lib.gw, Some(&t), bad, json!({})).await;
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    assert!(!remembered(bad));
+
+    // With variables, every rule runs every time: values of the wrong type are refused after a
+    // good run of the same text.
+    let qv = r#"query($id: ID!) { readerApp { bookPage(id: $id) { title } } }"#;
+    let (_, body) = gql(&lib.gw, Some(&t), qv, json!({"id": "b1"})).await;
+    assert_eq!(
+        body["data"]["readerApp"]["bookPage"],
+        json!({"title": "Dune"}),
+        "{body}"
+    );
+    let (_, body) = gql(&lib.gw, Some(&t), qv, json!({"id": {"not": "an id"}})).await;
+    assert!(body.get("data").is_none(), "{body}");
+    assert!(!remembered(qv));
+
+    // The depth limit holds on the fast path too: a remembered operation is within it by then,
+    // and one beyond it is never remembered.
+    let lib = library("graphql:\n  max_depth: 3\n").await;
+    let deep = r#"{ readerApp { bookPage(id: "b1") { editions { isbn } } } }"#;
+    for _ in 0..2 {
+        let (_, body) = gql(&lib.gw, Some(&t), deep, json!({})).await;
+        assert!(body.get("data").is_none(), "depth 4 > 3: {body}");
+    }
+}
+
+#[tokio::test]
 async fn depth_complexity_and_introspection_limits_hold() {
     let lib = library("graphql:\n  max_depth: 3\n  max_complexity: 5\n  introspection: false\n").await;
     let t = token("u1", json!({}));

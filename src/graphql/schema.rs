@@ -16,8 +16,9 @@ use std::sync::Arc;
 const JSON_DESCRIPTION: &str =
     "Any JSON value: what the backend's OpenAPI document does not type (maps, oneOf/anyOf, untyped values).";
 
-/// Builds the executable schema for a compiled plan's GraphQL names.
-pub fn build_schema(gp: &GraphqlPlan) -> Result<Schema, String> {
+/// Builds the executable schema for a compiled plan's GraphQL names, validating operations with
+/// every rule (`Strict`) or with only the limits (`Fast`, for documents already validated).
+pub fn build_schema(gp: &GraphqlPlan, validation: async_graphql::ValidationMode) -> Result<Schema, String> {
     let has_query = gp.namespaces.iter().any(|n| !n.queries.is_empty());
     let has_mutation = gp.namespaces.iter().any(|n| !n.mutations.is_empty());
     let mut query = Object::new("Query");
@@ -77,7 +78,8 @@ pub fn build_schema(gp: &GraphqlPlan) -> Result<Schema, String> {
         .register(query)
         .register(Scalar::new("JSON").description(JSON_DESCRIPTION))
         .limit_depth(gp.max_depth)
-        .limit_complexity(gp.max_complexity);
+        .limit_complexity(gp.max_complexity)
+        .validation_mode(validation);
     if has_mutation {
         builder = builder.register(mutation);
     }

@@ -134,13 +134,14 @@ async fn operation(
     if let Some(name) = &operation_name {
         request = request.operation_name(name.clone());
     }
+    let no_variables = params.variables.as_ref().is_none_or(|v| v.is_empty());
     if let Some(vars) = params.variables {
         request = request.variables(async_graphql::Variables::from_json(Value::Object(vars)));
     }
     let is_mutation = match request.parsed_query() {
         Ok(doc) => {
             if cached.is_none() {
-                schema.documents.insert(text, doc.clone());
+                schema.documents.insert(text.clone(), doc.clone());
             }
             operation_type(&doc.operations, operation_name.as_deref()) == Some(OperationType::Mutation)
         }
@@ -160,10 +161,19 @@ async fn operation(
         request_id: request_id.clone(),
         dedup: Default::default(),
     };
-    let response = schema.schema.execute(request.data(op)).await;
+    // Variables take part in validation, so only a variable-free operation is taken as valid
+    // again (see `GraphqlSchema::fast`).
+    let key = no_variables.then_some((text, operation_name));
+    let validated = key.as_ref().is_some_and(|k| schema.validated.contains_key(k));
+    let runner = if validated { &schema.fast } else { &schema.schema };
+    let response = runner.execute(request.data(op)).await;
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
+    }
+    // It ran, so it passed every rule.
+    if let (Some(key), false) = (key, validated) {
+        schema.validated.insert(key, ());
     }
     // An executed operation asked for as application/graphql-response+json is what
     // async-graphql-axum's response does right (200, that media type, the operation's

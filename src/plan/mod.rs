@@ -67,23 +67,40 @@ pub struct Plan {
     pub demo: Vec<(usize, PathBuf)>,
 }
 
-/// The executable GraphQL schema, and the documents already parsed for it.
+/// The executable GraphQL schema, and the documents already parsed and validated for it.
 #[derive(Clone)]
 pub struct GraphqlSchema {
-    /// The async-graphql schema.
+    /// The async-graphql schema, validating every operation with every rule.
     pub schema: async_graphql::dynamic::Schema,
+    /// The same schema validating only the depth and complexity limits: for an operation that
+    /// passed every rule before with the same text, operation name and no variables. Validation
+    /// depends on nothing else (the schema is this plan's), and running every rule again was
+    /// about a twentieth of a GraphQL request.
+    pub fast: async_graphql::dynamic::Schema,
     /// Parsed documents by their text: a client sends the same few operations again and again,
     /// and parsing one costs more than the rest of its handling (bounded by bytes).
     pub documents: moka::sync::Cache<Arc<str>, async_graphql::parser::types::ExecutableDocument>,
+    /// (text, operation name) of the operations that passed every rule without variables.
+    pub validated: moka::sync::Cache<(Arc<str>, Option<String>), ()>,
 }
 
 impl GraphqlSchema {
-    /// Wraps a built schema with an empty document cache of at most `bytes` of document text.
-    pub fn new(schema: async_graphql::dynamic::Schema, bytes: u64) -> GraphqlSchema {
+    /// Wraps the built schemas with empty caches of at most `bytes` of document text each.
+    pub fn new(
+        schema: async_graphql::dynamic::Schema,
+        fast: async_graphql::dynamic::Schema,
+        bytes: u64,
+    ) -> GraphqlSchema {
+        let weight = |len: usize| u32::try_from(len.saturating_mul(8)).unwrap_or(u32::MAX);
         GraphqlSchema {
             schema,
+            fast,
             documents: moka::sync::Cache::builder()
-                .weigher(|k: &Arc<str>, _| u32::try_from(k.len().saturating_mul(8)).unwrap_or(u32::MAX))
+                .weigher(move |k: &Arc<str>, _| weight(k.len()))
+                .max_capacity(bytes)
+                .build(),
+            validated: moka::sync::Cache::builder()
+                .weigher(move |k: &(Arc<str>, Option<String>), _| weight(k.0.len()))
                 .max_capacity(bytes)
                 .build(),
         }
