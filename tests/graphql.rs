@@ -981,3 +981,195 @@ async fn a_trailing_slash_on_graphql_path_is_the_same_path() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"data": {"app": {"e": {"v": 1}}}}));
 }
+
+/// POSTs an operation as text and returns the status, the content type and the body unparsed.
+async fn gql_raw(gw: &Gateway, token: Option<&str>, accept: &str, query: &str) -> (u16, String, String) {
+    let mut req = client()
+        .post(gw.url("/graphql"))
+        .header("accept", accept)
+        .header("x-reader-language", "fr")
+        .json(&json!({"query": query}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, resp.text().await.unwrap())
+}
+
+/// Whether the plan remembers `text` as validated, and prepared for Facade's own executor.
+fn prepared(gw: &Gateway, text: &str) -> Option<bool> {
+    let plan = gw.state.plan();
+    let schema = plan.graphql_schema.as_ref()?;
+    schema.validated.get(&(Arc::from(text), None)).map(|p| p.is_some())
+}
+
+/// Runs each operation twice: first through async-graphql (it validates the document), then
+/// through Facade's own executor; both answers must be the same, byte for byte.
+async fn same_answer_from_both_executors(gw: &Gateway, token: Option<&str>, operations: &[&str]) {
+    for accept in ["application/json", "application/graphql-response+json"] {
+        for q in operations {
+            let first = gql_raw(gw, token, accept, q).await;
+            assert_eq!(first.0, 200, "{q}: {}", first.2);
+            assert_eq!(prepared(gw, q), Some(true), "prepared after its first run: {q}");
+            let second = gql_raw(gw, token, accept, q).await;
+            assert_eq!(second, first, "{q} ({accept})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_validated_operation_runs_again_through_facades_executor_with_the_same_answer() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    same_answer_from_both_executors(
+        &lib.gw,
+        Some(&t),
+        &[
+            r#"{ readerApp { bookPage(id: "b1") { title authorName stars editions { isbn onShelf } } } }"#,
+            r#"{ __typename r: readerApp { __typename a: bookPage(id: "b1") { __typename t: title
+                 editions { __typename isbn } } b: bookPage(id: "b2", lang: "fr") { title } shelf { count owner } } }"#,
+            r#"query Page { readerApp { bookPage(id: "b1") { ...Basics
+                 ... on ReaderAppBookPage { stars @include(if: false) authorName @include(if: true) }
+                 title @skip(if: true) } } }
+               fragment Basics on ReaderAppBookPage { editions { isbn } }"#,
+            r#"{ readerApp { gone: bookPage(id: "missing") { title } page: bookPage(id: "b1") { title } } }"#,
+            r#"{ readerApp { authorCard(id: "a1") { name } bookPage(id: "b1") { authorName } } }"#,
+            r#"mutation { readerApp { ok: borrow(isbn: "i1") { dueDate } no: borrow(isbn: "taken") { dueDate } } }"#,
+        ],
+    )
+    .await;
+    // Anonymous: a field that needs a token is refused on both.
+    let open = library("graphql:\n  auth: optional\n").await;
+    same_answer_from_both_executors(
+        &open.gw,
+        None,
+        &[r#"{ readerApp { shelf { count } bookPage(id: "b1") { title } } }"#],
+    )
+    .await;
+
+    // What Facade's executor does not run is remembered as valid but not prepared, and keeps
+    // running through async-graphql: a response key selected twice (merged), introspection.
+    for q in [
+        r#"{ readerApp { bookPage(id: "b1") { title } bookPage(id: "b1") { authorName } } }"#,
+        "{ __schema { queryType { name } } }",
+    ] {
+        let first = gql_raw(&lib.gw, Some(&t), "application/json", q).await;
+        assert_eq!(prepared(&lib.gw, q), Some(false), "{q}");
+        assert_eq!(gql_raw(&lib.gw, Some(&t), "application/json", q).await, first);
+    }
+
+    // A mutation over GET is refused before anything runs, on the prepared path too.
+    let m = r#"mutation { readerApp { borrow(isbn: "i1") { dueDate } } }"#;
+    gql_raw(&lib.gw, Some(&t), "application/json", m).await;
+    assert_eq!(prepared(&lib.gw, m), Some(true));
+    let loans = lib.loans.count();
+    let url = format!(
+        "{}?{}",
+        lib.gw.url("/graphql"),
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", m)
+            .finish()
+    );
+    let resp = client().get(url).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(lib.loans.count(), loans);
+}
+
+#[tokio::test]
+async fn values_that_do_not_fit_give_the_same_errors_from_both_executors() {
+    let schema = r#"
+openapi: 3.0.3
+info: { title: books, version: "1" }
+paths:
+  /books/{id}:
+    get:
+      responses:
+        "200":
+          description: a book
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [title, pages]
+                properties:
+                  title: { type: string }
+                  pages: { type: integer }
+                  tags: { type: array, items: { type: string } }
+                  parts:
+                    type: array
+                    items:
+                      type: object
+                      required: [n]
+                      properties: { n: { type: integer }, label: { type: string } }
+"#;
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  book:
+    get: /books/{id}
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response:
+      title: "$.b.title"
+      pages: "$.b.pages"
+      tags: "$.b.tags"
+      parts: "$.b.parts"
+      summary: { first: "$.b.parts[0].label", count: "length($.b.parts)" }
+"#;
+    let books = Backend::start(|s| {
+        let id = s.uri.rsplit('/').next().unwrap_or_default().to_string();
+        Reply::json(match id.as_str() {
+            "pages" => json!({"title": "X", "pages": "many", "tags": ["a"]}),
+            "tags" => json!({"title": "X", "pages": 1, "tags": ["a", 2, "c"], "parts": [{"n": 1, "label": 5}]}),
+            "parts" => json!({"title": "X", "pages": 1, "parts": [{"n": 1}, null, {"n": "two"}]}),
+            "nested" => json!({"title": "X", "pages": 1, "parts": [{"n": 1, "label": "one"}, {"label": "no n"}]}),
+            _ => json!({"title": "X", "pages": 300, "tags": ["a", "b"], "parts": [{"n": 1, "label": "é \"q\" \u{1}"}]}),
+        })
+    })
+    .await;
+    let yaml = format!(
+        "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
+        books.url()
+    );
+    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", schema);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let ops: Vec<String> = ["ok", "pages", "tags", "parts", "nested"]
+        .iter()
+        .map(|id| {
+            format!(
+                r#"{{ app {{ b: book(id: "{id}") {{ title pages tags parts {{ n label }} summary {{ first count }} }}
+                     again: book(id: "{id}") {{ title tags }} }} }}"#
+            )
+        })
+        .collect();
+    let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+    same_answer_from_both_executors(&gw, Some(&t), &ops).await;
+    // And the answers are what value completion says (so both executors are not wrong alike).
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[2]).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    // An OpenAPI array's items are non-null: an integer among strings fails the (nullable) list.
+    assert_eq!(body["data"]["app"]["b"]["tags"], Value::Null, "{body:#}");
+    assert_eq!(
+        body["data"]["app"]["b"]["parts"],
+        json!([{"n": 1, "label": null}]),
+        "{body}"
+    );
+    let paths: Vec<&Value> = body["errors"].as_array().unwrap().iter().map(|e| &e["path"]).collect();
+    assert!(paths.contains(&&json!(["app", "b", "tags", 1])), "{body}");
+    assert!(paths.contains(&&json!(["app", "b", "parts", 0, "label"])), "{body}");
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[1]).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["data"]["app"]["b"],
+        Value::Null,
+        "pages: Int! got a string: {body}"
+    );
+    assert_eq!(body["data"]["app"]["again"]["title"], "X");
+}

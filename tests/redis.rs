@@ -380,6 +380,17 @@ async fn a_rediss_store_speaks_tls_and_verifies_the_certificate() {
         &[("app.yaml", APP)],
     );
     let gw = Gateway::start(p.plan(&[])).await;
+    // The TLS connection is made lazily (within the 250 ms bound per attempt): on a loaded
+    // machine the first handshake may miss it, so wait until the store answers the probe.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, ready) = get(&gw.url("/readyz"), None).await;
+        if ready["status"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the TLS store never became ready: {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let statuses = [
         status(&gw, &t).await.0,
         status(&gw, &t).await.0,

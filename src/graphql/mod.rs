@@ -3,6 +3,7 @@
 //! selection, making only the calls its fields need (`resolve`). The HTTP layer of
 //! `graphql.path` is `http::graphql`.
 
+pub mod direct;
 pub mod resolve;
 pub mod schema;
 

@@ -61,14 +61,14 @@ struct Entry {
 }
 
 /// An endpoint that answered: its projected response and the optional calls that failed.
-struct EndpointValue {
-    value: Value,
-    partial: Vec<PartialFailure>,
+pub(super) struct EndpointValue {
+    pub(super) value: Value,
+    pub(super) partial: Vec<PartialFailure>,
 }
 
 /// Why an endpoint field is null, as a GraphQL error.
 #[derive(Debug, Clone)]
-struct FieldError {
+pub(super) struct FieldError {
     message: String,
     /// SPEC §5: the REST error code upper-cased, or `UNAUTHENTICATED`/`FORBIDDEN`.
     code: &'static str,
@@ -85,6 +85,17 @@ impl FieldError {
             code,
             call: None,
             service: None,
+            details: None,
+        }
+    }
+
+    /// An optional call that failed.
+    pub(super) fn partial(p: &PartialFailure) -> FieldError {
+        FieldError {
+            message: p.message.clone(),
+            code: upper_code(p.code),
+            call: Some(p.call.clone()),
+            service: Some(p.service.clone()),
             details: None,
         }
     }
@@ -112,7 +123,7 @@ impl FieldError {
         }
     }
 
-    fn to_error(&self) -> async_graphql::Error {
+    pub(super) fn to_error(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.message.clone()).extend_with(|_, ext| {
             ext.set("code", self.code);
             if let Some(c) = &self.call {
@@ -189,13 +200,15 @@ pub fn namespace<'a>(
         let mut results = Vec::with_capacity(wanted.len());
         if serial {
             for w in &wanted {
-                let r = run_endpoint(op, &w.endpoint, w.first, w.needs.clone(), repeated(w)).await;
+                let given = w.first.arguments().map_err(|e| e.message);
+                let r = run_endpoint(op, &w.endpoint, given, w.needs.clone(), repeated(w)).await;
                 results.push(entry(w.key, r));
             }
         } else {
-            let runs = wanted
-                .iter()
-                .map(|w| run_endpoint(op, &w.endpoint, w.first, w.needs.clone(), repeated(w)));
+            let runs = wanted.iter().map(|w| {
+                let given = w.first.arguments().map_err(|e| e.message);
+                run_endpoint(op, &w.endpoint, given, w.needs.clone(), repeated(w))
+            });
             let done = futures::future::join_all(runs).await;
             results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
         }
@@ -220,11 +233,12 @@ fn collect_needs(ty: &OutType, sel: SelectionField<'_>, set: &mut [bool]) {
     }
 }
 
-/// One endpoint field: the access stage, its arguments, the calls it needs, the projection.
-async fn run_endpoint(
+/// One endpoint field: the access stage, its arguments (as written, variables replaced), the
+/// calls it needs, the projection.
+pub(super) async fn run_endpoint(
     op: &Operation,
     ep: &Endpoint,
-    sel: SelectionField<'_>,
+    given: Result<Vec<(Name, async_graphql::Value)>, String>,
     mut needs: Vec<bool>,
     repeated: bool,
 ) -> Result<EndpointValue, FieldError> {
@@ -233,7 +247,7 @@ async fn run_endpoint(
         .await
         .map_err(|r| FieldError::new(r.graphql_code(), r.to_string()))?
         .authenticated;
-    let given = sel.arguments().map_err(|e| FieldError::new("BAD_REQUEST", e.message))?;
+    let given = given.map_err(|m| FieldError::new("BAD_REQUEST", m))?;
     let args = arguments(ep, given, &op.headers).map_err(|m| FieldError::new("BAD_REQUEST", m))?;
     let mut ctx = RequestCtx::new(
         args,
@@ -326,14 +340,7 @@ pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> F
     };
     if first {
         for p in &v.partial {
-            let error = FieldError {
-                message: p.message.clone(),
-                code: upper_code(p.code),
-                call: Some(p.call.clone()),
-                service: Some(p.service.clone()),
-                details: None,
-            };
-            report(error.to_error(), &[]);
+            report(FieldError::partial(p).to_error(), &[]);
         }
     }
     let ty = output.clone().or_null();
@@ -395,20 +402,13 @@ impl Check {
             if ty.nullable {
                 return true;
             }
-            return self.problem("the value is null, but the field is declared non-null".into());
+            return self.problem(problem::null());
         }
         match &ty.kind {
-            Kind::Leaf(leaf) => {
-                leaf.accepts(v)
-                    || self.problem(format!(
-                        "the value is {}, which does not fit the field's type {}",
-                        json_kind(v),
-                        leaf.graphql_name()
-                    ))
-            }
+            Kind::Leaf(leaf) => leaf.accepts(v) || self.problem(problem::leaf(v, *leaf)),
             Kind::Object(fields) => {
                 let Value::Object(m) = v else {
-                    return self.problem(format!("the value is {}, but the field is an object", json_kind(v)));
+                    return self.problem(problem::object(v));
                 };
                 let Some(sel) = sel else { return true };
                 for s in sel.selection_set() {
@@ -432,7 +432,7 @@ impl Check {
             }
             Kind::List(inner) => {
                 let Value::Array(items) = v else {
-                    return self.problem(format!("the value is {}, but the field is a list", json_kind(v)));
+                    return self.problem(problem::list(v));
                 };
                 for (i, item) in items.iter().enumerate() {
                     self.path.push(PathSegment::Index(i));
@@ -442,7 +442,7 @@ impl Check {
                     // A leaf item may become null; anything else fails the list.
                     let may_null = inner.nullable && !object;
                     let fits = if item.is_null() && object {
-                        self.problem("the item is null, and this list of objects cannot hold null".into())
+                        self.problem(problem::null_object_item())
                     } else {
                         self.value(item, inner, sel)
                     };
@@ -522,14 +522,45 @@ fn leaf_value(v: &Value) -> async_graphql::Value {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+/// The messages of values that do not fit their field's type (both executors give the same).
+pub(super) mod problem {
+    use crate::plan::output::Leaf;
+    use serde_json::Value;
+
+    pub fn null() -> String {
+        "the value is null, but the field is declared non-null".into()
+    }
+
+    pub fn leaf(v: &Value, leaf: Leaf) -> String {
+        format!(
+            "the value is {}, which does not fit the field's type {}",
+            json_kind(v),
+            leaf.graphql_name()
+        )
+    }
+
+    pub fn object(v: &Value) -> String {
+        format!("the value is {}, but the field is an object", json_kind(v))
+    }
+
+    pub fn list(v: &Value) -> String {
+        format!("the value is {}, but the field is a list", json_kind(v))
+    }
+
+    /// async-graphql's dynamic schema cannot give a null object inside a list.
+    pub fn null_object_item() -> String {
+        "the item is null, and this list of objects cannot hold null".into()
+    }
+
+    fn json_kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "an object",
+        }
     }
 }

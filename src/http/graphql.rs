@@ -125,16 +125,39 @@ async fn operation(
     };
     check_document(&params.query, gp)?;
     let text: Arc<str> = Arc::from(params.query.as_str());
+    let operation_name = params.operation_name;
+    let no_variables = params.variables.as_ref().is_none_or(|v| v.is_empty());
+    // Variables take part in validation, so only a variable-free operation is taken as valid
+    // again (see `GraphqlSchema::fast`); one Facade can run itself needs no document at all.
+    let key = no_variables.then(|| (text.clone(), operation_name.clone()));
+    let validated = key.as_ref().and_then(|k| schema.validated.get(k));
+    if let Some(Some(prepared)) = &validated {
+        if prepared.mutation && method == Method::GET {
+            return Err(mutation_over_get(&method));
+        }
+        let op = operation_data(state, plan, headers, peer, request_id);
+        let body = crate::graphql::direct::run(prepared, &op).await;
+        return Ok(match mode {
+            // As async-graphql-axum answers an executed operation.
+            Mode::GraphqlResponse => {
+                let mut resp = (StatusCode::OK, body).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/graphql-response+json"),
+                );
+                resp
+            }
+            Mode::Json => respond_bytes(StatusCode::OK, mode, body),
+        });
+    }
     let cached = schema.documents.get(&text);
     let mut request = async_graphql::Request::new(params.query);
     if let Some(doc) = cached.clone() {
         request.set_parsed_query(doc);
     }
-    let operation_name = params.operation_name;
     if let Some(name) = &operation_name {
         request = request.operation_name(name.clone());
     }
-    let no_variables = params.variables.as_ref().is_none_or(|v| v.is_empty());
     if let Some(vars) = params.variables {
         request = request.variables(async_graphql::Variables::from_json(Value::Object(vars)));
     }
@@ -148,32 +171,25 @@ async fn operation(
         Err(e) => return Ok(request_errors(mode, vec![e])),
     };
     if is_mutation && method == Method::GET {
-        return Err(HttpError::method_not_allowed(&method, &["POST"])
-            .header(header::ALLOW, HeaderValue::from_static("GET, POST")));
+        return Err(mutation_over_get(&method));
     }
-    let op = Operation {
-        exec: state.exec.clone(),
-        limiter: state.limiter.clone(),
-        peer,
-        plan: plan.clone(),
-        traceparent: headers.get("traceparent").cloned(),
-        headers,
-        request_id: request_id.clone(),
-        dedup: Default::default(),
-    };
-    // Variables take part in validation, so only a variable-free operation is taken as valid
-    // again (see `GraphqlSchema::fast`).
-    let key = no_variables.then_some((text, operation_name));
-    let validated = key.as_ref().is_some_and(|k| schema.validated.contains_key(k));
+    let op = operation_data(state, plan, headers, peer, request_id);
+    let validated = validated.is_some();
     let runner = if validated { &schema.fast } else { &schema.schema };
     let response = runner.execute(request.data(op)).await;
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
     }
-    // It ran, so it passed every rule.
+    // It ran, so it passed every rule: from now on it runs through Facade's own executor when
+    // it can.
     if let (Some(key), false) = (key, validated) {
-        schema.validated.insert(key, ());
+        let prepared = schema
+            .documents
+            .get(&key.0)
+            .and_then(|doc| crate::plan::operation::prepare(gp, &doc, key.1.as_deref()))
+            .map(Arc::new);
+        schema.validated.insert(key, prepared);
     }
     // An executed operation asked for as application/graphql-response+json is what
     // async-graphql-axum's response does right (200, that media type, the operation's
@@ -200,6 +216,31 @@ async fn operation(
     }
     bytes.push(b'}');
     Ok(respond_bytes(StatusCode::OK, mode, bytes))
+}
+
+/// What the resolvers of one operation share.
+fn operation_data(
+    state: &AppState,
+    plan: &Arc<Plan>,
+    headers: HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    request_id: &HeaderValue,
+) -> Operation {
+    Operation {
+        exec: state.exec.clone(),
+        limiter: state.limiter.clone(),
+        peer,
+        plan: plan.clone(),
+        traceparent: headers.get("traceparent").cloned(),
+        headers,
+        request_id: request_id.clone(),
+        dedup: Default::default(),
+    }
+}
+
+/// A mutation sent over GET (decided before validation).
+fn mutation_over_get(method: &Method) -> HttpError {
+    HttpError::method_not_allowed(method, &["POST"]).header(header::ALLOW, HeaderValue::from_static("GET, POST"))
 }
 
 /// A request that was refused before execution: `errors` only, 400 for

@@ -8,6 +8,7 @@ mod endpoint;
 pub mod expr;
 pub mod graphql;
 pub mod openapi;
+pub mod operation;
 pub mod output;
 pub mod routes;
 pub mod shape;
@@ -67,6 +68,9 @@ pub struct Plan {
     pub demo: Vec<(usize, PathBuf)>,
 }
 
+/// An operation by its document's text and its `operationName`.
+pub type OperationKey = (Arc<str>, Option<String>);
+
 /// The executable GraphQL schema, and the documents already parsed and validated for it.
 #[derive(Clone)]
 pub struct GraphqlSchema {
@@ -80,8 +84,9 @@ pub struct GraphqlSchema {
     /// Parsed documents by their text: a client sends the same few operations again and again,
     /// and parsing one costs more than the rest of its handling (bounded by bytes).
     pub documents: moka::sync::Cache<Arc<str>, async_graphql::parser::types::ExecutableDocument>,
-    /// (text, operation name) of the operations that passed every rule without variables.
-    pub validated: moka::sync::Cache<(Arc<str>, Option<String>), ()>,
+    /// (text, operation name) of the operations that passed every rule without variables, each
+    /// with its prepared form when Facade's own executor can run it (`operation`).
+    pub validated: moka::sync::Cache<OperationKey, Option<Arc<operation::PreparedOperation>>>,
 }
 
 impl GraphqlSchema {
@@ -100,7 +105,7 @@ impl GraphqlSchema {
                 .max_capacity(bytes)
                 .build(),
             validated: moka::sync::Cache::builder()
-                .weigher(move |k: &(Arc<str>, Option<String>), _| weight(k.0.len()))
+                .weigher(move |k: &OperationKey, _| weight(k.0.len()))
                 .max_capacity(bytes)
                 .build(),
         }

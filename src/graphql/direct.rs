@@ -1,0 +1,274 @@
+//! Facade's own executor for a prepared operation (`plan::operation`): the endpoint fields run
+//! as `resolve` runs them (the same access stage, arguments, call pruning and deduplication),
+//! and the answer is written straight from each endpoint's projected JSON, type-checked on the
+//! way, with no async-graphql value in between.
+//!
+//! The answer is the one async-graphql gives for the same operation, byte for byte: the same
+//! value completion (a value that does not fit is an error at its path and nulls the nearest
+//! nullable field above it, which is written by cutting the output back to where that field
+//! began), the same messages, paths and locations. A test runs each operation through both.
+
+use super::resolve::{problem, run_endpoint, EndpointValue, FieldError, Operation};
+use crate::plan::operation::{EndpointSelection, NamespaceField, OutSelection, PreparedOperation, RootField};
+use crate::plan::output::{Kind, OutType};
+use async_graphql::{PathSegment, ServerError};
+use serde_json::Value;
+
+/// Runs `prep` and writes its whole response body (`{"data":…,"errors":[…]}`).
+pub async fn run<'a>(prep: &'a PreparedOperation, op: &'a Operation) -> Vec<u8> {
+    let selections: Vec<&EndpointSelection> = prep
+        .root
+        .iter()
+        .flat_map(|r| match r {
+            RootField::Namespace { fields, .. } => fields.as_slice(),
+            RootField::Typename { .. } => &[],
+        })
+        .filter_map(|f| match f {
+            NamespaceField::Endpoint(e) => Some(e),
+            NamespaceField::Typename { .. } => None,
+        })
+        .collect();
+    let start =
+        |e: &'a EndpointSelection| run_endpoint(op, &e.endpoint, Ok(e.arguments.clone()), e.needs.clone(), e.repeated);
+    let results = if prep.mutation {
+        let mut done = Vec::with_capacity(selections.len());
+        for e in &selections {
+            done.push(start(e).await);
+        }
+        done
+    } else {
+        futures::future::join_all(selections.iter().map(|e| start(e))).await
+    };
+    let mut results = results.into_iter();
+    let mut w = Writer {
+        out: Vec::with_capacity(1024),
+        path: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut errors: Vec<ServerError> = Vec::new();
+    w.out.extend_from_slice(b"{\"data\":{");
+    for (i, root) in prep.root.iter().enumerate() {
+        if i > 0 {
+            w.out.push(b',');
+        }
+        match root {
+            RootField::Typename { key, type_name } => {
+                w.key(key);
+                w.name(type_name);
+            }
+            RootField::Namespace { key, type_name, fields } => {
+                w.key(key);
+                w.out.push(b'{');
+                for (j, field) in fields.iter().enumerate() {
+                    if j > 0 {
+                        w.out.push(b',');
+                    }
+                    match field {
+                        NamespaceField::Typename { key } => {
+                            w.key(key);
+                            w.name(type_name);
+                        }
+                        NamespaceField::Endpoint(e) => {
+                            w.key(&e.key);
+                            let result = results.next();
+                            let at = [PathSegment::Field(key.clone()), PathSegment::Field(e.key.clone())];
+                            match result {
+                                Some(Ok(v)) => endpoint(&mut w, e, &v, &at, &mut errors),
+                                Some(Err(err)) => {
+                                    w.out.extend_from_slice(b"null");
+                                    errors.push(error_at(err.to_error(), e, &at, Vec::new()));
+                                }
+                                None => w.out.extend_from_slice(b"null"),
+                            }
+                        }
+                    }
+                }
+                w.out.push(b'}');
+            }
+        }
+    }
+    w.out.push(b'}');
+    if !errors.is_empty() {
+        w.out.extend_from_slice(b",\"errors\":");
+        if serde_json::to_writer(&mut w.out, &errors).is_err() {
+            w.out.extend_from_slice(b"[]");
+        }
+    }
+    w.out.push(b'}');
+    w.out
+}
+
+/// An endpoint field that answered: its optional calls' failures, then its value as its type
+/// allows (null when something non-null inside it does not fit).
+fn endpoint<'s>(
+    w: &mut Writer<'s>,
+    e: &'s EndpointSelection,
+    v: &EndpointValue,
+    at: &[PathSegment],
+    errors: &mut Vec<ServerError>,
+) {
+    for p in &v.partial {
+        errors.push(error_at(FieldError::partial(p).to_error(), e, at, Vec::new()));
+    }
+    let start = w.out.len();
+    let ty = &e.endpoint.output;
+    // The endpoint field itself is nullable, whatever its output type says.
+    let fits = if v.value.is_null() {
+        w.out.extend_from_slice(b"null");
+        true
+    } else {
+        w.value(&v.value, ty, &e.selection)
+    };
+    if !fits {
+        w.out.truncate(start);
+        w.out.extend_from_slice(b"null");
+    }
+    for (below, message) in std::mem::take(&mut w.problems) {
+        errors.push(error_at(async_graphql::Error::new(message), e, at, below));
+    }
+}
+
+/// An error at the endpoint field (its location), `below` it in the response.
+fn error_at(
+    err: async_graphql::Error,
+    e: &EndpointSelection,
+    at: &[PathSegment],
+    below: Vec<PathSegment>,
+) -> ServerError {
+    let mut error = err.into_server_error(e.pos);
+    error.path = at.to_vec();
+    error.path.extend(below);
+    error
+}
+
+/// A step of the response path below an endpoint field, borrowed until an error needs it.
+#[derive(Clone, Copy)]
+enum Step<'s> {
+    Key(&'s str),
+    Index(usize),
+}
+
+struct Writer<'s> {
+    out: Vec<u8>,
+    path: Vec<Step<'s>>,
+    /// Values that did not fit: (path below the endpoint field, message).
+    problems: Vec<(Vec<PathSegment>, String)>,
+}
+
+impl<'s> Writer<'s> {
+    /// A response key (a GraphQL name: nothing in it needs escaping).
+    fn key(&mut self, key: &str) {
+        self.name(key);
+        self.out.push(b':');
+    }
+
+    /// A GraphQL name as a JSON string.
+    fn name(&mut self, name: &str) {
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'"');
+    }
+
+    /// Writes `v` as a value of `ty` for `selection`; false (with a problem recorded, the output
+    /// to be cut back by the caller) when it does not fit.
+    fn value(&mut self, v: &Value, ty: &OutType, selection: &'s [OutSelection]) -> bool {
+        if v.is_null() {
+            if ty.nullable {
+                self.out.extend_from_slice(b"null");
+                return true;
+            }
+            return self.problem(problem::null());
+        }
+        match &ty.kind {
+            Kind::Leaf(leaf) => {
+                if !leaf.accepts(v) {
+                    return self.problem(problem::leaf(v, *leaf));
+                }
+                serde_json::to_writer(&mut self.out, v).is_ok() || self.problem(problem::leaf(v, *leaf))
+            }
+            Kind::Object(fields) => {
+                let Value::Object(m) = v else {
+                    return self.problem(problem::object(v));
+                };
+                self.out.push(b'{');
+                for (i, s) in selection.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    match s {
+                        OutSelection::Typename { key, type_name } => {
+                            self.key(key);
+                            self.name(type_name);
+                        }
+                        OutSelection::Field { key, index, selection } => {
+                            self.key(key);
+                            let Some(f) = fields.get(*index) else {
+                                self.out.extend_from_slice(b"null");
+                                continue;
+                            };
+                            self.path.push(Step::Key(key));
+                            let start = self.out.len();
+                            let fits = self.value(m.get(&f.name).unwrap_or(&Value::Null), &f.ty, selection);
+                            self.path.pop();
+                            if !fits {
+                                if !f.ty.nullable {
+                                    return false;
+                                }
+                                self.out.truncate(start);
+                                self.out.extend_from_slice(b"null");
+                            }
+                        }
+                    }
+                }
+                self.out.push(b'}');
+                true
+            }
+            Kind::List(inner) => {
+                let Value::Array(items) = v else {
+                    return self.problem(problem::list(v));
+                };
+                let object = matches!(inner.kind, Kind::Object(_));
+                // As async-graphql's dynamic schema: a leaf item may become null, an object
+                // item cannot.
+                let may_null = inner.nullable && !object;
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(Step::Index(i));
+                    let start = self.out.len();
+                    let fits = if item.is_null() && object {
+                        self.problem(problem::null_object_item())
+                    } else {
+                        self.value(item, inner, selection)
+                    };
+                    self.path.pop();
+                    if !fits {
+                        if !may_null {
+                            return false;
+                        }
+                        self.out.truncate(start);
+                        self.out.extend_from_slice(b"null");
+                    }
+                }
+                self.out.push(b']');
+                true
+            }
+        }
+    }
+
+    /// Records a problem at the current path; always false.
+    fn problem(&mut self, message: String) -> bool {
+        let path = self
+            .path
+            .iter()
+            .map(|s| match s {
+                Step::Key(k) => PathSegment::Field((*k).to_string()),
+                Step::Index(i) => PathSegment::Index(*i),
+            })
+            .collect();
+        self.problems.push((path, message));
+        false
+    }
+}
