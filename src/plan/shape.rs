@@ -375,8 +375,20 @@ impl<'de> Visitor<'de> for KeyVisitor {
 }
 
 /// Parses `bytes` as JSON, keeping what `shape` says.
+///
+/// The body's UTF-8 is checked once, whole: read from a slice, serde_json checks every string it
+/// keeps on its own, and those checks of a few hundred short strings cost more than one pass
+/// over the body (measured: 4 % of a composed request).
 pub fn parse(bytes: &[u8], shape: &Shape) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // Not UTF-8 throughout: serde_json checks what it keeps (its error has the position)
+        // and skips the rest unchecked, as before.
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let v = ShapedSeed(shape).deserialize(&mut de)?;
+        de.end()?;
+        return Ok(v);
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
     let v = ShapedSeed(shape).deserialize(&mut de)?;
     de.end()?;
     Ok(v)
@@ -424,6 +436,10 @@ mod tests {
         let s = shape_of(&[&[Step::Name("n".into())]]);
         assert_eq!(parse(br#"[1, 2, 3]"#, &s).unwrap(), json!([null, null, null]));
         assert!(parse(br#"{"n": 1"#, &s).is_err(), "still validates the whole body");
+        // Invalid UTF-8 where it is read is refused; in a member never read it is skipped, as
+        // serde_json skips it (the whole-body check only chooses the faster reader).
+        assert!(parse(b"{\"n\": \"\xff\"}", &s).is_err());
+        assert_eq!(parse(b"{\"n\": 1, \"d\": \"\xff\"}", &s).unwrap(), json!({"n": 1}));
     }
 
     #[test]
