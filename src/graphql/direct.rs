@@ -11,12 +11,13 @@
 use super::resolve::{problem, run_endpoint, EndpointValue, FieldError, Operation};
 use crate::plan::operation::{EndpointSelection, NamespaceField, OutSelection, PreparedOperation, RootField};
 use crate::plan::output::{Kind, OutType};
-use async_graphql::{PathSegment, ServerError};
+use async_graphql::{Name, PathSegment, ServerError, Value as GqlValue};
 use serde_json::Value;
 
-/// Runs `prep` and writes its whole response body (`{"data":…,"errors":[…]}`).
-pub async fn run<'a>(prep: &'a PreparedOperation, op: &'a Operation) -> Vec<u8> {
-    let selections: Vec<&EndpointSelection> = prep
+/// Runs `prep` with the endpoint fields' arguments bound (`PreparedOperation::bind`, in document
+/// order) and writes its whole response body (`{"data":…,"errors":[…]}`).
+pub async fn run(prep: &PreparedOperation, arguments: Vec<Vec<(Name, GqlValue)>>, op: &Operation) -> Vec<u8> {
+    let selections = prep
         .root
         .iter()
         .flat_map(|r| match r {
@@ -26,18 +27,18 @@ pub async fn run<'a>(prep: &'a PreparedOperation, op: &'a Operation) -> Vec<u8> 
         .filter_map(|f| match f {
             NamespaceField::Endpoint(e) => Some(e),
             NamespaceField::Typename { .. } => None,
-        })
-        .collect();
-    let start =
-        |e: &'a EndpointSelection| run_endpoint(op, &e.endpoint, Ok(e.arguments.clone()), e.needs.clone(), e.repeated);
+        });
+    let runs = selections
+        .zip(arguments)
+        .map(|(e, args)| run_endpoint(op, &e.endpoint, Ok(args), e.needs.clone(), e.repeated));
     let results = if prep.mutation {
-        let mut done = Vec::with_capacity(selections.len());
-        for e in &selections {
-            done.push(start(e).await);
+        let mut done = Vec::new();
+        for run in runs {
+            done.push(run.await);
         }
         done
     } else {
-        futures::future::join_all(selections.iter().map(|e| start(e))).await
+        futures::future::join_all(runs).await
     };
     let mut results = results.into_iter();
     let mut w = Writer {

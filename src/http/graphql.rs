@@ -14,7 +14,8 @@ use crate::graphql::Operation;
 use crate::plan::graphql::GraphqlPlan;
 use crate::plan::Plan;
 use crate::state::AppState;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, OperationDefinition, OperationType};
+use async_graphql::parser::Positioned;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -127,28 +128,31 @@ async fn operation(
     let text: Arc<str> = Arc::from(params.query.as_str());
     let operation_name = params.operation_name;
     let no_variables = params.variables.as_ref().is_none_or(|v| v.is_empty());
-    // Variables take part in validation, so only a variable-free operation is taken as valid
-    // again (see `GraphqlSchema::fast`); one Facade can run itself needs no document at all.
-    let key = no_variables.then(|| (text.clone(), operation_name.clone()));
-    let validated = key.as_ref().and_then(|k| schema.validated.get(k));
-    if let Some(Some(prepared)) = &validated {
+    let key = (text.clone(), operation_name.clone());
+    let remembered = schema.validated.get(&key);
+    // An operation that ran before and that Facade can run itself needs no document at all,
+    // when the request's variables are plainly valid (`PreparedOperation::bind`).
+    if let Some(Some(prepared)) = &remembered {
         if prepared.mutation && method == Method::GET {
             return Err(mutation_over_get(&method));
         }
-        let op = operation_data(state, plan, headers, peer, request_id);
-        let body = crate::graphql::direct::run(prepared, &op).await;
-        return Ok(match mode {
-            // As async-graphql-axum answers an executed operation.
-            Mode::GraphqlResponse => {
-                let mut resp = (StatusCode::OK, body).into_response();
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/graphql-response+json"),
-                );
-                resp
-            }
-            Mode::Json => respond_bytes(StatusCode::OK, mode, body),
-        });
+        let empty = Map::new();
+        if let Some(arguments) = prepared.bind(params.variables.as_ref().unwrap_or(&empty)) {
+            let op = operation_data(state, plan, headers, peer, request_id);
+            let body = crate::graphql::direct::run(prepared, arguments, &op).await;
+            return Ok(match mode {
+                // As async-graphql-axum answers an executed operation.
+                Mode::GraphqlResponse => {
+                    let mut resp = (StatusCode::OK, body).into_response();
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/graphql-response+json"),
+                    );
+                    resp
+                }
+                Mode::Json => respond_bytes(StatusCode::OK, mode, body),
+            });
+        }
     }
     let cached = schema.documents.get(&text);
     let mut request = async_graphql::Request::new(params.query);
@@ -158,38 +162,59 @@ async fn operation(
     if let Some(name) = &operation_name {
         request = request.operation_name(name.clone());
     }
-    if let Some(vars) = params.variables {
-        request = request.variables(async_graphql::Variables::from_json(Value::Object(vars)));
-    }
-    let is_mutation = match request.parsed_query() {
+    let given = params.variables.unwrap_or_default();
+    let (is_mutation, missing) = match request.parsed_query() {
         Ok(doc) => {
             if cached.is_none() {
                 schema.documents.insert(text.clone(), doc.clone());
             }
-            operation_type(&doc.operations, operation_name.as_deref()) == Some(OperationType::Mutation)
+            let op = selected_operation(&doc.operations, operation_name.as_deref());
+            (
+                op.is_some_and(|op| op.node.ty == OperationType::Mutation),
+                op.and_then(|op| missing_variable(op, &given)),
+            )
         }
         Err(e) => return Ok(request_errors(mode, vec![e])),
     };
     if is_mutation && method == Method::GET {
         return Err(mutation_over_get(&method));
     }
+    // async-graphql runs an operation whose required variable is missing (and fails the fields
+    // that use it); GraphQL makes it a request error.
+    if let Some(e) = missing {
+        return Ok(request_errors(mode, vec![e]));
+    }
+    if !given.is_empty() {
+        request = request.variables(async_graphql::Variables::from_json(Value::Object(given)));
+    }
     let op = operation_data(state, plan, headers, peer, request_id);
-    let validated = validated.is_some();
-    let runner = if validated { &schema.fast } else { &schema.schema };
+    // Variables take part in validation, so only a variable-free operation skips the rules that
+    // passed before (see `GraphqlSchema::fast`).
+    let fast = no_variables
+        && match &remembered {
+            Some(None) => true,
+            Some(Some(p)) => p.variables.is_empty(),
+            None => false,
+        };
+    let runner = if fast { &schema.fast } else { &schema.schema };
     let response = runner.execute(request.data(op)).await;
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
     }
-    // It ran, so it passed every rule: from now on it runs through Facade's own executor when
-    // it can.
-    if let (Some(key), false) = (key, validated) {
+    // It ran, so its document passed every rule: from now on it runs through Facade's own
+    // executor when it can, or (without variables) skips the rules.
+    if remembered.is_none() {
         let prepared = schema
             .documents
             .get(&key.0)
             .and_then(|doc| crate::plan::operation::prepare(gp, &doc, key.1.as_deref()))
             .map(Arc::new);
-        schema.validated.insert(key, prepared);
+        // Remembered as merely valid only from a run without variables: one with variables
+        // says nothing of the same text sent without them.
+        if no_variables || prepared.is_some() {
+            schema.validated.insert(key, prepared);
+        }
     }
     // An executed operation asked for as application/graphql-response+json is what
     // async-graphql-axum's response does right (200, that media type, the operation's
@@ -461,14 +486,38 @@ fn nesting(doc: &str) -> usize {
     deepest
 }
 
-/// The type of the operation a request selects (`None`: no such operation; validation says so).
-fn operation_type(ops: &DocumentOperations, name: Option<&str>) -> Option<OperationType> {
+/// The operation a request selects (`None`: no such operation; validation says so).
+fn selected_operation<'d>(
+    ops: &'d DocumentOperations,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
     match (ops, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(map), Some(n)) => map.get(n).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next().map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(map), Some(n)) => map.get(n),
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next(),
         _ => None,
     }
+}
+
+/// The first variable of a non-null type with no default that the request does not give (or
+/// gives as null), as GraphQL's variable coercion reports it.
+fn missing_variable(
+    op: &Positioned<OperationDefinition>,
+    given: &Map<String, Value>,
+) -> Option<async_graphql::ServerError> {
+    op.node.variable_definitions.iter().find_map(|d| {
+        let def = &d.node;
+        let absent = given.get(def.name.node.as_str()).is_none_or(Value::is_null);
+        (!def.var_type.node.nullable && def.default_value.is_none() && absent).then(|| {
+            async_graphql::ServerError::new(
+                format!(
+                    "Variable \"${}\" of required type \"{}\" was not provided.",
+                    def.name.node, def.var_type.node
+                ),
+                Some(d.pos),
+            )
+        })
+    })
 }
 
 #[cfg(test)]

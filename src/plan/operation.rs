@@ -8,19 +8,26 @@
 //! its place in the endpoint's output type, the calls each endpoint field needs computed. The
 //! GraphQL layer (`graphql::direct`) writes the answer straight from the projected JSON.
 //!
-//! Only what can be answered exactly as async-graphql would answer it is prepared: an operation
-//! with no variable definitions (its validation did not depend on variable values), no response
+//! Only what can be answered exactly as async-graphql would answer it is prepared: no response
 //! key selected twice at any level (async-graphql merges those), no introspection, no directive
-//! other than `@skip` and `@include` with literal conditions. Anything else is `None` and keeps
-//! running through async-graphql.
+//! other than `@skip` and `@include` with literal conditions, variables only as whole arguments
+//! of endpoint fields. Anything else is `None` and keeps running through async-graphql.
+//!
+//! Variables are the one part of validation that depends on the request: `bind` accepts a
+//! request's variables only when they are plainly valid for both the variable's declared type and
+//! the argument's (a stricter test than async-graphql's); anything it is unsure of goes through
+//! async-graphql, which validates it and answers with its own errors.
 
 use super::graphql::{upper_camel, EndpointField, GraphqlPlan};
 use super::output::OutType;
 use super::Endpoint;
+use crate::config::model::{BaseType, ParamSource, ParamType, ScalarType};
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
+    BaseType as GqlBaseType, Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
+    SelectionSet, Type,
 };
 use async_graphql::{Name, Pos, Positioned, Value as GqlValue};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// A validated operation, ready to run.
@@ -30,6 +37,27 @@ pub struct PreparedOperation {
     pub mutation: bool,
     /// The root selection, in document order.
     pub root: Vec<RootField>,
+    /// The operation's variables.
+    pub variables: Vec<Variable>,
+}
+
+/// A variable definition.
+#[derive(Debug)]
+pub struct Variable {
+    pub name: String,
+    pub ty: ParamType,
+    /// Its value when the request gives none: the default, or null for a nullable variable
+    /// (`None`: it must be given).
+    pub default: Option<GqlValue>,
+}
+
+/// An argument of an endpoint field as written.
+#[derive(Debug)]
+pub enum Argument {
+    /// A literal.
+    Value(GqlValue),
+    /// `$name`, for an argument of type `ty`.
+    Variable { name: String, ty: ParamType },
 }
 
 /// A field of `Query` or `Mutation`.
@@ -63,8 +91,8 @@ pub struct EndpointSelection {
     pub endpoint: Arc<Endpoint>,
     /// Where the field is in the document (the `locations` of its errors).
     pub pos: Pos,
-    /// The arguments as written (literals).
-    pub arguments: Vec<(Name, GqlValue)>,
+    /// The arguments as written.
+    pub arguments: Vec<(Name, Argument)>,
     /// The calls the selected fields need (not yet closed over dependencies).
     pub needs: Vec<bool>,
     /// The same endpoint is selected under another key of the namespace (its calls are shared).
@@ -96,9 +124,24 @@ pub fn prepare(gp: &GraphqlPlan, doc: &ExecutableDocument, operation_name: Optio
         _ => return None,
     };
     let op = &op.node;
-    if !op.variable_definitions.is_empty() || !op.directives.is_empty() {
+    if !op.directives.is_empty() {
         return None;
     }
+    let variables = op
+        .variable_definitions
+        .iter()
+        .map(|d| {
+            let d = &d.node;
+            if !d.directives.is_empty() {
+                return None;
+            }
+            Some(Variable {
+                name: d.name.node.to_string(),
+                ty: input_type(&d.var_type.node)?,
+                default: d.default_value().cloned(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
     let mutation = match op.ty {
         OperationType::Query => false,
         OperationType::Mutation => true,
@@ -157,7 +200,114 @@ pub fn prepare(gp: &GraphqlPlan, doc: &ExecutableDocument, operation_name: Optio
             fields,
         });
     }
-    Some(PreparedOperation { mutation, root })
+    Some(PreparedOperation {
+        mutation,
+        root,
+        variables,
+    })
+}
+
+impl PreparedOperation {
+    /// The arguments of every endpoint field, in document order, with the request's variables
+    /// put in; `None` when a variable is missing, unknown or not plainly valid (async-graphql
+    /// decides those).
+    pub fn bind(&self, given: &Map<String, Value>) -> Option<Vec<Vec<(Name, GqlValue)>>> {
+        if given.keys().any(|k| !self.variables.iter().any(|v| v.name == *k)) {
+            return None;
+        }
+        let mut values: Vec<(&str, GqlValue)> = Vec::with_capacity(self.variables.len());
+        for v in &self.variables {
+            let value = match given.get(&v.name) {
+                Some(json) if fits(json, &v.ty) => GqlValue::from_json(json.clone()).ok()?,
+                Some(_) => return None,
+                None => v.default.clone()?,
+            };
+            values.push((v.name.as_str(), value));
+        }
+        let mut out = Vec::new();
+        for r in &self.root {
+            let RootField::Namespace { fields, .. } = r else {
+                continue;
+            };
+            for f in fields {
+                let NamespaceField::Endpoint(e) = f else { continue };
+                let args = e
+                    .arguments
+                    .iter()
+                    .map(|(name, a)| {
+                        let value = match a {
+                            Argument::Value(v) => v.clone(),
+                            Argument::Variable { name: var, ty } => {
+                                let (_, value) = values.iter().find(|(n, _)| n == var)?;
+                                // A given value must fit the argument too (a default was checked
+                                // with the document).
+                                if given.contains_key(var) && !given.get(var).is_some_and(|j| fits(j, ty)) {
+                                    return None;
+                                }
+                                value.clone()
+                            }
+                        };
+                        Some((name.clone(), value))
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                out.push(args);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Whether a JSON value is plainly a valid input of type `ty`: null only where nullable, IDs as
+/// strings, integers in `Int`'s range, lists as arrays. Stricter than GraphQL's input coercion
+/// (which also takes a number for an `ID` or one item for a list): what is refused here is left
+/// to async-graphql, never refused for it.
+fn fits(v: &Value, ty: &ParamType) -> bool {
+    if v.is_null() {
+        return !ty.required;
+    }
+    match &ty.base {
+        BaseType::List(item) => v.as_array().is_some_and(|a| a.iter().all(|i| fits(i, item))),
+        BaseType::Scalar(s) => match s {
+            ScalarType::Id | ScalarType::String => v.is_string(),
+            ScalarType::Int => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            ScalarType::Float => v.is_number(),
+            ScalarType::Boolean => v.is_boolean(),
+            ScalarType::Json => true,
+        },
+    }
+}
+
+/// A variable's declared type, when it is one of the schema's input types.
+fn input_type(t: &Type) -> Option<ParamType> {
+    let base = match &t.base {
+        GqlBaseType::Named(n) => BaseType::Scalar(match n.as_str() {
+            "ID" => ScalarType::Id,
+            "String" => ScalarType::String,
+            "Int" => ScalarType::Int,
+            "Float" => ScalarType::Float,
+            "Boolean" => ScalarType::Boolean,
+            "JSON" => ScalarType::Json,
+            _ => return None,
+        }),
+        GqlBaseType::List(inner) => BaseType::List(Box::new(input_type(inner)?)),
+    };
+    Some(ParamType {
+        base,
+        required: !t.nullable,
+    })
+}
+
+/// The GraphQL type of an endpoint field's argument (path parameters are `ID!`).
+fn argument_type(ep: &Endpoint, name: &str) -> Option<ParamType> {
+    let p = ep.params.iter().find(|p| p.name == name)?;
+    match p.source {
+        ParamSource::Header(_) => None,
+        ParamSource::Path => Some(ParamType {
+            base: BaseType::Scalar(ScalarType::Id),
+            required: true,
+        }),
+        ParamSource::Query | ParamSource::Body => Some(p.ty.clone()),
+    }
 }
 
 fn endpoint_selection(
@@ -169,7 +319,28 @@ fn endpoint_selection(
     let arguments = f
         .arguments
         .iter()
-        .map(|(name, value)| Some((name.node.clone(), value.node.clone().into_const()?)))
+        .map(|(name, value)| {
+            // Each variable in the value becomes null, its name noted: a value that is then
+            // null itself was one whole variable (a list or object holding one is not prepared).
+            let mut var = None;
+            let constant = value
+                .node
+                .clone()
+                .into_const_with(|n| {
+                    var = Some(n);
+                    Ok::<_, std::convert::Infallible>(GqlValue::Null)
+                })
+                .ok()?;
+            let arg = match var {
+                None => Argument::Value(constant),
+                Some(var) if constant == GqlValue::Null => Argument::Variable {
+                    name: var.to_string(),
+                    ty: argument_type(&ef.endpoint, name.node.as_str())?,
+                },
+                Some(_) => return None,
+            };
+            Some((name.node.clone(), arg))
+        })
         .collect::<Option<Vec<_>>>()?;
     let selection = out_selection(doc, &ef.endpoint.output, &ef.type_name, &f.selection_set.node)?;
     let mut needs = vec![false; ef.endpoint.calls.len()];
