@@ -526,9 +526,8 @@ async fn graphql_auth_required_answers_401_at_http_level() {
     assert_eq!((s, body), (200, json!({"data": {"__typename": "Query"}})));
 }
 
-#[tokio::test]
-async fn values_that_do_not_fit_their_type_are_field_errors() {
-    let schema = r#"
+/// A book service's OpenAPI document: required and optional fields, lists of strings and of objects.
+const BOOKS_OPENAPI: &str = r#"
 openapi: 3.0.3
 info: { title: books, version: "1" }
 paths:
@@ -546,7 +545,16 @@ paths:
                   title: { type: string }
                   pages: { type: integer }
                   tags: { type: array, items: { type: string } }
+                  parts:
+                    type: array
+                    items:
+                      type: object
+                      required: [n]
+                      properties: { n: { type: integer }, label: { type: string } }
 "#;
+
+#[tokio::test]
+async fn values_that_do_not_fit_their_type_are_field_errors() {
     let comp = r#"
 client: app
 base_path: /app
@@ -568,7 +576,7 @@ endpoints:
         "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
         books.url()
     );
-    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", schema);
+    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", BOOKS_OPENAPI);
     let gw = Gateway::start(p.plan(&[])).await;
     let t = token("u1", json!({}));
     let (_, body) = gql(
@@ -1103,31 +1111,6 @@ async fn a_validated_operation_runs_again_through_facades_executor_with_the_same
 
 #[tokio::test]
 async fn values_that_do_not_fit_give_the_same_errors_from_both_executors() {
-    let schema = r#"
-openapi: 3.0.3
-info: { title: books, version: "1" }
-paths:
-  /books/{id}:
-    get:
-      responses:
-        "200":
-          description: a book
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [title, pages]
-                properties:
-                  title: { type: string }
-                  pages: { type: integer }
-                  tags: { type: array, items: { type: string } }
-                  parts:
-                    type: array
-                    items:
-                      type: object
-                      required: [n]
-                      properties: { n: { type: integer }, label: { type: string } }
-"#;
     let comp = r#"
 client: app
 base_path: /app
@@ -1157,7 +1140,7 @@ endpoints:
         "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
         books.url()
     );
-    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", schema);
+    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", BOOKS_OPENAPI);
     let gw = Gateway::start(p.plan(&[])).await;
     let t = token("u1", json!({}));
     let ops: Vec<String> = ["ok", "pages", "tags", "parts", "nested"]

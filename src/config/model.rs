@@ -364,6 +364,21 @@ pub enum ScalarType {
     Json,
 }
 
+impl ScalarType {
+    /// The scalar of a GraphQL type name (`ID`, `String`, `Int`, `Float`, `Boolean`, `JSON`).
+    pub fn from_name(name: &str) -> Option<ScalarType> {
+        Some(match name {
+            "ID" => ScalarType::Id,
+            "String" => ScalarType::String,
+            "Int" => ScalarType::Int,
+            "Float" => ScalarType::Float,
+            "Boolean" => ScalarType::Boolean,
+            "JSON" => ScalarType::Json,
+            _ => return None,
+        })
+    }
+}
+
 impl ParamType {
     /// Parses `[String!]!`-style type text.
     pub fn parse(text: &str) -> Option<ParamType> {
@@ -375,15 +390,7 @@ impl ParamType {
         let base = if let Some(list) = inner.strip_prefix('[') {
             BaseType::List(Box::new(ParamType::parse(list.strip_suffix(']')?)?))
         } else {
-            BaseType::Scalar(match inner {
-                "ID" => ScalarType::Id,
-                "String" => ScalarType::String,
-                "Int" => ScalarType::Int,
-                "Float" => ScalarType::Float,
-                "Boolean" => ScalarType::Boolean,
-                "JSON" => ScalarType::Json,
-                _ => return None,
-            })
+            BaseType::Scalar(ScalarType::from_name(inner)?)
         };
         Some(ParamType { base, required })
     }

@@ -280,15 +280,7 @@ fn fits(v: &Value, ty: &ParamType) -> bool {
 /// A variable's declared type, when it is one of the schema's input types.
 fn input_type(t: &Type) -> Option<ParamType> {
     let base = match &t.base {
-        GqlBaseType::Named(n) => BaseType::Scalar(match n.as_str() {
-            "ID" => ScalarType::Id,
-            "String" => ScalarType::String,
-            "Int" => ScalarType::Int,
-            "Float" => ScalarType::Float,
-            "Boolean" => ScalarType::Boolean,
-            "JSON" => ScalarType::Json,
-            _ => return None,
-        }),
+        GqlBaseType::Named(n) => BaseType::Scalar(ScalarType::from_name(n.as_str())?),
         GqlBaseType::List(inner) => BaseType::List(Box::new(input_type(inner)?)),
     };
     Some(ParamType {
