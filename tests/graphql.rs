@@ -553,6 +553,16 @@ paths:
                       properties: { n: { type: integer }, label: { type: string } }
 "#;
 
+/// The gateway for one composition over a `books` service typed by `BOOKS_OPENAPI`.
+async fn books_gateway(books: &Backend, composition: &str) -> Gateway {
+    let yaml = format!(
+        "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
+        books.url()
+    );
+    let p = Project::new(&yaml, &[("app.yaml", composition)]).schema("books.yaml", BOOKS_OPENAPI);
+    Gateway::start(p.plan(&[])).await
+}
+
 #[tokio::test]
 async fn values_that_do_not_fit_their_type_are_field_errors() {
     let comp = r#"
@@ -572,12 +582,7 @@ endpoints:
         }
     })
     .await;
-    let yaml = format!(
-        "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
-        books.url()
-    );
-    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", BOOKS_OPENAPI);
-    let gw = Gateway::start(p.plan(&[])).await;
+    let gw = books_gateway(&books, comp).await;
     let t = token("u1", json!({}));
     let (_, body) = gql(
         &gw,
@@ -1136,12 +1141,7 @@ endpoints:
         })
     })
     .await;
-    let yaml = format!(
-        "services:\n  books:\n    url: {}\n    schema: books.yaml\n{AUTH}",
-        books.url()
-    );
-    let p = Project::new(&yaml, &[("app.yaml", comp)]).schema("books.yaml", BOOKS_OPENAPI);
-    let gw = Gateway::start(p.plan(&[])).await;
+    let gw = books_gateway(&books, comp).await;
     let t = token("u1", json!({}));
     let ops: Vec<String> = ["ok", "pages", "tags", "parts", "nested"]
         .iter()
