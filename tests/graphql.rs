@@ -998,34 +998,24 @@ async fn a_trailing_slash_on_graphql_path_is_the_same_path() {
 
 /// POSTs an operation as text and returns the status, the content type and the body unparsed.
 async fn gql_raw(gw: &Gateway, token: Option<&str>, accept: &str, query: &str) -> (u16, String, String) {
-    let mut req = client()
-        .post(gw.url("/graphql"))
-        .header("accept", accept)
-        .header("x-reader-language", "fr")
-        .json(&json!({"query": query}));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, ct, resp.text().await.unwrap())
+    gql_text(gw, token, accept, json!({"query": query})).await
 }
 
 /// POSTs an operation with variables; returns the status, the content type and the body text.
 async fn gql_vars(gw: &Gateway, token: &str, accept: &str, query: &str, variables: Value) -> (u16, String, String) {
-    let resp = client()
+    gql_text(gw, Some(token), accept, json!({"query": query, "variables": variables})).await
+}
+
+async fn gql_text(gw: &Gateway, token: Option<&str>, accept: &str, body: Value) -> (u16, String, String) {
+    let mut req = client()
         .post(gw.url("/graphql"))
         .header("accept", accept)
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .unwrap();
+        .header("x-reader-language", "fr")
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let ct = resp
         .headers()
