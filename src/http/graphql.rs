@@ -14,7 +14,7 @@ use crate::graphql::Operation;
 use crate::plan::graphql::GraphqlPlan;
 use crate::plan::Plan;
 use crate::state::AppState;
-use async_graphql::parser::types::{DocumentOperations, OperationDefinition, OperationType};
+use async_graphql::parser::types::{OperationDefinition, OperationType};
 use async_graphql::parser::Positioned;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -163,15 +163,20 @@ async fn operation(
         request = request.operation_name(name.clone());
     }
     let given = params.variables.unwrap_or_default();
-    let (is_mutation, missing) = match request.parsed_query() {
+    let (is_mutation, missing, prepared) = match request.parsed_query() {
         Ok(doc) => {
             if cached.is_none() {
                 schema.documents.insert(text.clone(), doc.clone());
             }
-            let op = selected_operation(&doc.operations, operation_name.as_deref());
+            let op = crate::plan::operation::selected(&doc.operations, operation_name.as_deref());
+            // Prepared now, while the document is at hand; kept only if the operation runs.
+            let prepared = remembered
+                .is_none()
+                .then(|| crate::plan::operation::prepare(gp, doc, operation_name.as_deref()).map(Arc::new));
             (
                 op.is_some_and(|op| op.node.ty == OperationType::Mutation),
                 op.and_then(|op| missing_variable(op, &given)),
+                prepared,
             )
         }
         Err(e) => return Ok(request_errors(mode, vec![e])),
@@ -204,12 +209,7 @@ async fn operation(
     }
     // It ran, so its document passed every rule: from now on it runs through Facade's own
     // executor when it can, or (without variables) skips the rules.
-    if remembered.is_none() {
-        let prepared = schema
-            .documents
-            .get(&key.0)
-            .and_then(|doc| crate::plan::operation::prepare(gp, &doc, key.1.as_deref()))
-            .map(Arc::new);
+    if let Some(prepared) = prepared {
         // Remembered as merely valid only from a run without variables: one with variables
         // says nothing of the same text sent without them.
         if no_variables || prepared.is_some() {
@@ -484,19 +484,6 @@ fn nesting(doc: &str) -> usize {
         }
     }
     deepest
-}
-
-/// The operation a request selects (`None`: no such operation; validation says so).
-fn selected_operation<'d>(
-    ops: &'d DocumentOperations,
-    name: Option<&str>,
-) -> Option<&'d Positioned<OperationDefinition>> {
-    match (ops, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(map), Some(n)) => map.get(n),
-        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next(),
-        _ => None,
-    }
 }
 
 /// The first variable of a non-null type with no default that the request does not give (or

@@ -23,8 +23,8 @@ use super::output::OutType;
 use super::Endpoint;
 use crate::config::model::{BaseType, ParamSource, ParamType, ScalarType};
 use async_graphql::parser::types::{
-    BaseType as GqlBaseType, Directive, DocumentOperations, ExecutableDocument, Field, OperationType, Selection,
-    SelectionSet, Type,
+    BaseType as GqlBaseType, Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition,
+    OperationType, Selection, SelectionSet, Type,
 };
 use async_graphql::{Name, Pos, Positioned, Value as GqlValue};
 use serde_json::{Map, Value};
@@ -114,16 +114,20 @@ pub enum OutSelection {
     },
 }
 
+/// The operation a request selects (`None`: no such operation; validation says so).
+pub fn selected<'d>(ops: &'d DocumentOperations, name: Option<&str>) -> Option<&'d Positioned<OperationDefinition>> {
+    match (ops, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(map), Some(n)) => map.get(n),
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next(),
+        _ => None,
+    }
+}
+
 /// Prepares the operation `operation_name` of `doc` (validated) for `gp`; `None` when it is
 /// something async-graphql must run.
 pub fn prepare(gp: &GraphqlPlan, doc: &ExecutableDocument, operation_name: Option<&str>) -> Option<PreparedOperation> {
-    let op = match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(map), Some(n)) => map.get(n)?,
-        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map.values().next()?,
-        _ => return None,
-    };
-    let op = &op.node;
+    let op = &selected(&doc.operations, operation_name)?.node;
     if !op.directives.is_empty() {
         return None;
     }
