@@ -374,3 +374,146 @@ async fn backend_connections_are_pooled_and_kept_alive() {
     }
     assert_eq!(peers.lock().unwrap().len(), 1, "20 requests, one backend connection");
 }
+
+/// A backend written byte by byte: for each connection, the `answer` for its number (0, 1, …)
+/// and whether to close it after the answer. Returns its address and the number of connections
+/// accepted so far.
+async fn scripted_backend(
+    answer: impl Fn(usize) -> (Vec<u8>, bool) + Send + Sync + 'static,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                loop {
+                    // One request head at a time; these requests have no body.
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    head.clear();
+                    let (bytes, close) = answer(n);
+                    if stream.write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_close() {
+    // 204s and HEAD answers have no body to read: their connection still goes back to the pool.
+    let (addr, accepted) = scripted_backend(|_| (b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), false)).await;
+    let gw = routes_gateway(
+        &[("orders", format!("http://{addr}"), "")],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+        &[],
+    )
+    .await;
+    for i in 0..10 {
+        let method = if i % 2 == 0 { "HEAD" } else { "DELETE" };
+        let (status, _, _) = raw(
+            gw.addr,
+            &format!("{method} /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ten bodiless answers, one connection"
+    );
+
+    // A backend that closes each connection after its answer, with and without saying so: every
+    // request still gets its answer, each on a new connection.
+    for announce in [true, false] {
+        let (addr, accepted) = scripted_backend(move |n| {
+            let body = format!("{{\"connection\":{n}}}");
+            let close = if announce { "Connection: close\r\n" } else { "" };
+            let head = format!("HTTP/1.1 200 OK\r\n{close}Content-Length: {}\r\n\r\n", body.len());
+            ([head.into_bytes(), body.into_bytes()].concat(), true)
+        })
+        .await;
+        let gw = routes_gateway(
+            &[("orders", format!("http://{addr}"), "    retries: 1\n")],
+            "  - { prefix: /api/orders, service: orders, auth: none }\n",
+            &[],
+        )
+        .await;
+        for i in 0..10 {
+            let (status, _, body) = raw(
+                gw.addr,
+                &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            assert_eq!(status, 200, "request {i} (close announced: {announce}): {body}");
+            let seen: Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                seen["connection"].as_u64().unwrap() >= i,
+                "a closed connection was used again"
+            );
+        }
+        assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 10);
+    }
+}
+
+#[tokio::test]
+async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_pool() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The first connection starts a 10 MB answer and sends 1 MB of it; every later one answers
+    // at once. The client leaves after the head: the next requests get their own answers, on one
+    // new connection (the rest of the abandoned answer is never read as theirs).
+    let (addr, accepted) = scripted_backend(|n| {
+        if n == 0 {
+            let head = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n".to_vec();
+            ([head, vec![b'x'; 1 << 20]].concat(), false)
+        } else {
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}".to_vec(), false)
+        }
+    })
+    .await;
+    let gw = routes_gateway(
+        &[("orders", format!("http://{addr}"), "")],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+        &[],
+    )
+    .await;
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(b"GET /api/orders/big HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 64 << 10];
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
+    drop(client);
+    for i in 0..3 {
+        let (status, _, body) = raw(
+            gw.addr,
+            &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "{\"a\":1}"));
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -54,7 +54,7 @@ pub async fn forward(
         ));
     }
     let service = &plan.services[route.service];
-    let url = backend_url(service, route, path, req.uri().query());
+    let path_and_query = backend_path(service, route, path, req.uri().query());
     let (mut parts, body) = req.into_parts();
     let client_host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
         parts
@@ -94,7 +94,8 @@ pub async fn forward(
     parts.version = http::Version::HTTP_11;
     let target = ForwardTarget {
         service: &service.name,
-        url: &url,
+        origin: &service.origin,
+        path_and_query: &path_and_query,
         timeout: service.timeout,
         retries: service.retries,
         breaker: service.circuit_breaker.as_ref(),
@@ -108,8 +109,9 @@ pub async fn forward(
     Ok(resp)
 }
 
-/// The backend URL: the service's origin and path, the forwarded path, the query as sent.
-fn backend_url(service: &crate::plan::Service, route: &Passthrough, path: &str, query: Option<&str>) -> String {
+/// What follows the service's origin in the backend URL: the service URL's path, the forwarded
+/// path, the query as sent.
+fn backend_path(service: &crate::plan::Service, route: &Passthrough, path: &str, query: Option<&str>) -> String {
     let rest = &path[route.prefix.len().min(path.len())..];
     let forwarded: std::borrow::Cow<'_, str> = match &route.target {
         Target::Keep => path.into(),
@@ -118,8 +120,7 @@ fn backend_url(service: &crate::plan::Service, route: &Passthrough, path: &str, 
         Target::Rewrite(to) if to.is_empty() && rest.is_empty() => "/".into(),
         Target::Rewrite(to) => format!("{to}{rest}").into(),
     };
-    let mut url = String::with_capacity(service.origin.len() + service.base_path.len() + path.len() + 16);
-    url.push_str(&service.origin);
+    let mut url = String::with_capacity(service.base_path.len() + path.len() + 16);
     url.push_str(&service.base_path);
     url.push_str(&forwarded);
     if let Some(q) = query {

@@ -11,6 +11,7 @@
 //! log; they are never shown to clients as they are.
 
 pub mod breaker;
+pub mod pool;
 
 use crate::clock::Clock;
 use crate::config::model::{CircuitBreakerConfig, Method};
@@ -86,8 +87,10 @@ pub enum ForwardError {
 pub struct ForwardTarget<'a> {
     /// The service's name (its breaker's key).
     pub service: &'a str,
-    /// The full backend URL: the service URL's origin, its path, the forwarded path and query.
-    pub url: &'a str,
+    /// The service URL's `scheme://host[:port]`.
+    pub origin: &'a str,
+    /// What follows the origin: the service URL's path, the forwarded path and the query.
+    pub path_and_query: &'a str,
     /// Bounds the wait for the response headers.
     pub timeout: Duration,
     /// Extra tries on connect errors (idempotent methods without a body only).
@@ -132,7 +135,7 @@ pub struct CallResponse {
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: reqwest::Client,
-    plain: PlainClient,
+    plain: Arc<pool::Pools>,
     /// `limits.upstream_body`, changed by a reload.
     body_limit: Arc<std::sync::atomic::AtomicU64>,
     /// Per-service circuit breakers; kept across reloads.
@@ -152,9 +155,6 @@ fn call_outcome(result: &Result<CallResponse, CallError>) -> &'static str {
     }
 }
 
-/// One pool for composition calls and passthrough routes alike: both send `Body`.
-type PlainClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
-
 impl Upstream {
     /// The largest backend body read for a composition call.
     pub fn body_limit(&self) -> u64 {
@@ -169,9 +169,11 @@ impl Upstream {
     /// Builds the pooled clients. Redirects are not followed and proxies from the environment are
     /// ignored: backends are addressed directly.
     ///
-    /// Plain-HTTP backends (the usual case inside a cluster) go through a bare hyper-util client:
-    /// profiles showed reqwest's per-call layers (its redirect layer re-parses every URL) as a
-    /// quarter of the gateway's work per composed request. HTTPS backends use reqwest and rustls.
+    /// Plain-HTTP backends (the usual case inside a cluster) go through Facade's own pools of
+    /// hyper connections (`pool`): profiles showed reqwest's per-call layers (its redirect layer
+    /// re-parses every URL) as a quarter of the gateway's work per composed request, and
+    /// hyper-util's legacy client a seventh of a passthrough request's. HTTPS backends use
+    /// reqwest and rustls.
     pub fn new(body_limit: u64, clock: Arc<dyn Clock>) -> Result<Upstream, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -181,13 +183,7 @@ impl Upstream {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| e.to_string())?;
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_nodelay(true);
-        let plain = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
+        let plain = Arc::new(pool::Pools::new(Duration::from_secs(60), 256));
         Ok(Upstream {
             client,
             plain,
@@ -258,9 +254,8 @@ impl Upstream {
     }
 
     async fn exchange_plain(&self, req: &CallRequest) -> Result<(StatusCode, Vec<u8>), CallError> {
-        let uri: http::Uri = req
-            .url
-            .as_str()
+        let (origin, path_and_query) = split_origin(req.url.as_str());
+        let uri: http::Uri = path_and_query
             .parse()
             .map_err(|e: http::uri::InvalidUri| CallError::Connect(e.to_string()))?;
         let mut request = http::Request::new(Body::from(req.body.clone().unwrap_or_default()));
@@ -275,9 +270,9 @@ impl Upstream {
         }
         let resp = self
             .plain
-            .request(request)
+            .send(origin, request)
             .await
-            .map_err(|e| CallError::Connect(error_chain(&e)))?;
+            .map_err(|e| CallError::Connect(e.to_string()))?;
         read_answer(resp, self.body_limit()).await
     }
 
@@ -307,7 +302,7 @@ impl Upstream {
     ) -> Result<http::Response<Body>, ForwardError> {
         let (mut parts, body) = request.into_parts();
         let uri: http::Uri = target
-            .url
+            .path_and_query
             .parse()
             .map_err(|e: http::uri::InvalidUri| ForwardError::Connect(e.to_string()))?;
         parts.uri = uri;
@@ -344,7 +339,7 @@ impl Upstream {
             };
             let mut req = http::Request::from_parts(head, body.take().unwrap_or_else(Body::empty));
             *req.extensions_mut() = http::Extensions::new();
-            let sent = tokio::time::timeout(target.timeout, self.exchange_streaming(req)).await;
+            let sent = tokio::time::timeout(target.timeout, self.exchange_streaming(target.origin, req)).await;
             let result = match sent {
                 Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(e)) => Err(e),
@@ -381,23 +376,29 @@ impl Upstream {
                 continue;
             }
             if let Err(e) = &result {
-                tracing::warn!(url = %target.url, attempts = attempt + 1, error = %e, "passthrough request failed");
+                let url = format!("{}{}", target.origin, target.path_and_query);
+                tracing::warn!(url = %url, attempts = attempt + 1, error = %e, "passthrough request failed");
             }
             return result;
         }
     }
 
-    async fn exchange_streaming(&self, req: http::Request<Body>) -> Result<http::Response<Body>, ForwardError> {
-        if req.uri().scheme_str() == Some("http") {
+    async fn exchange_streaming(
+        &self,
+        origin: &str,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, ForwardError> {
+        if origin.starts_with("http://") {
             let resp = self
                 .plain
-                .request(req)
+                .send(origin, req)
                 .await
-                .map_err(|e| ForwardError::Connect(error_chain(&e)))?;
+                .map_err(|e| ForwardError::Connect(e.to_string()))?;
             return Ok(resp.map(Body::new));
         }
         let (parts, body) = req.into_parts();
-        let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| ForwardError::Connect(e.to_string()))?;
+        let url =
+            reqwest::Url::parse(&format!("{origin}{}", parts.uri)).map_err(|e| ForwardError::Connect(e.to_string()))?;
         let resp = self
             .client
             .request(parts.method, url)
@@ -407,6 +408,17 @@ impl Upstream {
             .await
             .map_err(|e| ForwardError::Connect(error_chain(&e)))?;
         Ok(http::Response::from(resp).map(Body::new))
+    }
+}
+
+/// Splits an absolute URL into its origin (`scheme://authority`) and what follows it, without
+/// the fragment (`http://h:1/a?b#c` → `http://h:1`, `/a?b`).
+fn split_origin(url: &str) -> (&str, &str) {
+    let url = url.split_once('#').map_or(url, |(before, _)| before);
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find(['/', '?']) {
+        Some(i) => url.split_at(after_scheme + i),
+        None => (url, "/"),
     }
 }
 
@@ -478,7 +490,7 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
