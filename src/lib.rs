@@ -27,6 +27,7 @@ pub mod demo;
 pub mod exec;
 pub mod graphql;
 pub mod http;
+pub mod iptext;
 pub mod jwks;
 pub mod jwt;
 pub mod load;

@@ -52,14 +52,21 @@ impl LogBuffer {
 /// One log line being written.
 pub struct Line<'a>(&'a LogBuffer);
 
-impl Write for Line<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let mut buf = self.0.buf.lock().unwrap_or_else(|p| p.into_inner());
+impl LogBuffer {
+    /// Appends whole lines, writing the buffer out when it is full.
+    pub fn append(&self, data: &[u8]) {
+        let mut buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         buf.extend_from_slice(data);
         if buf.len() >= FLUSH_AT {
             let _ = std::io::stderr().write_all(&buf);
             buf.clear();
         }
+    }
+}
+
+impl Write for Line<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.append(data);
         Ok(data.len())
     }
 

@@ -8,8 +8,10 @@
 //! second. The output is byte for byte the default's (a test below compares the two), so nothing
 //! that reads Facade's logs changes. A terminal still gets the default coloured format.
 
+use crate::logbuf::LogBuffer;
 use std::cell::RefCell;
 use std::fmt::{self, Write};
+use std::sync::{Arc, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -41,7 +43,11 @@ where
             Level::WARN => " WARN ",
             Level::ERROR => "ERROR ",
         })?;
-        if let Some(scope) = ctx.event_scope() {
+        let scope = ctx.event_scope();
+        if scope.is_none() {
+            write_request_scope(&mut writer)?;
+        }
+        if let Some(scope) = scope {
             let mut seen = false;
             for span in scope.from_root() {
                 writer.write_str(span.metadata().name())?;
@@ -120,17 +126,8 @@ impl Visit for FieldWriter<'_> {
         }
         self.result = if field.name() == "message" {
             write_escaped(&mut self.writer, value)
-        } else if value
-            .bytes()
-            .all(|b| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ')
-        {
-            // Nothing for `Debug` to escape: the string between quotes, as it is.
-            self.writer
-                .write_char('"')
-                .and_then(|_| self.writer.write_str(value))
-                .and_then(|_| self.writer.write_char('"'))
         } else {
-            write!(self.writer, "{value:?}")
+            write_str_value(&mut self.writer, value)
         };
     }
 
@@ -201,6 +198,21 @@ impl fmt::Debug for Plain<'_> {
     }
 }
 
+/// A string field's value as `Debug` writes it: quoted, escaped where needed.
+fn write_str_value(writer: &mut Writer<'_>, value: &str) -> fmt::Result {
+    if value
+        .bytes()
+        .all(|b| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ')
+    {
+        // Nothing for `Debug` to escape: the string between quotes, as it is.
+        writer.write_char('"')?;
+        writer.write_str(value)?;
+        writer.write_char('"')
+    } else {
+        write!(writer, "{value:?}")
+    }
+}
+
 fn write_escaped(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
     Escaping(writer).write_str(text)
 }
@@ -257,7 +269,13 @@ fn write_timestamp(writer: &mut Writer<'_>, now: std::time::SystemTime) -> fmt::
             cached.0 = secs;
         }
         writer.write_str(&cached.1)?;
-        write!(writer, "{micros:06}Z")
+        let mut digits = *b"000000Z";
+        let mut rest = micros;
+        for d in digits[..6].iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     })
 }
 
@@ -310,6 +328,156 @@ impl fmt::Display for Civil {
             "-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
             self.month, self.day, self.hour, self.minute, self.second, self.micros
         )
+    }
+}
+
+thread_local! {
+    /// The id of the request whose future is being polled on this thread (see `RequestScope`).
+    static CURRENT_REQUEST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    /// The line being written by `request_line`.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Where `serve` writes log lines without going through `tracing` (text lines to a buffer).
+static DIRECT: OnceLock<Arc<LogBuffer>> = OnceLock::new();
+
+/// Lets the request pipeline write its lines straight into `buffer`: the text format to a log
+/// file or collector, which `TextFormat` also writes into the same buffer, so lines keep their
+/// order. Without it (JSON logs, a terminal, tests) the pipeline logs through `tracing`.
+pub fn write_directly(buffer: Arc<LogBuffer>) {
+    let _ = DIRECT.set(buffer);
+}
+
+/// Whether the request pipeline writes its lines itself (`write_directly` was called).
+pub fn direct() -> bool {
+    DIRECT.get().is_some()
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future with the request's id made current on this thread while it is
+    /// polled: every event written meanwhile starts with `request{request_id="…"}:`, as inside a
+    /// `request` span. Why not the span: creating, entering and leaving a `tracing` span, and
+    /// formatting its fields, was about a twelfth of a passthrough request's instructions.
+    pub struct RequestScope<F> {
+        id: Arc<str>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> RequestScope<F> {
+    /// `inner`, scoped by the request id `id`.
+    pub fn new(id: &str, inner: F) -> RequestScope<F> {
+        RequestScope { id: id.into(), inner }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for RequestScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        /// Restores the previous scope when the poll ends, a panic included.
+        struct Restore(Option<Arc<str>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                CURRENT_REQUEST.with(|c| *c.borrow_mut() = previous);
+            }
+        }
+        let _restore = Restore(CURRENT_REQUEST.with(|c| c.replace(Some(this.id.clone()))));
+        this.inner.poll(cx)
+    }
+}
+
+/// `request{request_id="…"}: ` when a `RequestScope` is being polled on this thread.
+fn write_request_scope(writer: &mut Writer<'_>) -> fmt::Result {
+    CURRENT_REQUEST.with(|c| match &*c.borrow() {
+        Some(id) => {
+            writer.write_str("request{request_id=")?;
+            write_str_value(writer, id)?;
+            writer.write_str("}: ")
+        }
+        None => Ok(()),
+    })
+}
+
+/// One request's line, as it is written for `request` events by the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    /// The event's target (the module that logs it).
+    pub target: &'a str,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The method.
+    pub method: &'a str,
+    /// The route's label, `-` when none matched.
+    pub route: &'a str,
+    /// The request path.
+    pub path: &'a str,
+    /// The response status.
+    pub status: u16,
+    /// Rounded milliseconds.
+    pub latency_ms: f64,
+}
+
+impl RequestLine<'_> {
+    /// Writes the line into the direct buffer: the bytes `TextFormat` writes for
+    /// `info!(request_id, method = %…, route, path = %…, status, latency_ms, "request")`.
+    pub fn write(&self) {
+        let Some(buffer) = DIRECT.get() else { return };
+        LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            line.clear();
+            if self
+                .format(&mut Writer::new(&mut *line), std::time::SystemTime::now())
+                .is_ok()
+            {
+                buffer.append(line.as_bytes());
+            }
+        });
+    }
+
+    fn format(&self, w: &mut Writer<'_>, now: std::time::SystemTime) -> fmt::Result {
+        write_timestamp(w, now)?;
+        w.write_str("  INFO ")?;
+        write_request_scope(w)?;
+        w.write_str(self.target)?;
+        w.write_str(": request request_id=")?;
+        write_str_value(w, self.request_id)?;
+        w.write_str(" method=")?;
+        w.write_str(self.method)?;
+        w.write_str(" route=")?;
+        write_str_value(w, self.route)?;
+        w.write_str(" path=")?;
+        w.write_str(self.path)?;
+        w.write_str(" status=")?;
+        w.write_str(itoa::Buffer::new().format(self.status))?;
+        w.write_str(" latency_ms=")?;
+        write_hundredths(w, self.latency_ms)?;
+        w.write_char('\n')
+    }
+}
+
+/// A number rounded to hundredths as `{:?}` writes it (`0.47`, `12.0`, `1234.5`), with integer
+/// arithmetic; anything else (negative, not finite, too large) through `{:?}` itself.
+fn write_hundredths(w: &mut Writer<'_>, value: f64) -> fmt::Result {
+    let cents = (value * 100.0).round();
+    if value.is_sign_negative() || !(0.0..1e15).contains(&cents) || cents / 100.0 != value {
+        return write!(w, "{value:?}");
+    }
+    let cents = cents as u64;
+    let mut digits = itoa::Buffer::new();
+    w.write_str(digits.format(cents / 100))?;
+    w.write_char('.')?;
+    let fraction = cents % 100;
+    if fraction.is_multiple_of(10) {
+        w.write_str(digits.format(fraction / 10))
+    } else {
+        if fraction < 10 {
+            w.write_char('0')?;
+        }
+        w.write_str(digits.format(fraction))
     }
 }
 
@@ -399,6 +567,127 @@ mod tests {
         let theirs = lines(false);
         assert_eq!(ours.len(), 6, "{ours:#?}");
         assert_eq!(ours, theirs);
+    }
+
+    /// Events inside a `request` span with our formatter, or inside a `RequestScope`.
+    fn scoped_lines(scope: bool) -> Vec<String> {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(out.clone())
+            .fmt_fields(TextFields)
+            .event_format(TextFormat)
+            .finish();
+        let id = "4a03f5ba \"odd\" id";
+        let inner = async {
+            tracing::warn!(url = "http://127.0.0.1:1/x", "backend call failed");
+            tracing::debug!(n = 3u32, "backend call");
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            if scope {
+                use std::future::Future;
+                let mut fut = std::pin::pin!(RequestScope::new(id, inner));
+                assert!(fut.as_mut().poll(&mut cx).is_ready());
+            } else {
+                let span = tracing::info_span!("request", request_id = id);
+                use std::future::Future;
+                let mut fut = std::pin::pin!(tracing::Instrument::instrument(inner, span));
+                assert!(fut.as_mut().poll(&mut cx).is_ready());
+            }
+            tracing::info!("after the request");
+        });
+        let text = String::from_utf8(out.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        text.lines()
+            .map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn events_in_a_request_scope_carry_its_id_as_in_a_request_span() {
+        let scoped = scoped_lines(true);
+        assert_eq!(scoped.len(), 3, "{scoped:#?}");
+        assert!(
+            scoped[0].starts_with(" WARN request{request_id=\"4a03f5ba \\\"odd\\\" id\"}: "),
+            "{scoped:#?}"
+        );
+        assert!(!scoped[2].contains("request{"), "the scope ends with its future's poll");
+        assert_eq!(scoped, scoped_lines(false));
+    }
+
+    #[test]
+    fn request_lines_written_directly_are_the_lines_of_the_request_event() {
+        let cases = [
+            (
+                "4a03f5ba-ff7b",
+                http::Method::GET,
+                "/api/orders",
+                "/api/orders/ord-77812",
+                200u16,
+                0.47,
+            ),
+            (
+                "a \"quoted\" \\ id",
+                http::Method::POST,
+                "-",
+                "/caf%C3%A9/naïve",
+                404,
+                0.0,
+            ),
+            ("x", http::Method::DELETE, "/mobile/api/home", "/", 503, 1234.5),
+            ("y", http::Method::PATCH, "route with space", "/p", 431, 12.0),
+        ];
+        for (request_id, method, route, path, status, latency_ms) in cases {
+            let out = Captured::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(out.clone())
+                .fmt_fields(TextFields)
+                .event_format(TextFormat)
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(request_id, method = %method, route, path = %path, status, latency_ms, "request");
+            });
+            let traced = String::from_utf8(out.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+            let line = RequestLine {
+                target: module_path!(),
+                request_id,
+                method: method.as_str(),
+                route,
+                path,
+                status,
+                latency_ms,
+            };
+            let mut direct = String::new();
+            line.format(&mut Writer::new(&mut direct), std::time::SystemTime::now())
+                .unwrap_or(());
+            let strip = |l: &str| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default();
+            assert_eq!(strip(&direct), strip(&traced));
+            assert!(direct.ends_with('\n'));
+        }
+    }
+
+    #[test]
+    fn hundredths_are_written_as_debug_writes_them() {
+        let mut values: Vec<f64> = (0..200_000u64).map(|c| c as f64 / 100.0).collect();
+        values.extend((0..2000u64).map(|i| ((i * 7_919_993) as f64 * 100_000.0).round() / 100.0 / 1000.0));
+        values.extend([
+            0.1 + 0.2,
+            1e-7,
+            123456789.123,
+            -1.5,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e16,
+        ]);
+        for v in values {
+            let mut ours = String::new();
+            write_hundredths(&mut Writer::new(&mut ours), v).unwrap_or(());
+            assert_eq!(ours, format!("{v:?}"));
+        }
     }
 
     #[test]

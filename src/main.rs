@@ -105,10 +105,13 @@ fn init_logging(format: LogFormat) -> Option<Arc<LogBuffer>> {
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         // The default's lines, written with less work (one line per request adds up).
-        LogFormat::Text => builder
-            .fmt_fields(facade::logfmt::TextFields)
-            .event_format(facade::logfmt::TextFormat)
-            .init(),
+        LogFormat::Text => {
+            builder
+                .fmt_fields(facade::logfmt::TextFields)
+                .event_format(facade::logfmt::TextFormat)
+                .init();
+            facade::logfmt::write_directly(buffer.clone());
+        }
     }
     Some(buffer)
 }

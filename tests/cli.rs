@@ -189,8 +189,19 @@ impl Server {
     }
 
     fn spawn(config: &str, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_logging(config, port, extra, env, "json")
+    }
+
+    /// The server writing its log lines in the text format (to a pipe: through the buffer).
+    fn start_text(config: &str) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        Server::spawn_logging(config, port, &["--listen", &listen], &[], "text")
+    }
+
+    fn spawn_logging(config: &str, port: u16, extra: &[&str], env: &[(&str, &str)], format: &str) -> Server {
         let mut child = facade()
-            .args(["serve", "--config", config, "--log-format", "json"])
+            .args(["serve", "--config", config, "--log-format", format])
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -290,6 +301,50 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     let route_line = server.wait_log(|l| l.contains("\"/app/e\""));
     let log: Value = serde_json::from_str(&route_line).unwrap();
     assert_eq!(log["route"], "/app/e");
+}
+
+#[tokio::test]
+async fn serve_logs_text_lines_with_the_request_id_on_every_line_of_a_request() {
+    // Nothing listens on the backend's port: the call fails, and its warning is written while
+    // the request is handled.
+    let dead = free_port();
+    let p = Project::new(
+        &format!("services:\n  dead:\n    url: http://127.0.0.1:{dead}\n"),
+        &[(
+            "app.yaml",
+            "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: dead, get: /s }\n    response:\n      v: \"$.s.v\"\n",
+        )],
+    );
+    let config = path_of(&p.config());
+    let server = Server::start_text(&config);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(server.url("/app/e"))
+        .header("x-request-id", "trace-\"7\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let warning = server.wait_log(|l| l.contains("backend call failed"));
+    assert!(
+        warning.contains(" WARN request{request_id=\"trace-\\\"7\\\"\"}: facade::upstream: backend call failed "),
+        "{warning}"
+    );
+    let line = server.wait_log(|l| l.contains("facade::middleware::front: request "));
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(
+        stamp.ends_with('Z') && stamp.len() == "2026-12-02T05:53:53.741122Z".len(),
+        "{line}"
+    );
+    let rest = rest
+        .strip_prefix(" INFO facade::middleware::front: request request_id=\"trace-\\\"7\\\"\" ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let rest = rest
+        .strip_prefix("method=GET route=\"/app/e\" path=/app/e status=502 latency_ms=")
+        .unwrap_or_else(|| panic!("{line}"));
+    let latency: f64 = rest.parse().unwrap_or_else(|_| panic!("{line}"));
+    assert_eq!((latency * 100.0).round() / 100.0, latency, "rounded: {line}");
 }
 
 #[tokio::test]

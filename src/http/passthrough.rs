@@ -17,18 +17,6 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::net::SocketAddr;
 
-/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "proxy-authenticate",
-];
-
 // Evaluated at compile time: `from_static` called at run time validates the name every time.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -70,11 +58,15 @@ pub async fn forward(
     for (name, value) in authenticated.forwarded {
         parts.headers.insert(name, value);
     }
-    if let Some(ip) = peer.map(|p| p.ip().to_string()) {
-        let value = match parts.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-            _ => ip,
-        };
+    if let Some(peer) = peer {
+        let mut value = String::with_capacity(48);
+        if let Some(prior) = parts.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            if !prior.trim().is_empty() {
+                value.push_str(prior);
+                value.push_str(", ");
+            }
+        }
+        crate::iptext::push_ip(&mut value, peer.ip());
         if let Ok(v) = HeaderValue::from_str(&value) {
             parts.headers.insert(X_FORWARDED_FOR, v);
         }
@@ -113,16 +105,19 @@ pub async fn forward(
 /// path, the query as sent.
 fn backend_path(service: &crate::plan::Service, route: &Passthrough, path: &str, query: Option<&str>) -> String {
     let rest = &path[route.prefix.len().min(path.len())..];
-    let forwarded: std::borrow::Cow<'_, str> = match &route.target {
-        Target::Keep => path.into(),
-        Target::Strip if rest.is_empty() => "/".into(),
-        Target::Strip => rest.into(),
-        Target::Rewrite(to) if to.is_empty() && rest.is_empty() => "/".into(),
-        Target::Rewrite(to) => format!("{to}{rest}").into(),
+    // The forwarded path in two pieces (a rewrite's target and the rest), joined once below.
+    let (head, tail): (&str, &str) = match &route.target {
+        Target::Keep => (path, ""),
+        Target::Strip if rest.is_empty() => ("/", ""),
+        Target::Strip => (rest, ""),
+        Target::Rewrite(to) if to.is_empty() && rest.is_empty() => ("/", ""),
+        Target::Rewrite(to) => (to, rest),
     };
-    let mut url = String::with_capacity(service.base_path.len() + path.len() + 16);
+    let query_len = query.map_or(0, |q| q.len() + 1);
+    let mut url = String::with_capacity(service.base_path.len() + head.len() + tail.len() + query_len);
     url.push_str(&service.base_path);
-    url.push_str(&forwarded);
+    url.push_str(head);
+    url.push_str(tail);
     if let Some(q) = query {
         url.push('?');
         url.push_str(q);
@@ -140,9 +135,17 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
-/// Whether a header name is hop-by-hop by itself (`Connection` may name more).
+/// Whether a header name is hop-by-hop by itself (`Connection` may name more). Every header of
+/// every message is asked, so the length picks the few names to compare.
 fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name) || name.starts_with("proxy-")
+    let listed = match name.len() {
+        2 => name == "te",
+        7 => name == "trailer" || name == "upgrade",
+        10 => name == "connection" || name == "keep-alive",
+        17 => name == "transfer-encoding",
+        _ => false,
+    };
+    listed || name.starts_with("proxy-")
 }
 
 /// Drops hop-by-hop headers, every `Proxy-*` header and every header that `Connection` names.
@@ -168,5 +171,44 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in doomed {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+    const HOP_BY_HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+    ];
+
+    #[test]
+    fn hop_by_hop_names_are_those_of_rfc_9110_and_every_proxy_header() {
+        for name in HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in ["proxy-authorization", "proxy-foo"] {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in [
+            "host",
+            "tk",
+            "trailers",
+            "upgrades",
+            "content-type",
+            "x-connection",
+            "authorization",
+            "accept",
+        ] {
+            assert!(!is_hop_by_hop(name), "{name}");
+        }
     }
 }

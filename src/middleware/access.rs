@@ -6,7 +6,7 @@
 
 use super::auth::{authenticate, AuthError, Authenticated};
 use crate::plan::{Access, Plan};
-use crate::ratelimit::key::{bucket_key, client_ip};
+use crate::ratelimit::key::{client_ip, push_bucket_key};
 use crate::ratelimit::{Limiter, RateHeaders, Verdict};
 use http::HeaderMap;
 use std::net::SocketAddr;
@@ -79,8 +79,10 @@ pub async fn check(
         });
     };
     let ip = client_ip(peer, headers, &rl.trusted_proxies);
-    let key = bucket_key(&policy.key, authenticated.claims.as_deref(), headers, ip);
-    let bucket = format!("{}:{key}", policy.name);
+    let mut bucket = String::with_capacity(policy.name.len() + 48);
+    bucket.push_str(&policy.name);
+    bucket.push(':');
+    push_bucket_key(&mut bucket, &policy.key, authenticated.claims.as_deref(), headers, ip);
     match limiter.check(rl, policy, &bucket).await {
         Verdict::Allowed(h) => Ok(Admitted {
             authenticated,

@@ -58,8 +58,7 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
     req.extensions_mut().insert(CurrentPlan(plan));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    // Every log line written while handling the request carries its id.
-    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"));
+    let id_text = id.to_str().unwrap_or("-");
     let mut resp = if too_large {
         HttpError::new(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -67,7 +66,11 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
             format!("the request headers together are larger than {limit} bytes"),
         )
         .respond(&id)
+    } else if crate::logfmt::direct() {
+        // Every log line written while handling the request carries its id.
+        crate::logfmt::RequestScope::new(id_text, cors(cors_layer, state, req)).await
     } else {
+        let span = tracing::info_span!("request", request_id = id_text);
         tracing::Instrument::instrument(cors(cors_layer, state, req), span).await
     };
     resp.headers_mut().insert(X_REQUEST_ID, id.clone());
@@ -83,16 +86,33 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
         resp.status().as_u16(),
         elapsed.as_secs_f64(),
     );
-    tracing::info!(
-        request_id = id.to_str().unwrap_or("-"),
-        method = %method,
-        route,
-        path = %path,
-        status = resp.status().as_u16(),
-        // Rounded to 10 µs: `0.47`, not `0.47186500000000003`.
-        latency_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0,
-        "request"
-    );
+    // Rounded to 10 µs: `0.47`, not `0.47186500000000003`.
+    let latency_ms = (elapsed.as_secs_f64() * 100_000.0).round() / 100.0;
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return resp;
+    }
+    if crate::logfmt::direct() {
+        crate::logfmt::RequestLine {
+            target: module_path!(),
+            request_id: id_text,
+            method: method.as_str(),
+            route,
+            path: &path,
+            status: resp.status().as_u16(),
+            latency_ms,
+        }
+        .write();
+    } else {
+        tracing::info!(
+            request_id = id_text,
+            method = %method,
+            route,
+            path = %path,
+            status = resp.status().as_u16(),
+            latency_ms,
+            "request"
+        );
+    }
     resp
 }
 

@@ -50,20 +50,46 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// The bucket key of a request under a policy of `kind`: `u:<sub>`, `i:<address>` or
 /// `h:<value>`. Anonymous requests and missing headers fall back to the address.
 pub fn bucket_key(kind: &KeyKind, claims: Option<&Value>, headers: &HeaderMap, ip: Option<IpAddr>) -> String {
-    let by_ip = || match ip {
-        Some(ip) => format!("i:{ip}"),
-        None => "i:unknown".to_string(),
+    let mut key = String::new();
+    push_bucket_key(&mut key, kind, claims, headers, ip);
+    key
+}
+
+/// Appends the bucket key of `bucket_key` to `out` (the limiter's bucket is `<policy>:<key>`,
+/// built in one string).
+pub fn push_bucket_key(
+    out: &mut String,
+    kind: &KeyKind,
+    claims: Option<&Value>,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) {
+    let by_ip = |out: &mut String| match ip {
+        Some(ip) => {
+            out.push_str("i:");
+            crate::iptext::push_ip(out, ip);
+        }
+        None => out.push_str("i:unknown"),
     };
     match kind {
         KeyKind::User | KeyKind::UserOrIp => match claims.and_then(|c| c.get("sub")) {
-            Some(Value::String(s)) => format!("u:{s}"),
-            Some(other) if !other.is_null() => format!("u:{other}"),
-            _ => by_ip(),
+            Some(Value::String(s)) => {
+                out.push_str("u:");
+                out.push_str(s);
+            }
+            Some(other) if !other.is_null() => {
+                out.push_str("u:");
+                out.push_str(&other.to_string());
+            }
+            _ => by_ip(out),
         },
-        KeyKind::Ip => by_ip(),
+        KeyKind::Ip => by_ip(out),
         KeyKind::Header(name) => match headers.get(name).and_then(|v| v.to_str().ok()) {
-            Some(v) if !v.is_empty() => format!("h:{v}"),
-            _ => by_ip(),
+            Some(v) if !v.is_empty() => {
+                out.push_str("h:");
+                out.push_str(v);
+            }
+            _ => by_ip(out),
         },
     }
 }
