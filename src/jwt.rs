@@ -55,8 +55,27 @@ pub struct Verifier {
     roles_claim: Vec<String>,
     /// Tokens that verified, with their claims: a client sends the same token on every request,
     /// and checking its signature again is the largest cost of authentication. The time claims
-    /// are checked again on every use.
-    verified: std::sync::Mutex<HashMap<String, Arc<Value>>>,
+    /// are checked again on every use. Only tokens whose signature verified are ever inserted,
+    /// so a fast hash cannot be flooded with colliding keys.
+    verified: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, Remembered>>,
+}
+
+/// A verified token's claims with its time claims read out once.
+#[derive(Debug, Clone)]
+struct Remembered {
+    claims: Arc<Value>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+}
+
+impl Remembered {
+    fn new(claims: Arc<Value>) -> Remembered {
+        Remembered {
+            exp: claims.get("exp").and_then(Value::as_u64),
+            nbf: claims.get("nbf").and_then(Value::as_u64),
+            claims,
+        }
+    }
 }
 
 /// Verified tokens kept at most; the table is emptied when it is full.
@@ -149,7 +168,7 @@ impl Verifier {
             jwks,
             validation,
             roles_claim: cfg.roles_claim.split('.').map(str::to_string).collect(),
-            verified: std::sync::Mutex::new(HashMap::new()),
+            verified: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         })
     }
 
@@ -163,7 +182,9 @@ impl Verifier {
     pub async fn verify_fresh(&self, token: &str) -> Result<Arc<Value>, TokenError> {
         match self.verify(token) {
             Err(TokenError::UnknownKey) => match &self.jwks {
-                Some(set) if set.refresh_for_unknown_kid().await => self.verify(token),
+                // Boxed: a refresh is rare, and its future would otherwise sit inside every
+                // request's future.
+                Some(set) if Box::pin(set.refresh_for_unknown_kid()).await => self.verify(token),
                 _ => Err(TokenError::UnknownKey),
             },
             other => other,
@@ -179,32 +200,32 @@ impl Verifier {
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
             .cloned();
-        if let Some(claims) = known {
-            self.check_time(&claims)?;
-            return Ok(claims);
+        if let Some(known) = known {
+            self.check_time(known.exp, known.nbf)?;
+            return Ok(known.claims);
         }
         let claims = Arc::new(self.verify_fully(token)?);
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= VERIFIED_TOKENS {
             verified.clear();
         }
-        verified.insert(token.to_string(), claims.clone());
+        verified.insert(token.into(), Remembered::new(claims.clone()));
         Ok(claims)
     }
 
     /// `exp` and `nbf` against the clock, with the leeway, for a token verified before.
-    fn check_time(&self, claims: &Value) -> Result<(), TokenError> {
+    fn check_time(&self, exp: Option<u64>, nbf: Option<u64>) -> Result<(), TokenError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let leeway = self.validation.leeway;
-        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+        if let Some(exp) = exp {
             if exp.saturating_add(leeway) < now {
                 return Err(TokenError::Expired);
             }
         }
-        if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64) {
+        if let Some(nbf) = nbf {
             if nbf > now.saturating_add(leeway) {
                 return Err(TokenError::NotYetValid);
             }
@@ -403,12 +424,14 @@ mod tests {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         v.verified.lock().unwrap().insert(
             "expired".into(),
-            Arc::new(serde_json::json!({"sub": "x", "exp": now - 10})),
+            Remembered::new(Arc::new(serde_json::json!({"sub": "x", "exp": now - 10}))),
         );
         assert_eq!(v.verify("expired"), Err(TokenError::Expired));
         v.verified.lock().unwrap().insert(
             "early".into(),
-            Arc::new(serde_json::json!({"sub": "x", "exp": now + 60, "nbf": now + 60})),
+            Remembered::new(Arc::new(
+                serde_json::json!({"sub": "x", "exp": now + 60, "nbf": now + 60}),
+            )),
         );
         assert_eq!(v.verify("early"), Err(TokenError::NotYetValid));
         // A tampered token is never taken from the table.

@@ -121,7 +121,11 @@ async fn route(
                 Box::pin(super::graphql::handle(state, plan, req, request_id)).await,
             )
         }
-        Resolved::Ops(which) => (Some(path.into_owned()), Ok(ops::answer(which, state, plan).await)),
+        // Boxed: `/readyz` probes the stores (a large future), and operations routes are rare.
+        Resolved::Ops(which) => (
+            Some(path.into_owned()),
+            Ok(Box::pin(ops::answer(which, state, plan)).await),
+        ),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),
         Resolved::NotFound => (
             None,

@@ -66,12 +66,19 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
             format!("the request headers together are larger than {limit} bytes"),
         )
         .respond(&id)
-    } else if crate::logfmt::direct() {
-        // Every log line written while handling the request carries its id.
-        crate::logfmt::RequestScope::new(id_text, cors(cors_layer, state, req)).await
     } else {
-        let span = tracing::info_span!("request", request_id = id_text);
-        tracing::Instrument::instrument(cors(cors_layer, state, req), span).await
+        // Every log line written while handling the request carries its id: through the direct
+        // scope when the pipeline writes its lines itself, else through a `request` span. One
+        // wrapper type and one await: the request's future holds the pipeline's future once.
+        // (Awaited as a temporary: a named local would be kept in the state beside the awaited
+        // copy, doubling the room.)
+        if crate::logfmt::direct() {
+            crate::logfmt::RequestScope::direct(id_text, cors(cors_layer, state, req))
+        } else {
+            let span = tracing::info_span!("request", request_id = id_text);
+            crate::logfmt::RequestScope::span(span, cors(cors_layer, state, req))
+        }
+        .await
     };
     resp.headers_mut().insert(X_REQUEST_ID, id.clone());
     let route = resp
@@ -136,7 +143,8 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(crate::http::dispatch::dispatch(state, req).await) }
             });
-            match layer.layer(inner).oneshot(req).await {
+            // Boxed: with CORS configured only; the layer's future holds a second pipeline future.
+            match Box::pin(layer.layer(inner).oneshot(req)).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             }

@@ -145,8 +145,10 @@ impl Limiter {
     async fn decide(&self, bucket: &str, rate: Rate) -> Result<Decision, redis::StoreError> {
         match &self.store {
             Store::Memory(m) => Ok(m.decide(bucket, rate)),
-            Store::Redis(r) => r.decide(bucket, rate, None).await,
-            Store::Cluster(c) => c.decide(bucket, rate, None).await,
+            // Boxed: the Redis clients' futures are large, and inline they would make every
+            // request's future (memory-limited ones too) as large, copied whole when it starts.
+            Store::Redis(r) => Box::pin(r.decide(bucket, rate, None)).await,
+            Store::Cluster(c) => Box::pin(c.decide(bucket, rate, None)).await,
         }
     }
 

@@ -248,7 +248,8 @@ impl Upstream {
         let (status, bytes) = if req.url.scheme() == "http" {
             self.exchange_plain(req).await?
         } else {
-            self.exchange_reqwest(req).await?
+            // Boxed for the same reason as in `exchange_streaming`.
+            Box::pin(self.exchange_reqwest(req)).await?
         };
         answer(status, bytes, req)
     }
@@ -399,14 +400,15 @@ impl Upstream {
         let (parts, body) = req.into_parts();
         let url =
             reqwest::Url::parse(&format!("{origin}{}", parts.uri)).map_err(|e| ForwardError::Connect(e.to_string()))?;
-        let resp = self
-            .client
-            .request(parts.method, url)
-            .headers(parts.headers)
-            .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-            .send()
-            .await
-            .map_err(|e| ForwardError::Connect(error_chain(&e)))?;
+        // Boxed: reqwest's future is large, and plain-HTTP requests should not carry its room.
+        let sent = Box::pin(
+            self.client
+                .request(parts.method, url)
+                .headers(parts.headers)
+                .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+                .send(),
+        );
+        let resp = sent.await.map_err(|e| ForwardError::Connect(error_chain(&e)))?;
         Ok(http::Response::from(resp).map(Body::new))
     }
 }
