@@ -42,6 +42,17 @@ async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, Vec<(String, St
     (status, headers, body.to_string())
 }
 
+/// A gateway whose one route, `/api/orders` without auth, goes to the backend at `addr`
+/// (`service` is extra YAML for the service, such as `    retries: 1\n`).
+async fn orders_gateway(addr: std::net::SocketAddr, service: &str) -> Gateway {
+    routes_gateway(
+        &[("orders", format!("http://{addr}"), service)],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+        &[],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn prefixes_paths_and_queries_reach_the_backend_as_configured() {
     let orders = Backend::fixed(json!({"svc": "orders"})).await;
@@ -357,12 +368,7 @@ async fn backend_connections_are_pooled_and_kept_alive() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
     });
-    let gw = routes_gateway(
-        &[("orders", format!("http://{addr}"), "")],
-        "  - { prefix: /api/orders, service: orders, auth: none }\n",
-        &[],
-    )
-    .await;
+    let gw = orders_gateway(addr, "").await;
     for i in 0..20 {
         // A new client connection each time: the backend side is still one pooled connection.
         let (status, _, _) = raw(
@@ -420,12 +426,7 @@ async fn scripted_backend(
 async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_close() {
     // 204s and HEAD answers have no body to read: their connection still goes back to the pool.
     let (addr, accepted) = scripted_backend(|_| (b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), false)).await;
-    let gw = routes_gateway(
-        &[("orders", format!("http://{addr}"), "")],
-        "  - { prefix: /api/orders, service: orders, auth: none }\n",
-        &[],
-    )
-    .await;
+    let gw = orders_gateway(addr, "").await;
     for i in 0..10 {
         let method = if i % 2 == 0 { "HEAD" } else { "DELETE" };
         let (status, _, _) = raw(
@@ -451,12 +452,7 @@ async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_cl
             ([head.into_bytes(), body.into_bytes()].concat(), true)
         })
         .await;
-        let gw = routes_gateway(
-            &[("orders", format!("http://{addr}"), "    retries: 1\n")],
-            "  - { prefix: /api/orders, service: orders, auth: none }\n",
-            &[],
-        )
-        .await;
+        let gw = orders_gateway(addr, "    retries: 1\n").await;
         for i in 0..10 {
             let (status, _, body) = raw(
                 gw.addr,
@@ -489,12 +485,7 @@ async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_po
         }
     })
     .await;
-    let gw = routes_gateway(
-        &[("orders", format!("http://{addr}"), "")],
-        "  - { prefix: /api/orders, service: orders, auth: none }\n",
-        &[],
-    )
-    .await;
+    let gw = orders_gateway(addr, "").await;
     let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     client
         .write_all(b"GET /api/orders/big HTTP/1.1\r\nHost: gw\r\n\r\n")
