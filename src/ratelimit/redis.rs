@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 /// The GCRA, line for line as `gcra::decide`, in microseconds.
 /// KEYS[1]: the bucket. ARGV: limit, period (µs), and `now` (µs) or "" for Redis' own `TIME`.
-/// Returns {allowed (0|1), remaining, reset (µs)}.
+/// Returns `"<allowed 0|1> <remaining> <reset µs>"`: one bulk string is one RESP value for the
+/// client to parse, where an array of three integers was four (the parser was a fifth of a
+/// decision's client-side cost).
 const GCRA_LUA: &str = r#"
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
@@ -33,11 +35,11 @@ if tat < now then tat = now end
 local new_tat = tat + emission
 local allow_at = new_tat - period
 if now < allow_at then
-  return {0, 0, allow_at - now}
+  return string.format('0 0 %.0f', allow_at - now)
 end
 local used = new_tat - now
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(math.ceil(used / 1000), 1))
-return {1, math.floor((period - used) / emission), used}
+return string.format('1 %.0f %.0f', math.floor((period - used) / emission), used)
 "#;
 
 /// Every decision waits at most this long for Redis (SPEC §7: the store's failure is decided
@@ -226,14 +228,46 @@ async fn run_script<C: ConnectionLike + Send>(
         .arg(rate.limit)
         .arg(period_us)
         .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
-    let (allowed, remaining, reset_us) = invocation
-        .invoke_async::<(u8, u64, u64)>(conn)
+    let reply = invocation
+        .invoke_async::<String>(conn)
         .await
         .map_err(|e| StoreError::Redis(e.to_string()))?;
-    Ok(Decision {
-        allowed: allowed == 1,
+    parse_reply(&reply).ok_or_else(|| StoreError::Redis(format!("unexpected script reply `{reply}`")))
+}
+
+/// The script's `"<allowed> <remaining> <reset µs>"`.
+fn parse_reply(reply: &str) -> Option<Decision> {
+    let mut parts = reply.split(' ');
+    let allowed = match parts.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    let remaining = parts.next()?.parse::<u64>().ok()?;
+    let reset_us = parts.next()?.parse::<u64>().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Decision {
+        allowed,
         remaining,
         reset: reset_us.saturating_mul(1_000),
         tat: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_reply_is_read_whole_or_refused() {
+        let d = parse_reply("1 41 1463415").unwrap_or_else(|| panic!("a good reply"));
+        assert_eq!((d.allowed, d.remaining, d.reset), (true, 41, 1_463_415_000));
+        let d = parse_reply("0 0 18000000").unwrap_or_else(|| panic!("a good reply"));
+        assert_eq!((d.allowed, d.remaining, d.reset), (false, 0, 18_000_000_000));
+        for bad in ["", "1", "1 2", "2 0 0", "1 -1 5", "1 2 3 4", "1 2.5 3", "OK"] {
+            assert!(parse_reply(bad).is_none(), "{bad}");
+        }
+    }
 }
