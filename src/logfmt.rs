@@ -43,11 +43,7 @@ where
             Level::WARN => " WARN ",
             Level::ERROR => "ERROR ",
         })?;
-        let scope = ctx.event_scope();
-        if scope.is_none() {
-            write_request_scope(&mut writer)?;
-        }
-        if let Some(scope) = scope {
+        if let Some(scope) = ctx.event_scope() {
             let mut seen = false;
             for span in scope.from_root() {
                 writer.write_str(span.metadata().name())?;
@@ -65,6 +61,8 @@ where
             if seen {
                 writer.write_char(' ')?;
             }
+        } else {
+            write_request_scope(&mut writer)?;
         }
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;
@@ -334,7 +332,7 @@ impl fmt::Display for Civil {
 thread_local! {
     /// The id of the request whose future is being polled on this thread (see `RequestScope`).
     static CURRENT_REQUEST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
-    /// The line being written by `request_line`.
+    /// The line being written by `RequestLine::write`.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
@@ -557,8 +555,9 @@ mod tests {
         tracing::info!("outside any span");
     }
 
-    /// Both formatters' lines without their timestamps.
-    fn lines(ours: bool) -> Vec<String> {
+    /// The lines `emit` writes through our formatter (or, with `ours` false, through
+    /// tracing-subscriber's default), without their timestamps.
+    fn captured(ours: bool, emit: impl FnOnce()) -> Vec<String> {
         let out = Captured::default();
         let builder = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -566,14 +565,23 @@ mod tests {
             .with_writer(out.clone());
         if ours {
             let subscriber = builder.fmt_fields(TextFields).event_format(TextFormat).finish();
-            tracing::subscriber::with_default(subscriber, events);
+            tracing::subscriber::with_default(subscriber, emit);
         } else {
-            tracing::subscriber::with_default(builder.finish(), events);
+            tracing::subscriber::with_default(builder.finish(), emit);
         }
         let text = String::from_utf8(out.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
-        text.lines()
-            .map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default())
-            .collect()
+        text.lines().map(without_timestamp).collect()
+    }
+
+    fn without_timestamp(line: &str) -> String {
+        line.split_once(' ')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Both formatters' lines.
+    fn lines(ours: bool) -> Vec<String> {
+        captured(ours, events)
     }
 
     #[test]
@@ -587,20 +595,12 @@ mod tests {
     /// Events inside a `request` span with our formatter, or inside a `RequestScope`.
     /// `how`: 0 the direct scope, 1 the scope entering a span, 2 tracing's own `instrument`.
     fn scoped_lines(how: u8) -> Vec<String> {
-        let out = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(out.clone())
-            .fmt_fields(TextFields)
-            .event_format(TextFormat)
-            .finish();
         let id = "4a03f5ba \"odd\" id";
         let inner = async {
             tracing::warn!(url = "http://127.0.0.1:1/x", "backend call failed");
             tracing::debug!(n = 3u32, "backend call");
         };
-        tracing::subscriber::with_default(subscriber, || {
+        captured(true, || {
             let waker = std::task::Waker::noop();
             let mut cx = std::task::Context::from_waker(waker);
             use std::future::Future;
@@ -617,11 +617,7 @@ mod tests {
                 assert!(fut.as_mut().poll(&mut cx).is_ready());
             }
             tracing::info!("after the request");
-        });
-        let text = String::from_utf8(out.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
-        text.lines()
-            .map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default())
-            .collect()
+        })
     }
 
     #[test]
@@ -660,17 +656,9 @@ mod tests {
             ("y", http::Method::PATCH, "route with space", "/p", 431, 12.0),
         ];
         for (request_id, method, route, path, status, latency_ms) in cases {
-            let out = Captured::default();
-            let subscriber = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(out.clone())
-                .fmt_fields(TextFields)
-                .event_format(TextFormat)
-                .finish();
-            tracing::subscriber::with_default(subscriber, || {
+            let traced = captured(true, || {
                 tracing::info!(request_id, method = %method, route, path = %path, status, latency_ms, "request");
             });
-            let traced = String::from_utf8(out.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
             let line = RequestLine {
                 target: module_path!(),
                 request_id,
@@ -683,9 +671,8 @@ mod tests {
             let mut direct = String::new();
             line.format(&mut Writer::new(&mut direct), std::time::SystemTime::now())
                 .unwrap_or(());
-            let strip = |l: &str| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default();
-            assert_eq!(strip(&direct), strip(&traced));
             assert!(direct.ends_with('\n'));
+            assert_eq!(vec![without_timestamp(&direct[..direct.len() - 1])], traced);
         }
     }
 

@@ -47,16 +47,9 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.strip_prefix('[')?.split(']').next()?.parse().ok()
 }
 
-/// The bucket key of a request under a policy of `kind`: `u:<sub>`, `i:<address>` or
-/// `h:<value>`. Anonymous requests and missing headers fall back to the address.
-pub fn bucket_key(kind: &KeyKind, claims: Option<&Value>, headers: &HeaderMap, ip: Option<IpAddr>) -> String {
-    let mut key = String::new();
-    push_bucket_key(&mut key, kind, claims, headers, ip);
-    key
-}
-
-/// Appends the bucket key of `bucket_key` to `out` (the limiter's bucket is `<policy>:<key>`,
-/// built in one string).
+/// Appends the bucket key of a request under a policy of `kind` to `out`: `u:<sub>`,
+/// `i:<address>` or `h:<value>` (the limiter's bucket is `<policy>:<key>`, built in one string).
+/// Anonymous requests and missing headers fall back to the address.
 pub fn push_bucket_key(
     out: &mut String,
     kind: &KeyKind,
