@@ -42,6 +42,15 @@ async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, Vec<(String, St
     (status, headers, body.to_string())
 }
 
+/// `METHOD /api/orders/<i>` on a new connection to `gw`, answered whole.
+async fn order_request(gw: &Gateway, method: &str, i: impl std::fmt::Display) -> (u16, Vec<(String, String)>, String) {
+    raw(
+        gw.addr,
+        &format!("{method} /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
 /// A gateway whose one route, `/api/orders` without auth, goes to the backend at `addr`
 /// (`service` is extra YAML for the service, such as `    retries: 1\n`).
 async fn orders_gateway(addr: std::net::SocketAddr, service: &str) -> Gateway {
@@ -371,11 +380,7 @@ async fn backend_connections_are_pooled_and_kept_alive() {
     let gw = orders_gateway(addr, "").await;
     for i in 0..20 {
         // A new client connection each time: the backend side is still one pooled connection.
-        let (status, _, _) = raw(
-            gw.addr,
-            &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
+        let (status, _, _) = order_request(&gw, "GET", i).await;
         assert_eq!(status, 200);
     }
     assert_eq!(peers.lock().unwrap().len(), 1, "20 requests, one backend connection");
@@ -429,11 +434,7 @@ async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_cl
     let gw = orders_gateway(addr, "").await;
     for i in 0..10 {
         let method = if i % 2 == 0 { "HEAD" } else { "DELETE" };
-        let (status, _, _) = raw(
-            gw.addr,
-            &format!("{method} /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
+        let (status, _, _) = order_request(&gw, method, i).await;
         assert_eq!(status, 204);
     }
     assert_eq!(
@@ -454,11 +455,7 @@ async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_cl
         .await;
         let gw = orders_gateway(addr, "    retries: 1\n").await;
         for i in 0..10 {
-            let (status, _, body) = raw(
-                gw.addr,
-                &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
-            )
-            .await;
+            let (status, _, body) = order_request(&gw, "GET", i).await;
             assert_eq!(status, 200, "request {i} (close announced: {announce}): {body}");
             let seen: Value = serde_json::from_str(&body).unwrap();
             assert!(
@@ -499,11 +496,7 @@ async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_po
     assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
     drop(client);
     for i in 0..3 {
-        let (status, _, body) = raw(
-            gw.addr,
-            &format!("GET /api/orders/{i} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
+        let (status, _, body) = order_request(&gw, "GET", i).await;
         assert_eq!((status, body.as_str()), (200, "{\"a\":1}"));
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
