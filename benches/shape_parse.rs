@@ -6,6 +6,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+/// The server's allocator, so the numbers are the ones a request sees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let body = std::fs::read(root.join("fixtures/recommendations/for/_.json")).expect("fixture");
