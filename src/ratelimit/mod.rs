@@ -23,10 +23,12 @@ use std::sync::Arc;
 pub struct RateHeaders(pub Vec<(HeaderName, HeaderValue)>);
 
 impl RateHeaders {
-    /// Sets the headers on a response, replacing any of the same names.
-    pub fn apply(&self, headers: &mut http::HeaderMap) {
-        for (k, v) in &self.0 {
-            headers.insert(k.clone(), v.clone());
+    /// Sets the headers on a response, replacing any of the same names. Takes the values: a
+    /// number's header value is not shareable, and cloning it would copy it into a new
+    /// allocation.
+    pub fn apply(self, headers: &mut http::HeaderMap) {
+        for (k, v) in self.0 {
+            headers.insert(k, v);
         }
     }
 }
