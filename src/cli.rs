@@ -247,7 +247,11 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
         }
     }
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), endpoints, "facade is serving");
-    match crate::server::serve(listener, state, crate::server::shutdown_signal()).await {
+    let options = crate::server::ServeOptions {
+        workers: crate::server::worker_count(),
+        ..crate::server::ServeOptions::for_state(&state)
+    };
+    match crate::server::serve_with(listener, state, crate::server::shutdown_signal(), options).await {
         Ok(()) => {
             tracing::info!("stopped");
             0

@@ -132,7 +132,9 @@ fn main() {
             claim,
         } => facade::cli::token(&config, &sub, &role, &ttl, &claim),
         Command::Serve { config, listen, demo } => {
-            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            // The thread that accepts is one of the server's workers (see `server`): a
+            // single-threaded runtime, with one more on each further worker thread.
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(facade::cli::serve(&config, listen.as_deref(), demo)),
                 Err(e) => {
                     eprintln!("facade: cannot start the runtime: {e}");

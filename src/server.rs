@@ -7,15 +7,25 @@
 //! headers, and bare 431s. Here the parser's own limits sit at four times
 //! `limits.request_headers`, so below that cap the pipeline's JSON 431 answers (see `front`);
 //! only past it does hyper's bare 431 and a close stand in.
+//!
+//! Why one single-threaded runtime per worker thread, as nginx has one process per core: a
+//! proxied request is two tasks (the client's connection and the backend's) handing it to each
+//! other four times. On tokio's work-stealing runtime the two sat on different threads, so every
+//! hand-over woke a thread on the other core: 0.8 context switches per passthrough request,
+//! against nginx's 0.36, and a third of its CPU in the scheduler. Here a client connection is
+//! handed to one worker when it is accepted (round robin) and stays there, with every backend
+//! connection it takes from that worker's own share of the pool (`upstream::pool`).
 
 use crate::state::AppState;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
@@ -27,16 +37,32 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// `limits.request_headers`: the parser's hard caps are set from it.
     pub request_headers: u64,
+    /// Threads serving connections, the calling one included. With more than one, the others
+    /// each run a single-threaded runtime of their own; with one, everything runs on the caller's
+    /// runtime (what the tests do).
+    pub workers: usize,
 }
 
 impl ServeOptions {
-    /// The options for a plan's limits, with a 10 s header read timeout.
+    /// The options for a plan's limits, with a 10 s header read timeout, on the caller's runtime
+    /// alone.
     pub fn for_state(state: &AppState) -> ServeOptions {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             request_headers: state.plan().limits.request_headers,
+            workers: 1,
         }
     }
+}
+
+/// How many worker threads `facade serve` runs: `TOKIO_WORKER_THREADS` when it is a positive
+/// number (the variable tokio's own runtimes read), else one per CPU.
+pub fn worker_count() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Serves until `shutdown` completes, then drains.
@@ -56,21 +82,13 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let cap = options.request_headers.saturating_mul(4).clamp(16 << 10, 16 << 20);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(cap as usize)
-        // The parser zeroes a table of this many entries for every request (a 2048-entry table was
-        // 3% of a passthrough request in profiles); 256 headers is far above what clients send.
-        .max_headers(256);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(cap as u32);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let conns = Arc::new(Connections {
+        builder: builder(&options),
+        state,
+    });
+    let workers = Workers::start(options.workers.saturating_sub(1))?;
+    let graceful = GracefulShutdown::new();
+    let mut next = 0usize;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -87,7 +105,64 @@ pub async fn serve_with(
         };
         // Responses are written whole; Nagle's algorithm would only add delay.
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
+        let watcher = graceful.watcher();
+        // Round robin: this thread is turn 0, each worker thread one more.
+        let turn = next % (workers.handles.len() + 1);
+        next = next.wrapping_add(1);
+        match turn.checked_sub(1).and_then(|i| workers.handles.get(i)) {
+            None => conns.clone().spawn(stream, peer, watcher),
+            Some(worker) => match stream.into_std() {
+                Ok(std) => {
+                    let conns = conns.clone();
+                    worker.spawn(async move {
+                        // Registered with the worker's own reactor, so its readiness wakes
+                        // the worker's thread only.
+                        match TcpStream::from_std(std) {
+                            Ok(stream) => conns.spawn(stream, peer, watcher),
+                            Err(e) => tracing::debug!("cannot hand a connection to a worker: {e}"),
+                        }
+                    });
+                }
+                Err(e) => tracing::debug!("cannot hand a connection to a worker: {e}"),
+            },
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {DRAIN:?}; exiting");
+    }
+    workers.stop().await;
+    Ok(())
+}
+
+fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let cap = options.request_headers.saturating_mul(4).clamp(16 << 10, 16 << 20);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(cap as usize)
+        // The parser zeroes a table of this many entries for every request (a 2048-entry table was
+        // 3% of a passthrough request in profiles); 256 headers is far above what clients send.
+        .max_headers(256);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(cap as u32);
+    builder
+}
+
+/// What every connection is served with, shared by the worker threads.
+struct Connections {
+    builder: auto::Builder<TokioExecutor>,
+    state: Arc<AppState>,
+}
+
+impl Connections {
+    /// Serves one connection in a task of the current runtime.
+    fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let state = self.state.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             let state = state.clone();
@@ -98,21 +173,59 @@ pub async fn serve_with(
                 Ok::<_, std::convert::Infallible>(crate::http::handle(state, req.map(axum::body::Body::new)).await)
             })
         });
-        let conn = builder
+        let conn = self
+            .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let watched = graceful.watch(conn);
+        let watched = watcher.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = watched.await {
                 tracing::debug!("connection closed with an error: {e}");
             }
         });
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within {DRAIN:?}; exiting");
+}
+
+/// The worker threads beside the calling one, each running a single-threaded runtime until
+/// stopped.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    threads: Vec<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Workers {
+    fn start(count: usize) -> std::io::Result<Workers> {
+        let mut workers = Workers {
+            handles: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+        };
+        for i in 1..=count {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            workers.handles.push(rt.handle().clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("facade-worker-{i}"))
+                .spawn(move || {
+                    crate::upstream::pool::set_worker(i);
+                    let _ = rt.block_on(stopped);
+                    // Dropping the runtime ends what is left on it: idle backend connections.
+                })?;
+            workers.threads.push((stop, thread));
+        }
+        Ok(workers)
     }
-    Ok(())
+
+    /// Stops the threads once the connections have drained, and waits for them to end.
+    async fn stop(self) {
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for (stop, thread) in threads {
+                let _ = stop.send(());
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

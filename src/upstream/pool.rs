@@ -8,6 +8,11 @@
 //! to its pool when the response body has been read to its end (`PooledBody`), in the task that
 //! read it, and a checkout is a lock and a pop.
 //!
+//! Each worker thread of the server (`server`) has its own share of every origin's idle
+//! connections, as each nginx worker has its own keep-alive cache: a connection's task runs on the
+//! thread that opened it, so a request that took a connection opened by another thread would wake
+//! that thread twice per exchange.
+//!
 //! What stays as the legacy client did it: connections are made by hyper-util's `HttpConnector`
 //! (DNS, `TCP_NODELAY`), a request that a reused connection could not even start (the backend
 //! closed it while idle) is sent again on another one, idle connections expire after a while,
@@ -22,6 +27,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,6 +48,24 @@ pub enum PoolError {
     Request(String),
 }
 
+/// Shares of an origin's idle connections; worker threads beyond this many share a share.
+const SHARES: usize = 16;
+
+thread_local! {
+    /// The server worker this thread is (0: the thread that accepts, and any other thread).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as server worker `index`: it takes and returns idle connections in
+/// its own share of each pool.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+fn share() -> usize {
+    WORKER.with(|w| w.get()) % SHARES
+}
+
 /// The pools, one per origin (`http://host:port`), made on first use.
 #[derive(Debug)]
 pub struct Pools {
@@ -58,7 +82,8 @@ struct Origin {
     connect: Uri,
     /// The `Host` header of requests that carry none (the port only when it is not 80).
     host: HeaderValue,
-    idle: Mutex<VecDeque<Idle>>,
+    /// Indexed by `share()`.
+    idle: [Mutex<VecDeque<Idle>>; SHARES],
     idle_timeout: Duration,
     max_idle: usize,
 }
@@ -70,7 +95,7 @@ struct Idle {
 }
 
 impl Pools {
-    /// Pools keeping at most `max_idle` idle connections per origin, each for at most
+    /// Pools keeping at most `max_idle` idle connections per origin and worker thread, each for at most
     /// `idle_timeout`.
     pub fn new(idle_timeout: Duration, max_idle: usize) -> Pools {
         let mut connector = HttpConnector::new();
@@ -159,7 +184,7 @@ impl Origin {
         Ok(Origin {
             connect,
             host,
-            idle: Mutex::new(VecDeque::new()),
+            idle: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
             idle_timeout,
             max_idle,
         })
@@ -167,7 +192,7 @@ impl Origin {
 
     /// The most recently used connection that is still open and not expired.
     fn checkout(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[share()].lock().unwrap_or_else(|p| p.into_inner());
         while let Some(entry) = idle.pop_back() {
             if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
                 return Some(entry.sender);
@@ -182,7 +207,7 @@ impl Origin {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[share()].lock().unwrap_or_else(|p| p.into_inner());
         while idle
             .front()
             .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)

@@ -1,0 +1,196 @@
+//! Serving on several worker threads (`server::ServeOptions::workers`, what `facade serve` does
+//! with one thread per CPU): client connections are handed round robin to the workers, each
+//! worker keeps its own backend connections, every request is answered, and a shutdown drains
+//! the requests in flight on every worker before `serve_with` returns.
+
+mod common;
+
+use axum::extract::ConnectInfo;
+use common::*;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A backend that records the client address (so the connection) of every request, answering
+/// after `delay`.
+async fn counting_backend(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
+    let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    let seen = peers.clone();
+    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(peer);
+            tokio::time::sleep(delay).await;
+            ([("content-type", "application/json")], "{\"ok\":true}")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    (addr, peers)
+}
+
+struct Served {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves `/api/orders` (no auth) in front of `backend` on `workers` threads.
+async fn serve(backend: SocketAddr, workers: usize) -> Served {
+    let facade = routes_facade(
+        &[("orders", format!("http://{backend}"), "")],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+    );
+    let plan = Project::new(&facade, &[]).plan(&[]);
+    let clock: Arc<dyn facade::clock::Clock> = Arc::new(facade::clock::SystemClock::default());
+    let exec = facade::exec::new_exec(&plan, clock).unwrap();
+    let state = facade::state::AppState::new(plan, exec).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let options = facade::server::ServeOptions {
+        workers,
+        ..facade::server::ServeOptions::for_state(&state)
+    };
+    let done = tokio::spawn(facade::server::serve_with(
+        listener,
+        state,
+        async move {
+            let _ = rx.await;
+        },
+        options,
+    ));
+    Served {
+        addr,
+        stop: Some(tx),
+        done,
+    }
+}
+
+/// One keep-alive client connection.
+struct Client(TcpStream);
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .unwrap();
+        Client(stream)
+    }
+
+    /// Sends a GET and reads its whole response (the backend's body is 11 bytes).
+    async fn get(&mut self, path: &str) -> String {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n");
+        self.0.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = self.0.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&buf));
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.ends_with(b"{\"ok\":true}") {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("response timed out");
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn each_worker_keeps_its_own_backend_connections() {
+    // Two client connections, one request at a time on each, so never two exchanges at once.
+    // On one thread the second request reuses the backend connection of the first; on two
+    // workers each client connection is on a worker of its own, with its own backend connection.
+    for (workers, backend_connections) in [(1, 1), (2, 2)] {
+        let (backend, peers) = counting_backend(Duration::ZERO).await;
+        let served = serve(backend, workers).await;
+        let mut a = Client::connect(served.addr).await;
+        let mut b = Client::connect(served.addr).await;
+        for round in 0..3 {
+            for client in [&mut a, &mut b] {
+                let response = client.get(&format!("/api/orders/{round}")).await;
+                assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            }
+        }
+        let peers = peers.lock().unwrap().clone();
+        assert_eq!(peers.len(), 6);
+        let distinct: HashSet<_> = peers.iter().collect();
+        assert_eq!(distinct.len(), backend_connections, "{workers} worker(s): {peers:?}");
+    }
+}
+
+#[tokio::test]
+async fn many_connections_over_three_workers_are_all_answered() {
+    let (backend, peers) = counting_backend(Duration::ZERO).await;
+    let served = serve(backend, 3).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let addr = served.addr;
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                for j in 0..5 {
+                    let response = client.get(&format!("/api/orders/{i}-{j}")).await;
+                    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("a client timed out")
+            .unwrap();
+    }
+    assert_eq!(peers.lock().unwrap().len(), 120);
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_requests_in_flight_on_every_worker() {
+    let (backend, peers) = counting_backend(Duration::from_millis(400)).await;
+    let mut served = serve(backend, 2).await;
+    // Four connections, so two on each worker, each with a request in flight.
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(Client::connect(served.addr).await);
+    }
+    let requests: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| tokio::spawn(async move { client.get(&format!("/api/orders/{i}")).await }))
+        .collect();
+    let arrived = async {
+        while peers.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), arrived)
+        .await
+        .expect("the requests never reached the backend");
+    let _ = served.stop.take().unwrap().send(());
+    for request in requests {
+        let response = tokio::time::timeout(Duration::from_secs(10), request)
+            .await
+            .expect("an in-flight request was not finished")
+            .unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    tokio::time::timeout(Duration::from_secs(10), &mut served.done)
+        .await
+        .expect("serve_with did not return after draining")
+        .unwrap()
+        .unwrap();
+    // Nothing is listening any more.
+    assert!(TcpStream::connect(served.addr).await.is_err());
+}
