@@ -501,3 +501,89 @@ async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_po
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A backend that writes its answer's head, then its body only when `release` is notified.
+async fn two_part_backend(
+    head: &'static str,
+    body: &'static str,
+) -> (std::net::SocketAddr, std::sync::Arc<tokio::sync::Notify>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let released = release.clone();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            buf.push(byte[0]);
+        }
+        stream.write_all(head.as_bytes()).await.unwrap();
+        released.notified().await;
+        stream.write_all(body.as_bytes()).await.unwrap();
+        // Held open until the client has its answer.
+        let _ = stream.read(&mut byte).await;
+    });
+    (addr, release)
+}
+
+#[tokio::test]
+async fn a_head_goes_with_the_first_bytes_of_a_declared_body_and_a_chunked_head_goes_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Declared length: the head is not sent until the body's first bytes are there, so the client
+    // is sent head and body together (one write, not two a moment apart).
+    let (addr, release) = two_part_backend("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", "{\"a\":1}").await;
+    let gw = orders_gateway(addr, "").await;
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(b"GET /api/orders/1 HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), client.read(&mut got)).await;
+    assert!(early.is_err(), "the head went before the body: {early:?}");
+    release.notify_one();
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n{\"a\":1}"),
+        "{text}"
+    );
+
+    // Chunked (an event stream, say): the head comes at once, before any body.
+    let (addr, release) = two_part_backend(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "7\r\ndata: 1\r\n0\r\n\r\n",
+    )
+    .await;
+    let gw = orders_gateway(addr, "").await;
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(b"GET /api/orders/2 HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
+        .await
+        .expect("a chunked head waited for its body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&got[..n]);
+    assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n"), "{text}");
+    release.notify_one();
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        rest.extend_from_slice(&got[..n]);
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("data: 1"));
+}

@@ -2,6 +2,7 @@
 //! endpoints, passthrough routes, operations routes, the one error type, and `handle`, the one
 //! entry point the server (and `app`, its axum `Router` form) calls for every request.
 
+mod coalesce;
 pub mod dispatch;
 pub mod error;
 pub mod graphql;

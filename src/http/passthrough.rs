@@ -98,7 +98,7 @@ pub async fn forward(
         .forward(&target, http::Request::from_parts(parts, body))
         .await?;
     strip_hop_by_hop(resp.headers_mut());
-    Ok(resp)
+    Ok(super::coalesce::with_first_frame(resp, service.timeout).await)
 }
 
 /// What follows the service's origin in the backend URL: the service URL's path, the forwarded
