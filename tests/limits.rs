@@ -38,24 +38,7 @@ async fn serve(limits: &str, header_read_timeout: Duration) -> (Served, Backend)
     let backend = Backend::fixed(json!({"value": 1})).await;
     let facade = format!("services:\n  things:\n    url: {}\nlimits:\n{limits}", backend.url());
     let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
-    let clock: std::sync::Arc<dyn facade::clock::Clock> = std::sync::Arc::new(facade::clock::SystemClock::default());
-    let exec = facade::exec::new_exec(&plan, clock).unwrap();
-    let state = facade::state::AppState::new(plan, exec).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = facade::server::ServeOptions {
-        header_read_timeout,
-        ..facade::server::ServeOptions::for_state(&state)
-    };
-    tokio::spawn(facade::server::serve_with(
-        listener,
-        state,
-        async move {
-            let _ = rx.await;
-        },
-        options,
-    ));
+    let (addr, tx, _) = serve_plan(plan, |o| o.header_read_timeout = header_read_timeout).await;
     (Served { addr, _stop: tx }, backend)
 }
 

@@ -359,31 +359,15 @@ fn route_load_errors() {
 
 #[tokio::test]
 async fn backend_connections_are_pooled_and_kept_alive() {
-    use axum::extract::ConnectInfo;
-    use std::collections::HashSet;
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
-    let peers: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
-    let seen = peers.clone();
-    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
-        let seen = seen.clone();
-        async move {
-            seen.lock().unwrap().insert(peer);
-            axum::Json(json!({"ok": true}))
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
-    });
+    let (addr, peers) = peer_recording_backend(Duration::ZERO).await;
     let gw = orders_gateway(addr, "").await;
     for i in 0..20 {
         // A new client connection each time: the backend side is still one pooled connection.
         let (status, _, _) = order_request(&gw, "GET", i).await;
         assert_eq!(status, 200);
     }
-    assert_eq!(peers.lock().unwrap().len(), 1, "20 requests, one backend connection");
+    let distinct: std::collections::HashSet<_> = peers.lock().unwrap().iter().copied().collect();
+    assert_eq!(distinct.len(), 1, "20 requests, one backend connection");
 }
 
 /// A backend written byte by byte: for each connection, the `answer` for its number (0, 1, …)

@@ -5,35 +5,12 @@
 
 mod common;
 
-use axum::extract::ConnectInfo;
 use common::*;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A backend that records the client address (so the connection) of every request, answering
-/// after `delay`.
-async fn counting_backend(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
-    let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
-    let seen = peers.clone();
-    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
-        let seen = seen.clone();
-        async move {
-            seen.lock().unwrap().push(peer);
-            tokio::time::sleep(delay).await;
-            ([("content-type", "application/json")], "{\"ok\":true}")
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
-    });
-    (addr, peers)
-}
 
 struct Served {
     addr: SocketAddr,
@@ -48,24 +25,7 @@ async fn serve(backend: SocketAddr, workers: usize) -> Served {
         "  - { prefix: /api/orders, service: orders, auth: none }\n",
     );
     let plan = Project::new(&facade, &[]).plan(&[]);
-    let clock: Arc<dyn facade::clock::Clock> = Arc::new(facade::clock::SystemClock::default());
-    let exec = facade::exec::new_exec(&plan, clock).unwrap();
-    let state = facade::state::AppState::new(plan, exec).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = facade::server::ServeOptions {
-        workers,
-        ..facade::server::ServeOptions::for_state(&state)
-    };
-    let done = tokio::spawn(facade::server::serve_with(
-        listener,
-        state,
-        async move {
-            let _ = rx.await;
-        },
-        options,
-    ));
+    let (addr, tx, done) = serve_plan(plan, |o| o.workers = workers).await;
     Served {
         addr,
         stop: Some(tx),
@@ -114,7 +74,7 @@ async fn each_worker_keeps_its_own_backend_connections() {
     // On one thread the second request reuses the backend connection of the first; on two
     // workers each client connection is on a worker of its own, with its own backend connection.
     for (workers, backend_connections) in [(1, 1), (2, 2)] {
-        let (backend, peers) = counting_backend(Duration::ZERO).await;
+        let (backend, peers) = peer_recording_backend(Duration::ZERO).await;
         let served = serve(backend, workers).await;
         let mut a = Client::connect(served.addr).await;
         let mut b = Client::connect(served.addr).await;
@@ -133,7 +93,7 @@ async fn each_worker_keeps_its_own_backend_connections() {
 
 #[tokio::test]
 async fn many_connections_over_three_workers_are_all_answered() {
-    let (backend, peers) = counting_backend(Duration::ZERO).await;
+    let (backend, peers) = peer_recording_backend(Duration::ZERO).await;
     let served = serve(backend, 3).await;
     let tasks: Vec<_> = (0..24)
         .map(|i| {
@@ -158,7 +118,7 @@ async fn many_connections_over_three_workers_are_all_answered() {
 
 #[tokio::test]
 async fn shutdown_drains_the_requests_in_flight_on_every_worker() {
-    let (backend, peers) = counting_backend(Duration::from_millis(400)).await;
+    let (backend, peers) = peer_recording_backend(Duration::from_millis(400)).await;
     let mut served = serve(backend, 2).await;
     // Four connections, so two on each worker, each with a request in flight.
     let mut clients = Vec::new();

@@ -265,6 +265,58 @@ impl Drop for Gateway {
     }
 }
 
+/// The real server for `plan` on `127.0.0.1:0` with the system clock and its `ServeOptions`
+/// changed by `edit`. It serves until the returned sender is used or dropped; the handle ends
+/// when serving has ended (after the drain).
+pub async fn serve_plan(
+    plan: facade::plan::Plan,
+    edit: impl FnOnce(&mut facade::server::ServeOptions),
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let clock: Arc<dyn Clock> = Arc::new(facade::clock::SystemClock::default());
+    let exec = facade::exec::new_exec(&plan, clock).unwrap();
+    let state = facade::state::AppState::new(plan, exec).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut options = facade::server::ServeOptions::for_state(&state);
+    edit(&mut options);
+    let done = tokio::spawn(facade::server::serve_with(
+        listener,
+        state,
+        async move {
+            let _ = rx.await;
+        },
+        options,
+    ));
+    (addr, tx, done)
+}
+
+/// A backend that records the client address (so the connection) of every request and answers
+/// `{"ok":true}` after `delay`.
+pub async fn peer_recording_backend(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
+    use axum::extract::ConnectInfo;
+    let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    let seen = peers.clone();
+    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(peer);
+            tokio::time::sleep(delay).await;
+            ([(http::header::CONTENT_TYPE, "application/json")], "{\"ok\":true}")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    (addr, peers)
+}
+
 /// A client with a timeout on every request.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
