@@ -55,7 +55,18 @@ impl Reloader {
     /// Loads everything again and swaps it in when it has no errors.
     pub async fn reload(&self, why: &str) -> Outcome {
         let _one = self.running.lock().await;
-        let (plan, diags) = crate::load::load_plan(&self.config, &ProcessEnv);
+        // Off the event loop: reading and compiling a large configuration takes long enough to
+        // stall every connection of the worker thread this task runs on.
+        let config = self.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::load::load_plan(&config, &ProcessEnv)).await;
+        let (plan, diags) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(trigger = why, error = %e, "reload refused: loading the configuration failed");
+                crate::metrics::reload("failure");
+                return Outcome::Refused;
+            }
+        };
         let Some(mut plan) = plan else {
             for d in diags.errors() {
                 tracing::error!("{d}");

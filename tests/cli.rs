@@ -477,6 +477,55 @@ async fn sighup_swaps_in_a_good_configuration_and_refuses_a_broken_one() {
 }
 
 #[tokio::test]
+async fn a_reload_does_not_hold_the_requests_of_the_thread_that_loads_it() {
+    // 600 endpoints: loading and compiling them takes a while (in a debug build, most of a
+    // second), and with one worker thread every connection is served by the thread the reload
+    // starts on.
+    let mut big = String::from("client: big\nbase_path: /big\nendpoints:\n");
+    for i in 0..600 {
+        big.push_str(&format!(
+            "  e{i}:\n    get: /e{i}/{{id}}\n    auth: none\n    calls:\n      a: {{ service: things, get: \"/a/{{$.args.id}}\" }}\n      b: {{ service: things, get: \"/b/{{$.args.id}}\" }}\n    response:\n      x: $.a.x\n      y: \"coalesce($.b.y, 0)\"\n      items:\n        each: $.a.items\n        fields: {{ n: \"@.name\", v: \"@.value\" }}\n"
+        ));
+    }
+    let p = Project::new(
+        "services:\n  things:\n    url: http://127.0.0.1:9\n",
+        &[("big.yaml", big.as_str())],
+    );
+    let server = Server::start_env(&path_of(&p.config()), &[], &[("TOKIO_WORKER_THREADS", "1")]);
+    server.wait_log(|l| l.contains("facade is serving"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let healthz = server.url("/healthz");
+    assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200);
+    let pid = server.child.id().to_string();
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    // Requests on a kept-alive connection until the reload is done; the slowest one is kept.
+    let mut slowest = Duration::ZERO;
+    let reload = loop {
+        let sent = Instant::now();
+        assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200);
+        slowest = slowest.max(sent.elapsed());
+        match server.logs.try_recv() {
+            Ok(line) if line.contains("configuration reloaded") => break started.elapsed(),
+            _ => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the reload did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        reload >= Duration::from_millis(150),
+        "the reload took {reload:?}: too short to show anything; make the configuration larger"
+    );
+    assert!(
+        slowest < reload / 2,
+        "a request waited {slowest:?} during a reload of {reload:?}"
+    );
+}
+
+#[tokio::test]
 async fn watch_reloads_on_a_write_a_new_file_and_a_removed_file() {
     let data = Backend::fixed(json!({"v": 1})).await;
     let p = reload_project(&data, true);
