@@ -156,6 +156,10 @@ fn serve_refuses_a_bad_configuration() {
     assert!(err.contains("not starting"), "{err}");
 }
 
+/// A port nothing listens on (the discard service's). Not a port `free_port` found: released,
+/// it can be handed to another test's backend (bound to port 0) before it is used.
+const DEAD_PORT: u16 = 9;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -307,7 +311,7 @@ async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
 async fn serve_logs_text_lines_with_the_request_id_on_every_line_of_a_request() {
     // Nothing listens on the backend's port: the call fails, and its warning is written while
     // the request is handled.
-    let dead = free_port();
+    let dead = DEAD_PORT;
     let p = Project::new(
         &format!("services:\n  dead:\n    url: http://127.0.0.1:{dead}\n"),
         &[(
@@ -602,7 +606,7 @@ fn a_taken_listen_address_names_the_flag_before_demo_backends_start() {
 #[tokio::test]
 async fn a_rate_limit_store_outage_is_logged_once_not_per_request() {
     let data = Backend::fixed(json!({"v": 1})).await;
-    let dead = free_port(); // nothing listens there: the store is down from the start
+    let dead = DEAD_PORT; // the store is down from the start
     let p = Project::new(
         &format!(
             "services:\n  data:\n    url: {}\nrate_limits:\n  store: redis://127.0.0.1:{dead}\n  default: p\n  policies:\n    p: {{ requests: 100, per: 60s, key: ip }}\n",
