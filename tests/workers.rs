@@ -1,7 +1,7 @@
 //! Serving on several worker threads (`server::ServeOptions::workers`, what `facade serve` does
 //! with one thread per CPU): client connections are handed round robin to the workers, each
 //! worker keeps its own backend connections, every request is answered, and a shutdown drains
-//! the requests in flight on every worker before `serve_with` returns.
+//! the requests in flight on every worker before `serve_with` returns; h2c connections too.
 
 mod common;
 
@@ -153,4 +153,37 @@ async fn shutdown_drains_the_requests_in_flight_on_every_worker() {
         .unwrap();
     // Nothing is listening any more.
     assert!(TcpStream::connect(served.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn http2_without_tls_is_served_on_worker_threads_too() {
+    // h2c with prior knowledge: the streams of a connection run as tasks of its worker's runtime.
+    let (backend, peers) = peer_recording_backend(Duration::from_millis(100)).await;
+    let served = serve(backend, 2).await;
+    for _ in 0..2 {
+        // Two connections, so one lands on the worker thread.
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let requests = (0..8).map(|i| {
+            let client = client.clone();
+            let url = format!("http://{}/api/orders/{i}", served.addr);
+            async move { client.get(url).send().await.unwrap() }
+        });
+        for resp in futures::future::join_all(requests).await {
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.text().await.unwrap(), "{\"ok\":true}");
+        }
+        // Eight 100 ms answers on one connection at once, not one after another (800 ms).
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(peers.lock().unwrap().len(), 16);
 }
