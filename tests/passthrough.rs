@@ -571,3 +571,20 @@ async fn a_head_goes_with_the_first_bytes_of_a_declared_body_and_a_chunked_head_
     }
     assert!(String::from_utf8_lossy(&rest).contains("data: 1"));
 }
+
+#[tokio::test]
+async fn an_answer_broken_off_before_its_body_is_a_json_502_not_a_cut_connection() {
+    // The head declares 100 bytes, then the backend closes: nothing had been sent to the client
+    // yet, so it gets the JSON error instead of a head and a cut connection.
+    let (addr, _) = scripted_backend(|_| (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec(), true)).await;
+    let gw = orders_gateway(addr, "").await;
+    let (status, headers, body) = order_request(&gw, "GET", 1).await;
+    assert_eq!(status, 502, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "upstream_failed");
+    assert!(
+        !body.to_string().contains(&addr.to_string()),
+        "the backend's address leaked: {body}"
+    );
+    assert!(headers.iter().any(|(k, _)| k == "x-request-id"));
+}

@@ -22,25 +22,28 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// `resp` with its first body frame already read when the body has a declared non-zero length
-/// and the frame comes within `wait`.
-pub async fn with_first_frame(resp: Response, wait: Duration) -> Response {
+/// and the frame comes within `wait`. An answer that breaks off before its first body bytes is
+/// an error: nothing has been sent yet, so the client can be told so instead of being given a
+/// head and a cut connection.
+pub async fn with_first_frame(resp: Response, wait: Duration) -> Result<Response, axum::Error> {
     if resp.body().is_end_stream() || !declared_nonzero(&resp) {
-        return resp;
+        return Ok(resp);
     }
     let (parts, mut body) = resp.into_parts();
     let first = match tokio::time::timeout(wait, body.frame()).await {
-        Ok(Some(first)) => first,
-        // Ended without a frame: nothing to wait for (hyper reports a short body itself).
-        Ok(None) => return Response::from_parts(parts, Body::empty()),
-        Err(_) => return Response::from_parts(parts, body),
+        Ok(Some(Ok(first))) => first,
+        Ok(Some(Err(e))) => return Err(e),
+        // Ended without a frame: nothing to wait for.
+        Ok(None) => return Ok(Response::from_parts(parts, Body::empty())),
+        Err(_) => return Ok(Response::from_parts(parts, body)),
     };
-    Response::from_parts(
+    Ok(Response::from_parts(
         parts,
         Body::new(Prefixed {
             first: Some(first),
             rest: body,
         }),
-    )
+    ))
 }
 
 fn declared_nonzero(resp: &Response) -> bool {
@@ -51,9 +54,9 @@ fn declared_nonzero(resp: &Response) -> bool {
         .is_some_and(|n| n > 0)
 }
 
-/// A body whose first frame (or error) was read ahead.
+/// A body whose first frame was read ahead.
 struct Prefixed {
-    first: Option<Result<Frame<Bytes>, axum::Error>>,
+    first: Option<Frame<Bytes>>,
     rest: Body,
 }
 
@@ -63,7 +66,7 @@ impl http_body::Body for Prefixed {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(first));
+            return Poll::Ready(Some(Ok(first)));
         }
         Pin::new(&mut self.rest).poll_frame(cx)
     }
@@ -74,10 +77,11 @@ impl http_body::Body for Prefixed {
 
     fn size_hint(&self) -> SizeHint {
         let rest = self.rest.size_hint();
-        let ahead = match &self.first {
-            Some(Ok(frame)) => frame.data_ref().map_or(0, |d| d.len() as u64),
-            _ => 0,
-        };
+        let ahead = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |d| d.len() as u64);
         let mut hint = SizeHint::new();
         hint.set_lower(rest.lower().saturating_add(ahead));
         if let Some(upper) = rest.upper() {
@@ -115,7 +119,9 @@ mod tests {
         tx.unbounded_send(Ok(Bytes::from_static(b"hello "))).unwrap();
         tx.unbounded_send(Ok(Bytes::from_static(b"world"))).unwrap();
         drop(tx);
-        let resp = with_first_frame(response(body, Some("11")), Duration::from_secs(5)).await;
+        let resp = with_first_frame(response(body, Some("11")), Duration::from_secs(5))
+            .await
+            .unwrap();
         let body = resp.into_body();
         assert_eq!(
             body.size_hint().lower(),
@@ -134,6 +140,7 @@ mod tests {
         tx.unbounded_send(Ok(Bytes::from_static(b"ok"))).unwrap();
         let resp = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
+            .unwrap()
             .unwrap()
             .unwrap();
         // Read ahead: the frame is there without waiting.
@@ -158,17 +165,19 @@ mod tests {
         drop(resp);
         // Declared, but the bytes do not come within the wait: the head goes without them.
         let (tx, body) = channel_body();
-        let resp = with_first_frame(response(body, Some("2")), Duration::from_millis(20)).await;
+        let resp = with_first_frame(response(body, Some("2")), Duration::from_millis(20))
+            .await
+            .unwrap();
         tx.unbounded_send(Ok(Bytes::from_static(b"ok"))).unwrap();
         drop(tx);
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
     }
 
     #[tokio::test]
-    async fn an_error_before_the_first_bytes_is_the_body_s_error() {
+    async fn an_answer_broken_before_its_first_bytes_is_an_error() {
         let (tx, body) = channel_body();
         tx.unbounded_send(Err(std::io::Error::other("reset"))).unwrap();
-        let resp = with_first_frame(response(body, Some("10")), Duration::from_secs(5)).await;
-        assert!(resp.into_body().collect().await.is_err());
+        let got = with_first_frame(response(body, Some("10")), Duration::from_secs(5)).await;
+        assert!(got.is_err());
     }
 }

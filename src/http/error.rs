@@ -181,7 +181,8 @@ impl From<ExecError> for HttpError {
 }
 
 impl From<ForwardError> for HttpError {
-    /// SPEC §8: connect error 502, no response headers in time 504, open circuit 503.
+    /// SPEC §8: connect error 502, no response headers in time 504, open circuit 503; an answer
+    /// that broke off after its head but before any body byte was sent on: 502.
     fn from(e: ForwardError) -> HttpError {
         match e {
             ForwardError::Connect(_) => HttpError::new(
@@ -193,6 +194,11 @@ impl From<ForwardError> for HttpError {
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 format!("the backend sent no response within {} ms", d.as_millis()),
+            ),
+            ForwardError::BrokenAnswer => HttpError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                "the backend's answer broke off before its body",
             ),
             ForwardError::CircuitOpen => HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -98,7 +98,12 @@ pub async fn forward(
         .forward(&target, http::Request::from_parts(parts, body))
         .await?;
     strip_hop_by_hop(resp.headers_mut());
-    Ok(super::coalesce::with_first_frame(resp, service.timeout).await)
+    super::coalesce::with_first_frame(resp, service.timeout)
+        .await
+        .map_err(|e| {
+            tracing::warn!(service = %service.name, error = %e, "the passthrough answer broke off before its body");
+            HttpError::from(crate::upstream::ForwardError::BrokenAnswer)
+        })
 }
 
 /// What follows the service's origin in the backend URL: the service URL's path, the forwarded

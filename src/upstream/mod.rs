@@ -80,6 +80,9 @@ pub enum ForwardError {
     /// The service's circuit is open.
     #[error("the circuit of the service is open")]
     CircuitOpen,
+    /// The answer's head came, but its body broke off before its first bytes.
+    #[error("the backend's answer broke off before its body")]
+    BrokenAnswer,
 }
 
 /// Where a passthrough request goes and how.
