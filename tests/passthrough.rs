@@ -453,7 +453,7 @@ async fn pooled_connections_are_reused_for_bodiless_answers_and_never_after_a_cl
 
 #[tokio::test]
 async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_pool() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     // The first connection starts a 10 MB answer and sends 1 MB of it; every later one answers
     // at once. The client leaves after the head: the next requests get their own answers, on one
     // new connection (the rest of the abandoned answer is never read as theirs).
@@ -467,11 +467,7 @@ async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_po
     })
     .await;
     let gw = orders_gateway(addr, "").await;
-    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    client
-        .write_all(b"GET /api/orders/big HTTP/1.1\r\nHost: gw\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = get_on_new_connection(&gw, "/api/orders/big").await;
     let mut got = vec![0u8; 64 << 10];
     let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
         .await
@@ -484,6 +480,17 @@ async fn an_answer_abandoned_by_its_client_never_leaves_its_connection_in_the_po
         assert_eq!((status, body.as_str()), (200, "{\"a\":1}"));
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A new connection to `gw` with `GET path` sent on it, its answer left to be read.
+async fn get_on_new_connection(gw: &Gateway, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    client
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    client
 }
 
 /// A backend that writes its answer's head, then its body only when `release` is notified.
@@ -517,16 +524,12 @@ async fn two_part_backend(
 
 #[tokio::test]
 async fn a_head_goes_with_the_first_bytes_of_a_declared_body_and_a_chunked_head_goes_at_once() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     // Declared length: the head is not sent until the body's first bytes are there, so the client
     // is sent head and body together (one write, not two a moment apart).
     let (addr, release) = two_part_backend("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", "{\"a\":1}").await;
     let gw = orders_gateway(addr, "").await;
-    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    client
-        .write_all(b"GET /api/orders/1 HTTP/1.1\r\nHost: gw\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = get_on_new_connection(&gw, "/api/orders/1").await;
     let mut got = vec![0u8; 4096];
     let early = tokio::time::timeout(Duration::from_millis(300), client.read(&mut got)).await;
     assert!(early.is_err(), "the head went before the body: {early:?}");
@@ -548,11 +551,7 @@ async fn a_head_goes_with_the_first_bytes_of_a_declared_body_and_a_chunked_head_
     )
     .await;
     let gw = orders_gateway(addr, "").await;
-    let mut client = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    client
-        .write_all(b"GET /api/orders/2 HTTP/1.1\r\nHost: gw\r\n\r\n")
-        .await
-        .unwrap();
+    let mut client = get_on_new_connection(&gw, "/api/orders/2").await;
     let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut got))
         .await
         .expect("a chunked head waited for its body")

@@ -26,7 +26,8 @@ use std::time::Duration;
 /// an error: nothing has been sent yet, so the client can be told so instead of being given a
 /// head and a cut connection.
 pub async fn with_first_frame(resp: Response, wait: Duration) -> Result<Response, axum::Error> {
-    if resp.body().is_end_stream() || !declared_nonzero(&resp) {
+    let declared = crate::upstream::declared_length(resp.headers()).is_some_and(|n| n > 0);
+    if resp.body().is_end_stream() || !declared {
         return Ok(resp);
     }
     let (parts, mut body) = resp.into_parts();
@@ -44,14 +45,6 @@ pub async fn with_first_frame(resp: Response, wait: Duration) -> Result<Response
             rest: body,
         }),
     ))
-}
-
-fn declared_nonzero(resp: &Response) -> bool {
-    resp.headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0)
 }
 
 /// A body whose first frame was read ahead.
