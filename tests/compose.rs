@@ -879,7 +879,8 @@ async fn partial_parsing_keeps_everything_the_expressions_read() {
         "single": {"name": "only", "other": 1},
         "tags": ["t1", "t2"],
         "obj": {"x": {"v": 1}, "y": {"v": 2}},
-        "unused": {"big": [1, 2, 3]}
+        "unused": {"big": [1, 2, 3]},
+        "sized": {"list": [{"a": [1]}, {"b": 2}], "map": {"k": {"deep": [1, 2]}, "l": null}, "word": "héllo"}
     }))
     .await;
     let gw = gateway(
@@ -911,6 +912,13 @@ endpoints:
       lastQty: "$.d.orders[-1].lines[0].qty"
       objValues: "$.d.obj.*.v"
       metaOfFirst: "$.d.orders[0].meta"
+      # Read only for their length, then one of them read below too.
+      listLength: "length($.d.sized.list)"
+      mapLength: "length($.d.sized.map)"
+      wordLength: "length($.d.sized.word)"
+      tagCount: "length($.d.tags)"
+      bigCount: "length($.d.unused.big)"
+      firstOfBig: "$.d.unused.big[0]"
 "#,
     )
     .await;
@@ -930,7 +938,13 @@ endpoints:
             "tags": [{"tag": "t1"}, {"tag": "t2"}],
             "lastQty": 3,
             "objValues": [1, 2],
-            "metaOfFirst": {"k": 1}
+            "metaOfFirst": {"k": 1},
+            "listLength": 2,
+            "mapLength": 2,
+            "wordLength": 5,
+            "tagCount": 2,
+            "bigCount": 3,
+            "firstOfBig": 1
         })
     );
 }

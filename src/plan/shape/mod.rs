@@ -8,7 +8,7 @@
 //! node, a filter, `..`, a bare `@`, a call that is cached, deduplicated or attached — keeps that
 //! node whole, so results are identical to a full parse.
 
-use super::expr::{Expr, Part, PathExpr, RootRef, Step};
+use super::expr::{Expr, Func, Part, PathExpr, RootRef, Step};
 use super::Call;
 pub use read::ReadError;
 use serde_json::Value;
@@ -33,6 +33,9 @@ pub enum Shape {
         /// kept as `null` so that the array's length is right).
         items: Option<Box<Shape>>,
     },
+    /// Only its size is read (`length(…)`): a string whole, an array's elements and an object's
+    /// members as `null`, so the length is right and nothing below is parsed.
+    Length,
 }
 
 impl Shape {
@@ -45,13 +48,31 @@ impl Shape {
 
     /// Makes sure everything reachable by `steps` is kept, and the node at the end whole.
     fn add(&mut self, steps: &[Step]) {
-        let Shape::Pick { fields, items } = self else { return };
+        self.reach(steps, false);
+    }
+
+    /// Makes sure everything reachable by `steps` is kept, and the node at the end whole or
+    /// (`only_length`) as far as its length needs.
+    fn reach(&mut self, steps: &[Step], only_length: bool) {
+        let Shape::Pick { fields, items } = self else {
+            // A node read for its length and for more besides is kept whole.
+            if *self == Shape::Length && !(only_length && steps.is_empty()) {
+                *self = Shape::All;
+            }
+            return;
+        };
         match steps.split_first() {
+            // Counted alone: nothing else reads this node or below it.
+            None if only_length && fields.is_empty() && items.is_none() => *self = Shape::Length,
             None => *self = Shape::All,
-            Some((Step::Name(n), rest)) => field(fields, n).add(rest),
-            Some((Step::Index(_), rest)) => items.get_or_insert_with(|| Box::new(Shape::empty())).add(rest),
+            Some((Step::Name(n), rest)) => field(fields, n).reach(rest, only_length),
+            Some((Step::Index(_), rest)) => items
+                .get_or_insert_with(|| Box::new(Shape::empty()))
+                .reach(rest, only_length),
             Some((Step::Wildcard, rest)) => {
-                items.get_or_insert_with(|| Box::new(Shape::empty())).add(rest);
+                items
+                    .get_or_insert_with(|| Box::new(Shape::empty()))
+                    .reach(rest, only_length);
                 // `.*` on an object reads every member: keep them all, whole.
                 *field(fields, EVERY_FIELD) = Shape::All;
             }
@@ -61,7 +82,12 @@ impl Shape {
     /// Makes sure the nodes along `steps` are kept, without keeping the last one whole: an `each`
     /// walks that array, and what its items need is added by the paths inside it.
     fn touch(&mut self, steps: &[Step]) {
-        let Shape::Pick { fields, items } = self else { return };
+        let Shape::Pick { fields, items } = self else {
+            if *self == Shape::Length {
+                *self = Shape::All;
+            }
+            return;
+        };
         match steps.split_first() {
             None => {
                 items.get_or_insert_with(|| Box::new(Shape::empty()));
@@ -139,7 +165,7 @@ impl Shapes<'_> {
     fn expr(&mut self, e: &Expr, ctx: Ctx) {
         match e {
             Expr::Literal(_) => {}
-            Expr::Path(p) => self.path(p, &ctx),
+            Expr::Path(p) => self.path(p, &ctx, false),
             Expr::Item => {
                 if let Some((call, steps, direct)) = &ctx {
                     let mut full = steps.clone();
@@ -155,6 +181,12 @@ impl Shapes<'_> {
                     if let Part::Expr(e) = p {
                         self.expr(e, ctx.clone());
                     }
+                }
+            }
+            // `length` of a path reads only the size of what it names.
+            Expr::Func(Func::Length, args) if matches!(args.first(), Some(Expr::Path(p)) if p.singular) => {
+                if let Some(Expr::Path(p)) = args.first() {
+                    self.path(p, &ctx, true);
                 }
             }
             Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| self.expr(a, ctx.clone())),
@@ -201,7 +233,9 @@ impl Shapes<'_> {
         }
     }
 
-    fn path(&mut self, p: &PathExpr, ctx: &Ctx) {
+    /// Keeps what `p` reads: the nodes it ends at whole, or (`only_length`) as far as their length
+    /// needs.
+    fn path(&mut self, p: &PathExpr, ctx: &Ctx, only_length: bool) {
         if p.relative {
             let Some((call, prefix, direct)) = ctx else { return };
             match &p.steps {
@@ -209,11 +243,11 @@ impl Shapes<'_> {
                     let mut full = prefix.clone();
                     full.push(Step::Index(0));
                     full.extend(steps.iter().cloned());
-                    self.shapes[*call].add(&full);
+                    self.shapes[*call].reach(&full, only_length);
                     if *direct {
                         let mut full = prefix.clone();
                         full.extend(steps.iter().cloned());
-                        self.shapes[*call].add(&full);
+                        self.shapes[*call].reach(&full, only_length);
                     }
                 }
                 None => self.shapes[*call] = Shape::All,
@@ -228,7 +262,9 @@ impl Shapes<'_> {
                         continue;
                     };
                     match p.steps.as_deref() {
-                        Some([Step::Name(first), rest @ ..]) if *first == n => self.shapes[call].add(rest),
+                        Some([Step::Name(first), rest @ ..]) if *first == n => {
+                            self.shapes[call].reach(rest, only_length)
+                        }
                         // A filter, `..` or a reference inside a filter: keep the call whole.
                         _ => self.shapes[call] = Shape::All,
                     }
@@ -307,6 +343,93 @@ mod tests {
     }
 
     #[test]
+    fn a_node_read_only_for_its_length_keeps_only_its_size() {
+        let items = [Step::Name("items".into())];
+        let mut s = Shape::empty();
+        s.reach(&items, true);
+        let body = br#"{"items": [{"a": [1, 2]}, {"b": "x"}], "o": 1}"#;
+        assert_eq!(parse(body, &s).unwrap(), json!({"items": [null, null]}));
+        let body = br#"{"items": {"a": {"deep": [1]}, "\u0061": 2, "b": 3}}"#;
+        assert_eq!(
+            parse(body, &s).unwrap(),
+            json!({"items": {"a": null, "b": null}}),
+            "escaped keys count once"
+        );
+        assert_eq!(
+            parse(r#"{"items": "héllo"}"#.as_bytes(), &s).unwrap(),
+            json!({"items": "héllo"})
+        );
+        // Counted twice it stays counted; read any other way it is kept whole.
+        s.reach(&items, true);
+        assert_eq!(s, shape_of(&[]).with_length(&items));
+        let mut below = s.clone();
+        below.add(&[Step::Name("items".into()), Step::Index(0)]);
+        assert_eq!(below, shape_of(&[&items]));
+        let mut walked = s.clone();
+        walked.touch(&items);
+        assert_eq!(walked, shape_of(&[&items]));
+        let mut read_first = shape_of(&[&[Step::Name("items".into()), Step::Index(0), Step::Name("a".into())]]);
+        read_first.reach(&items, true);
+        assert_eq!(
+            read_first,
+            shape_of(&[&items]),
+            "a node read below is not reduced to its size"
+        );
+    }
+
+    impl Shape {
+        fn with_length(mut self, steps: &[Step]) -> Shape {
+            self.reach(steps, true);
+            self
+        }
+    }
+
+    #[test]
+    fn short_numbers_are_read_as_serde_json_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "0.5",
+            "-0.0",
+            "59.99",
+            "0.1",
+            "0.30000000000000004",
+            "123.456789012345678",
+            "999999999999999999",
+            "-999999999999999999",
+            "9999999999999999999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "1e3",
+            "1.5E-7",
+            "-2e+2",
+            "0.000000000000000001",
+            "3.141592653589793238",
+            "1.7976931348623157e308",
+            "4.9e-324",
+            "123456789012345.67",
+        ] {
+            let ours = parse(text.as_bytes(), &Shape::All).unwrap();
+            let theirs: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(ours.to_string(), theirs.to_string(), "{text}");
+            assert_eq!(
+                (ours.is_u64(), ours.is_i64(), ours.as_f64().map(f64::to_bits)),
+                (theirs.is_u64(), theirs.is_i64(), theirs.as_f64().map(f64::to_bits)),
+                "{text}"
+            );
+            let inside = format!("{{\"n\": [{text}]}}");
+            let s = shape_of(&[&[Step::Name("n".into()), Step::Index(0)]]);
+            assert_eq!(parse(inside.as_bytes(), &s).unwrap(), json!({"n": [theirs]}), "{text}");
+        }
+        for bad in ["01", "-", "1.", ".5", "1e", "-01.5", "1.5.2"] {
+            assert!(parse(bad.as_bytes(), &Shape::All).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn wildcard_on_objects_keeps_every_field() {
         let s = shape_of(&[&[Step::Name("o".into()), Step::Wildcard]]);
         assert_eq!(
@@ -318,7 +441,7 @@ mod tests {
     /// What a full parse pruned by `shape` gives: what `parse` must give.
     fn prune(v: &Value, shape: &Shape) -> Value {
         let Shape::Pick { fields, items } = shape else {
-            return v.clone();
+            return if *shape == Shape::Length { sized(v) } else { v.clone() };
         };
         match v {
             Value::Object(m) if fields.iter().any(|(k, _)| k == EVERY_FIELD) => Value::Object(m.clone()),
@@ -335,6 +458,15 @@ mod tests {
                     .map(|v| items.as_deref().map_or(Value::Null, |s| prune(v, s)))
                     .collect(),
             ),
+            other => other.clone(),
+        }
+    }
+
+    /// What `Shape::Length` keeps of a value.
+    fn sized(v: &Value) -> Value {
+        match v {
+            Value::Array(a) => Value::Array(vec![Value::Null; a.len()]),
+            Value::Object(m) => Value::Object(m.keys().map(|k| (k.clone(), Value::Null)).collect()),
             other => other.clone(),
         }
     }
@@ -361,7 +493,23 @@ mod tests {
         match r.below(kinds) {
             0 => Value::Null,
             1 => Value::Bool(r.below(2) == 0),
-            2 => json!([0, -7, 12345678901234i64, 0.5, -1.25e-7, 1e300, u64::MAX])[r.below(7)].clone(),
+            2 => json!([
+                0,
+                -7,
+                12345678901234i64,
+                0.5,
+                -1.25e-7,
+                1e300,
+                u64::MAX,
+                -0.0,
+                59.99,
+                0.1,
+                123456789012345678i64,
+                -123456789012345678i64,
+                1234567890123456789i64,
+                1.7976931348623157e308
+            ])[r.below(14)]
+            .clone(),
             3 => json!([
                 "",
                 "plain",
@@ -391,10 +539,10 @@ mod tests {
                     _ => Step::Name(KEYS[r.below(KEYS.len())].to_string()),
                 })
                 .collect();
-            if r.below(3) == 0 {
-                s.touch(&steps);
-            } else {
-                s.add(&steps);
+            match r.below(4) {
+                0 => s.touch(&steps),
+                1 => s.reach(&steps, true),
+                _ => s.add(&steps),
             }
         }
         s

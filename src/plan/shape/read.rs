@@ -28,6 +28,11 @@ pub enum ReadError {
     Value(usize),
 }
 
+/// The powers of ten a short fraction is divided by, as serde_json's table holds them (exact).
+const POW10: [f64; 19] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+];
+
 /// Levels of skipped nesting the bit stack holds; deeper input is refused.
 const MAX_SKIP_DEPTH: u32 = 128;
 
@@ -76,8 +81,10 @@ impl<'a> Reader<'a> {
     fn value(&mut self, shape: &Shape) -> Result<Value, ReadError> {
         self.ws();
         match (shape, self.peek()) {
-            (Shape::Pick { fields, .. }, Some(b'{')) => self.object(fields),
+            (Shape::Pick { fields, .. }, Some(b'{')) => self.object(Some(fields)),
             (Shape::Pick { items, .. }, Some(b'[')) => self.array(items.as_deref()),
+            (Shape::Length, Some(b'{')) => self.object(None),
+            (Shape::Length, Some(b'[')) => self.array(None),
             // Strings and literals, the most common kept leaves, are read here; numbers and
             // containers kept whole by serde_json.
             (_, Some(b'"')) => {
@@ -88,6 +95,7 @@ impl<'a> Reader<'a> {
             (_, Some(b't')) => self.literal(b"true").map(|()| Value::Bool(true)),
             (_, Some(b'f')) => self.literal(b"false").map(|()| Value::Bool(false)),
             (_, Some(b'n')) => self.literal(b"null").map(|()| Value::Null),
+            (_, Some(b'-' | b'0'..=b'9')) => self.kept_number(),
             _ => self.whole(),
         }
     }
@@ -106,12 +114,65 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    fn object(&mut self, fields: &[(String, Shape)]) -> Result<Value, ReadError> {
+    /// An object with the picked `fields`, or (`None`) with every member's key and `null` for its
+    /// value, for its length.
+    /// A kept number. A short one (at most 18 digits, no exponent: prices, counts, ids) is read
+    /// here with serde_json's own arithmetic, so its value is the one serde_json gives (an
+    /// integer as `u64` or `i64`, `-0` as a float, a fraction as its digits divided by a power of
+    /// ten); starting serde_json's reader for each such number cost more than the number. Others
+    /// are parsed by serde_json.
+    fn kept_number(&mut self) -> Result<Value, ReadError> {
+        let at = self.pos;
+        self.number()?;
+        let text = self.bytes.get(at..self.pos).unwrap_or_default();
+        let (negative, digits) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, text),
+        };
+        let mut significand: u64 = 0;
+        let mut count = 0;
+        let mut fraction: Option<usize> = None;
+        for &b in digits {
+            match b {
+                b'0'..=b'9' if count < 18 => {
+                    significand = significand * 10 + u64::from(b - b'0');
+                    count += 1;
+                    if let Some(f) = &mut fraction {
+                        *f += 1;
+                    }
+                }
+                b'.' => fraction = Some(0),
+                // An exponent, or too many digits for the exact path.
+                _ => {
+                    self.pos = at;
+                    return self.whole();
+                }
+            }
+        }
+        Ok(match fraction {
+            None if !negative => Value::from(significand),
+            // serde_json reads `-0` as a float.
+            None if significand == 0 => Value::from(-0.0f64),
+            None => Value::from(-(significand as i64)),
+            Some(places) => {
+                let Some(power) = POW10.get(places) else {
+                    self.pos = at;
+                    return self.whole();
+                };
+                let f = significand as f64 / power;
+                Value::from(if negative { -f } else { f })
+            }
+        })
+    }
+
+    fn object(&mut self, fields: Option<&[(String, Shape)]>) -> Result<Value, ReadError> {
         self.pos += 1; // `{`
+        let counted = fields.is_none();
+        let fields = fields.unwrap_or_default();
         let keep_all = fields.iter().any(|(k, _)| k == EVERY_FIELD);
         // At most one member per picked field: sized once, the map never grows (growing an
         // order-preserving map reallocates and rehashes it).
-        let mut out = if keep_all {
+        let mut out = if keep_all || counted {
             Map::new()
         } else {
             Map::with_capacity(fields.len())
@@ -148,6 +209,14 @@ impl<'a> Reader<'a> {
                     };
                     let v = self.value(shape)?;
                     out.insert(key, v);
+                }
+                None if counted => {
+                    let key = match unescaped {
+                        Some(k) => k,
+                        None => self.kept_string(start, end, false)?,
+                    };
+                    self.skip()?;
+                    out.insert(key, Value::Null);
                 }
                 None => self.skip()?,
             }
