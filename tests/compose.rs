@@ -895,6 +895,8 @@ endpoints:
     calls:
       d: { service: data, get: /d }
     response:
+      # An index read first, then an `each` over the same arrays: every element is still there.
+      firstLine: "$.d.orders[0].lines[0].sku"
       nested:
         each: "$.d.orders[*]"
         fields:
@@ -927,6 +929,7 @@ endpoints:
     assert_eq!(
         body,
         json!({
+            "firstLine": "a",
             "nested": [
                 {"id": "o1", "skus": [
                     {"sku": "a", "whole": {"sku": "a", "qty": 1, "junk": "x"}},

@@ -32,6 +32,10 @@ pub enum Shape {
         /// For an array: the shape of every element (`None`: elements are never read, and are
         /// kept as `null` so that the array's length is right).
         items: Option<Box<Shape>>,
+        /// For an array whose elements are read only by non-negative indexes: how many elements
+        /// from the start are read (`images[0]` reads one); the others are kept as `null`.
+        /// `None`: every element is read.
+        leading: Option<usize>,
     },
     /// Only its size is read (`length(…)`): a string whole, an array's elements and an object's
     /// members as `null`, so the length is right and nothing below is parsed.
@@ -43,6 +47,7 @@ impl Shape {
         Shape::Pick {
             fields: Vec::new(),
             items: None,
+            leading: None,
         }
     }
 
@@ -54,7 +59,7 @@ impl Shape {
     /// Makes sure everything reachable by `steps` is kept, and the node at the end whole or
     /// (`only_length`) as far as its length needs.
     fn reach(&mut self, steps: &[Step], only_length: bool) {
-        let Shape::Pick { fields, items } = self else {
+        let Shape::Pick { fields, items, leading } = self else {
             // A node read for its length and for more besides is kept whole.
             if *self == Shape::Length && !(only_length && steps.is_empty()) {
                 *self = Shape::All;
@@ -66,13 +71,9 @@ impl Shape {
             None if only_length && fields.is_empty() && items.is_none() => *self = Shape::Length,
             None => *self = Shape::All,
             Some((Step::Name(n), rest)) => field(fields, n).reach(rest, only_length),
-            Some((Step::Index(_), rest)) => items
-                .get_or_insert_with(|| Box::new(Shape::empty()))
-                .reach(rest, only_length),
+            Some((Step::Index(i), rest)) => elements(items, leading, upto(*i)).reach(rest, only_length),
             Some((Step::Wildcard, rest)) => {
-                items
-                    .get_or_insert_with(|| Box::new(Shape::empty()))
-                    .reach(rest, only_length);
+                elements(items, leading, None).reach(rest, only_length);
                 // `.*` on an object reads every member: keep them all, whole.
                 *field(fields, EVERY_FIELD) = Shape::All;
             }
@@ -82,7 +83,7 @@ impl Shape {
     /// Makes sure the nodes along `steps` are kept, without keeping the last one whole: an `each`
     /// walks that array, and what its items need is added by the paths inside it.
     fn touch(&mut self, steps: &[Step]) {
-        let Shape::Pick { fields, items } = self else {
+        let Shape::Pick { fields, items, leading } = self else {
             if *self == Shape::Length {
                 *self = Shape::All;
             }
@@ -90,16 +91,36 @@ impl Shape {
         };
         match steps.split_first() {
             None => {
-                items.get_or_insert_with(|| Box::new(Shape::empty()));
+                elements(items, leading, None);
             }
             Some((Step::Name(n), rest)) => field(fields, n).touch(rest),
-            Some((Step::Index(_), rest)) => items.get_or_insert_with(|| Box::new(Shape::empty())).touch(rest),
+            Some((Step::Index(i), rest)) => elements(items, leading, upto(*i)).touch(rest),
             Some((Step::Wildcard, rest)) => {
-                items.get_or_insert_with(|| Box::new(Shape::empty())).touch(rest);
+                elements(items, leading, None).touch(rest);
                 *field(fields, EVERY_FIELD) = Shape::All;
             }
         }
     }
+}
+
+/// The shape of an array's elements, made to cover the first `wanted` elements (`None`: all).
+fn elements<'a>(
+    items: &'a mut Option<Box<Shape>>,
+    leading: &mut Option<usize>,
+    wanted: Option<usize>,
+) -> &'a mut Shape {
+    *leading = match (items.is_some(), *leading, wanted) {
+        (false, _, wanted) => wanted,
+        (true, Some(had), Some(wanted)) => Some(had.max(wanted)),
+        _ => None,
+    };
+    items.get_or_insert_with(|| Box::new(Shape::empty()))
+}
+
+/// How many leading elements an index reads: `[2]` the first three; `[-1]` depends on the
+/// length, so all of them.
+fn upto(index: i64) -> Option<usize> {
+    usize::try_from(index).ok().and_then(|i| i.checked_add(1))
 }
 
 /// The shape of a field, added when missing.
@@ -310,7 +331,7 @@ mod tests {
     #[test]
     fn keeps_only_what_paths_read() {
         let s = shape_of(&[
-            &[Step::Index(0), Step::Name("id".into())],
+            &[Step::Wildcard, Step::Name("id".into())],
             &[
                 Step::Index(0),
                 Step::Name("images".into()),
@@ -321,7 +342,35 @@ mod tests {
         let body = br#"[{"id": 1, "junk": {"a": [1,2,3]}, "images": [{"t": "x", "u": "y"}, {"t": "z"}]}, {"id": 2}]"#;
         assert_eq!(
             parse(body, &s).unwrap(),
-            json!([{"id": 1, "images": [{"t": "x"}, {"t": "z"}]}, {"id": 2}])
+            json!([{"id": 1, "images": [{"t": "x"}, null]}, {"id": 2}]),
+            "`images[0]` reads the first image; the others keep the length as null"
+        );
+    }
+
+    #[test]
+    fn an_array_read_by_indexes_keeps_only_the_leading_elements_they_reach() {
+        let name = |n: &str| Step::Name(n.into());
+        let body = br#"{"a": [{"t": 1, "u": 1}, {"t": 2}, {"t": 3}]}"#;
+        let read = |paths: &[&[Step]]| parse(body, &shape_of(paths)).unwrap();
+        let second = [name("a"), Step::Index(1), name("t")];
+        assert_eq!(read(&[&second]), json!({"a": [{"t": 1}, {"t": 2}, null]}));
+        let first_u = [name("a"), Step::Index(0), name("u")];
+        assert_eq!(
+            read(&[&second, &first_u]),
+            json!({"a": [{"t": 1, "u": 1}, {"t": 2}, null]})
+        );
+        // From the end, or every element: all of them.
+        let last = [name("a"), Step::Index(-1), name("t")];
+        assert_eq!(read(&[&second, &last]), json!({"a": [{"t": 1}, {"t": 2}, {"t": 3}]}));
+        let every = [name("a"), Step::Wildcard, name("t")];
+        assert_eq!(read(&[&second, &every]), json!({"a": [{"t": 1}, {"t": 2}, {"t": 3}]}));
+        assert_eq!(read(&[&every, &second]), json!({"a": [{"t": 1}, {"t": 2}, {"t": 3}]}));
+        // An `each` walks every element, whatever indexes read inside it.
+        let mut walked = shape_of(&[&second]);
+        walked.touch(&[name("a")]);
+        assert_eq!(
+            parse(body, &walked).unwrap(),
+            json!({"a": [{"t": 1}, {"t": 2}, {"t": 3}]})
         );
     }
 
@@ -440,7 +489,7 @@ mod tests {
 
     /// What a full parse pruned by `shape` gives: what `parse` must give.
     fn prune(v: &Value, shape: &Shape) -> Value {
-        let Shape::Pick { fields, items } = shape else {
+        let Shape::Pick { fields, items, leading } = shape else {
             return if *shape == Shape::Length { sized(v) } else { v.clone() };
         };
         match v {
@@ -455,7 +504,11 @@ mod tests {
             ),
             Value::Array(a) => Value::Array(
                 a.iter()
-                    .map(|v| items.as_deref().map_or(Value::Null, |s| prune(v, s)))
+                    .enumerate()
+                    .map(|(i, v)| match items.as_deref() {
+                        Some(s) if leading.is_none_or(|n| i < n) => prune(v, s),
+                        _ => Value::Null,
+                    })
                     .collect(),
             ),
             other => other.clone(),

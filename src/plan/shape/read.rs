@@ -82,9 +82,11 @@ impl<'a> Reader<'a> {
         self.ws();
         match (shape, self.peek()) {
             (Shape::Pick { fields, .. }, Some(b'{')) => self.object(Some(fields)),
-            (Shape::Pick { items, .. }, Some(b'[')) => self.array(items.as_deref()),
+            (Shape::Pick { items, leading, .. }, Some(b'[')) => {
+                self.array(items.as_deref(), leading.unwrap_or(usize::MAX))
+            }
             (Shape::Length, Some(b'{')) => self.object(None),
-            (Shape::Length, Some(b'[')) => self.array(None),
+            (Shape::Length, Some(b'[')) => self.array(None, 0),
             // Strings and literals, the most common kept leaves, are read here; numbers and
             // containers kept whole by serde_json.
             (_, Some(b'"')) => {
@@ -232,7 +234,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array(&mut self, items: Option<&Shape>) -> Result<Value, ReadError> {
+    /// An array whose first `leading` elements are read with the shape `items`; the others are
+    /// checked and kept as `null`, so that the array's length is right.
+    fn array(&mut self, items: Option<&Shape>, leading: usize) -> Result<Value, ReadError> {
         self.pos += 1; // `[`
         let mut out = Vec::new();
         self.ws();
@@ -242,9 +246,8 @@ impl<'a> Reader<'a> {
         }
         loop {
             match items {
-                Some(shape) => out.push(self.value(shape)?),
-                // Never read: kept as null so that the array's length is right.
-                None => {
+                Some(shape) if out.len() < leading => out.push(self.value(shape)?),
+                _ => {
                     self.skip()?;
                     out.push(Value::Null);
                 }
