@@ -9,6 +9,7 @@
 //! began), the same messages, paths and locations. A test runs each operation through both.
 
 use super::resolve::{problem, run_endpoint, EndpointValue, FieldError, Operation};
+use crate::exec::eval::member;
 use crate::plan::operation::{EndpointSelection, NamespaceField, OutSelection, PreparedOperation, RootField};
 use crate::plan::output::{Kind, OutType};
 use async_graphql::{Name, PathSegment, ServerError, Value as GqlValue};
@@ -209,7 +210,7 @@ impl<'s> Writer<'s> {
                             };
                             self.path.push(Step::Key(key));
                             let start = self.out.len();
-                            let fits = self.value(m.get(&f.name).unwrap_or(&Value::Null), &f.ty, selection);
+                            let fits = self.value(member(m, &f.name).unwrap_or(&Value::Null), &f.ty, selection);
                             self.path.pop();
                             if !fits {
                                 if !f.ty.nullable {
