@@ -1120,6 +1120,11 @@ endpoints:
       tags: "$.b.tags"
       parts: "$.b.parts"
       summary: { first: "$.b.parts[0].label", count: "length($.b.parts)" }
+      partList: { each: "$.b.parts[*]", fields: { n: "@.n", label: "@.label", title: "{$.b.title}: {@.label}" } }
+  partsOf:
+    get: /parts/{id}
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: { each: "$.b.parts", fields: { n: "@.n", label: "@.label" } }
 "#;
     let books = Backend::start(|s| {
         let id = s.uri.rsplit('/').next().unwrap_or_default().to_string();
@@ -1138,8 +1143,10 @@ endpoints:
         .iter()
         .map(|id| {
             format!(
-                r#"{{ app {{ b: book(id: "{id}") {{ title pages tags parts {{ n label }} summary {{ first count }} }}
-                     again: book(id: "{id}") {{ title tags }} }} }}"#
+                r#"{{ app {{ b: book(id: "{id}") {{ title pages tags parts {{ n label }} summary {{ first count }}
+                     partList {{ n label title }} }}
+                     again: book(id: "{id}") {{ title tags partList {{ __typename label }} }}
+                     p: partsOf(id: "{id}") {{ n label }} }} }}"#
             )
         })
         .collect();

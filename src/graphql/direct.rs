@@ -8,8 +8,10 @@
 //! nullable field above it, which is written by cutting the output back to where that field
 //! began), the same messages, paths and locations. A test runs each operation through both.
 
-use super::resolve::{problem, run_endpoint, EndpointValue, FieldError, Operation};
-use crate::exec::eval::member;
+use super::resolve::{problem, run_calls, FieldError, Operation};
+use crate::exec::eval::{each_item, eval_cow, member, Scope};
+use crate::exec::Outcome;
+use crate::plan::expr::Expr;
 use crate::plan::operation::{EndpointSelection, NamespaceField, OutSelection, PreparedOperation, RootField};
 use crate::plan::output::{Kind, OutType};
 use async_graphql::{Name, PathSegment, ServerError, Value as GqlValue};
@@ -31,7 +33,7 @@ pub async fn run(prep: &PreparedOperation, arguments: Vec<Vec<(Name, GqlValue)>>
         });
     let runs = selections
         .zip(arguments)
-        .map(|(e, args)| run_endpoint(op, &e.endpoint, Ok(args), e.needs.clone(), e.repeated));
+        .map(|(e, args)| run_calls(op, &e.endpoint, Ok(args), e.needs.clone(), e.repeated));
     let results = if prep.mutation {
         let mut done = Vec::new();
         for run in runs {
@@ -75,7 +77,7 @@ pub async fn run(prep: &PreparedOperation, arguments: Vec<Vec<(Name, GqlValue)>>
                             let result = results.next();
                             let at = [PathSegment::Field(key.clone()), PathSegment::Field(e.key.clone())];
                             match result {
-                                Some(Ok(v)) => endpoint(&mut w, e, &v, &at, &mut errors),
+                                Some(Ok(outcome)) => endpoint(&mut w, e, &outcome, &at, &mut errors),
                                 Some(Err(err)) => {
                                     w.out.extend_from_slice(b"null");
                                     errors.push(error_at(err.to_error(), e, &at, Vec::new()));
@@ -101,25 +103,37 @@ pub async fn run(prep: &PreparedOperation, arguments: Vec<Vec<(Name, GqlValue)>>
 }
 
 /// An endpoint field that answered: its optional calls' failures, then its value as its type
-/// allows (null when something non-null inside it does not fit).
+/// allows (null when something non-null inside it does not fit), written from the calls'
+/// results as the projection reads them.
 fn endpoint<'s>(
     w: &mut Writer<'s>,
     e: &'s EndpointSelection,
-    v: &EndpointValue,
+    outcome: &Outcome,
     at: &[PathSegment],
     errors: &mut Vec<ServerError>,
 ) {
-    for p in &v.partial {
+    for p in &outcome.partial {
         errors.push(error_at(FieldError::partial(p).to_error(), e, at, Vec::new()));
     }
     let start = w.out.len();
     let ty = &e.endpoint.output;
+    let scope = Scope {
+        doc: &outcome.doc,
+        item: None,
+    };
+    let response = &e.endpoint.response;
     // The endpoint field itself is nullable, whatever its output type says.
-    let fits = if v.value.is_null() {
-        w.out.extend_from_slice(b"null");
-        true
-    } else {
-        w.value(&v.value, ty, &e.selection)
+    let fits = match response {
+        Expr::Object(_) | Expr::Each { .. } => w.expr(response, scope, ty, &e.selection),
+        other => {
+            let v = eval_cow(other, scope);
+            if v.is_null() {
+                w.out.extend_from_slice(b"null");
+                true
+            } else {
+                w.value(&v, ty, &e.selection)
+            }
+        }
     };
     if !fits {
         w.out.truncate(start);
@@ -169,6 +183,103 @@ impl<'s> Writer<'s> {
         self.out.push(b'"');
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b'"');
+    }
+
+    /// Writes what `e` evaluates to in `scope` as a value of `ty` for `selection`, as `value`
+    /// would write the evaluated value: an object mapping and an `each` are walked where they
+    /// are, so the selected fields are evaluated (and nothing else) with no tree built first.
+    fn expr(&mut self, e: &Expr, scope: Scope<'_>, ty: &OutType, selection: &'s [OutSelection]) -> bool {
+        match (e, &ty.kind) {
+            // An object mapping is never null; its members are the mapping's fields.
+            (Expr::Object(mapped), Kind::Object(fields)) => {
+                self.out.push(b'{');
+                for (i, s) in selection.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    match s {
+                        OutSelection::Typename { key, type_name } => {
+                            self.key(key);
+                            self.name(type_name);
+                        }
+                        OutSelection::Field { key, index, selection } => {
+                            self.key(key);
+                            let Some(f) = fields.get(*index) else {
+                                self.out.extend_from_slice(b"null");
+                                continue;
+                            };
+                            self.path.push(Step::Key(key));
+                            let start = self.out.len();
+                            let fits = match mapped.iter().find(|(k, _)| *k == f.name) {
+                                Some((_, sub)) => self.expr(sub, scope, &f.ty, selection),
+                                None => self.value(&Value::Null, &f.ty, selection),
+                            };
+                            self.path.pop();
+                            if !fits {
+                                if !f.ty.nullable {
+                                    return false;
+                                }
+                                self.out.truncate(start);
+                                self.out.extend_from_slice(b"null");
+                            }
+                        }
+                    }
+                }
+                self.out.push(b'}');
+                true
+            }
+            // An `each` is never null: a list of its items, each the item mapping evaluated.
+            (Expr::Each { over, item }, Kind::List(inner)) => {
+                let object = matches!(inner.kind, Kind::Object(_));
+                let may_null = inner.nullable && !object;
+                self.out.push(b'[');
+                let mut i = 0;
+                let mut fits = true;
+                each_item(over, scope, &mut |it| {
+                    if !fits {
+                        return;
+                    }
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(Step::Index(i));
+                    i += 1;
+                    let start = self.out.len();
+                    let at = Scope {
+                        doc: scope.doc,
+                        item: Some(it),
+                    };
+                    let ok = match &**item {
+                        Expr::Object(_) => self.expr(item, at, inner, selection),
+                        other => {
+                            let v = eval_cow(other, at);
+                            if v.is_null() && object {
+                                self.problem(problem::null_object_item())
+                            } else {
+                                self.value(&v, inner, selection)
+                            }
+                        }
+                    };
+                    self.path.pop();
+                    if !ok {
+                        if may_null {
+                            self.out.truncate(start);
+                            self.out.extend_from_slice(b"null");
+                        } else {
+                            fits = false;
+                        }
+                    }
+                });
+                if fits {
+                    self.out.push(b']');
+                }
+                fits
+            }
+            _ => {
+                let v = eval_cow(e, scope);
+                self.value(&v, ty, selection)
+            }
+        }
     }
 
     /// Writes `v` as a value of `ty` for `selection`; false (with a problem recorded, the output

@@ -239,9 +239,32 @@ pub(super) async fn run_endpoint(
     op: &Operation,
     ep: &Endpoint,
     given: Result<Vec<(Name, async_graphql::Value)>, String>,
-    mut needs: Vec<bool>,
+    needs: Vec<bool>,
     repeated: bool,
 ) -> Result<EndpointValue, FieldError> {
+    let outcome = run_calls(op, ep, given, needs, repeated).await?;
+    let value = eval(
+        &ep.response,
+        Scope {
+            doc: &outcome.doc,
+            item: None,
+        },
+    );
+    Ok(EndpointValue {
+        value,
+        partial: outcome.partial,
+    })
+}
+
+/// An endpoint field up to its projection: the access stage, its arguments (as written,
+/// variables replaced) and the calls it needs, whose results are the outcome's document.
+pub(super) async fn run_calls(
+    op: &Operation,
+    ep: &Endpoint,
+    given: Result<Vec<(Name, async_graphql::Value)>, String>,
+    mut needs: Vec<bool>,
+    repeated: bool,
+) -> Result<crate::exec::Outcome, FieldError> {
     // The access stage REST uses, once per selected field (every alias counts).
     let authenticated = crate::middleware::access::check(&op.plan, &op.limiter, &ep.access, &op.headers, op.peer)
         .await
@@ -258,22 +281,10 @@ pub(super) async fn run_endpoint(
     );
     ctx.sharing = Sharing::Operation { repeated };
     close_over_deps(&mut needs, &ep.calls);
-    let outcome = op
-        .exec
+    op.exec
         .run_only(&op.plan, ep, &ctx, &op.dedup, Some(&needs))
         .await
-        .map_err(FieldError::from_exec)?;
-    let value = eval(
-        &ep.response,
-        Scope {
-            doc: &outcome.doc,
-            item: None,
-        },
-    );
-    Ok(EndpointValue {
-        value,
-        partial: outcome.partial,
-    })
+        .map_err(FieldError::from_exec)
 }
 
 /// `$.args` from the field's arguments (path, query and body parameters) and the HTTP request's
