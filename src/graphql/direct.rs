@@ -13,7 +13,7 @@ use crate::exec::eval::{each_item, eval_cow, member, Scope};
 use crate::exec::Outcome;
 use crate::plan::expr::Expr;
 use crate::plan::operation::{EndpointSelection, NamespaceField, OutSelection, PreparedOperation, RootField};
-use crate::plan::output::{Kind, OutType};
+use crate::plan::output::{Kind, OutField, OutType};
 use async_graphql::{Name, PathSegment, ServerError, Value as GqlValue};
 use serde_json::Value;
 
@@ -191,43 +191,12 @@ impl<'s> Writer<'s> {
     fn expr(&mut self, e: &Expr, scope: Scope<'_>, ty: &OutType, selection: &'s [OutSelection]) -> bool {
         match (e, &ty.kind) {
             // An object mapping is never null; its members are the mapping's fields.
-            (Expr::Object(mapped), Kind::Object(fields)) => {
-                self.out.push(b'{');
-                for (i, s) in selection.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push(b',');
-                    }
-                    match s {
-                        OutSelection::Typename { key, type_name } => {
-                            self.key(key);
-                            self.name(type_name);
-                        }
-                        OutSelection::Field { key, index, selection } => {
-                            self.key(key);
-                            let Some(f) = fields.get(*index) else {
-                                self.out.extend_from_slice(b"null");
-                                continue;
-                            };
-                            self.path.push(Step::Key(key));
-                            let start = self.out.len();
-                            let fits = match mapped.iter().find(|(k, _)| *k == f.name) {
-                                Some((_, sub)) => self.expr(sub, scope, &f.ty, selection),
-                                None => self.value(&Value::Null, &f.ty, selection),
-                            };
-                            self.path.pop();
-                            if !fits {
-                                if !f.ty.nullable {
-                                    return false;
-                                }
-                                self.out.truncate(start);
-                                self.out.extend_from_slice(b"null");
-                            }
-                        }
-                    }
+            (Expr::Object(mapped), Kind::Object(fields)) => self.object(fields, selection, |w, f, selection| {
+                match mapped.iter().find(|(k, _)| *k == f.name) {
+                    Some((_, sub)) => w.expr(sub, scope, &f.ty, selection),
+                    None => w.value(&Value::Null, &f.ty, selection),
                 }
-                self.out.push(b'}');
-                true
-            }
+            }),
             // An `each` is never null: a list of its items, each the item mapping evaluated.
             (Expr::Each { over, item }, Kind::List(inner)) => {
                 let object = matches!(inner.kind, Kind::Object(_));
@@ -303,38 +272,9 @@ impl<'s> Writer<'s> {
                 let Value::Object(m) = v else {
                     return self.problem(problem::object(v));
                 };
-                self.out.push(b'{');
-                for (i, s) in selection.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push(b',');
-                    }
-                    match s {
-                        OutSelection::Typename { key, type_name } => {
-                            self.key(key);
-                            self.name(type_name);
-                        }
-                        OutSelection::Field { key, index, selection } => {
-                            self.key(key);
-                            let Some(f) = fields.get(*index) else {
-                                self.out.extend_from_slice(b"null");
-                                continue;
-                            };
-                            self.path.push(Step::Key(key));
-                            let start = self.out.len();
-                            let fits = self.value(member(m, &f.name).unwrap_or(&Value::Null), &f.ty, selection);
-                            self.path.pop();
-                            if !fits {
-                                if !f.ty.nullable {
-                                    return false;
-                                }
-                                self.out.truncate(start);
-                                self.out.extend_from_slice(b"null");
-                            }
-                        }
-                    }
-                }
-                self.out.push(b'}');
-                true
+                self.object(fields, selection, |w, f, selection| {
+                    w.value(member(m, &f.name).unwrap_or(&Value::Null), &f.ty, selection)
+                })
             }
             Kind::List(inner) => {
                 let Value::Array(items) = v else {
@@ -369,6 +309,49 @@ impl<'s> Writer<'s> {
                 true
             }
         }
+    }
+
+    /// Writes an object of `fields` for `selection`, each selected field's value written by
+    /// `field` (false when it does not fit: then the field is null, or, when it is non-null,
+    /// the whole object does not fit and false is returned).
+    fn object(
+        &mut self,
+        fields: &[OutField],
+        selection: &'s [OutSelection],
+        mut field: impl FnMut(&mut Self, &OutField, &'s [OutSelection]) -> bool,
+    ) -> bool {
+        self.out.push(b'{');
+        for (i, s) in selection.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            match s {
+                OutSelection::Typename { key, type_name } => {
+                    self.key(key);
+                    self.name(type_name);
+                }
+                OutSelection::Field { key, index, selection } => {
+                    self.key(key);
+                    let Some(f) = fields.get(*index) else {
+                        self.out.extend_from_slice(b"null");
+                        continue;
+                    };
+                    self.path.push(Step::Key(key));
+                    let start = self.out.len();
+                    let fits = field(self, f, selection);
+                    self.path.pop();
+                    if !fits {
+                        if !f.ty.nullable {
+                            return false;
+                        }
+                        self.out.truncate(start);
+                        self.out.extend_from_slice(b"null");
+                    }
+                }
+            }
+        }
+        self.out.push(b'}');
+        true
     }
 
     /// Records a problem at the current path; always false.
