@@ -157,6 +157,12 @@ fn error_at(
     error
 }
 
+/// As async-graphql's dynamic schema: a leaf element of a list may become null, an object
+/// element cannot.
+fn item_may_be_null(inner: &OutType) -> bool {
+    inner.nullable && !matches!(inner.kind, Kind::Object(_))
+}
+
 /// A step of the response path below an endpoint field, borrowed until an error needs it.
 #[derive(Clone, Copy)]
 enum Step<'s> {
@@ -199,9 +205,8 @@ impl<'s> Writer<'s> {
             }),
             // An `each` is never null: a list of its items, each the item mapping evaluated.
             (Expr::Each { over, item }, Kind::List(inner)) => {
-                let object = matches!(inner.kind, Kind::Object(_));
-                let may_null = inner.nullable && !object;
                 self.out.push(b'[');
+                let may_null = item_may_be_null(inner);
                 let mut i = 0;
                 let mut fits = true;
                 each_item(over, scope, &mut |it| {
@@ -211,33 +216,15 @@ impl<'s> Writer<'s> {
                     if i > 0 {
                         self.out.push(b',');
                     }
-                    self.path.push(Step::Index(i));
-                    i += 1;
-                    let start = self.out.len();
                     let at = Scope {
                         doc: scope.doc,
                         item: Some(it),
                     };
-                    let ok = match &**item {
-                        Expr::Object(_) => self.expr(item, at, inner, selection),
-                        other => {
-                            let v = eval_cow(other, at);
-                            if v.is_null() && object {
-                                self.problem(problem::null_object_item())
-                            } else {
-                                self.value(&v, inner, selection)
-                            }
-                        }
-                    };
-                    self.path.pop();
-                    if !ok {
-                        if may_null {
-                            self.out.truncate(start);
-                            self.out.extend_from_slice(b"null");
-                        } else {
-                            fits = false;
-                        }
-                    }
+                    fits = self.nested(Step::Index(i), may_null, |w| match &**item {
+                        Expr::Object(_) => w.expr(item, at, inner, selection),
+                        other => w.item(eval_cow(other, at).as_ref(), inner, selection),
+                    });
+                    i += 1;
                 });
                 if fits {
                     self.out.push(b']');
@@ -280,35 +267,49 @@ impl<'s> Writer<'s> {
                 let Value::Array(items) = v else {
                     return self.problem(problem::list(v));
                 };
-                let object = matches!(inner.kind, Kind::Object(_));
-                // As async-graphql's dynamic schema: a leaf item may become null, an object
-                // item cannot.
-                let may_null = inner.nullable && !object;
+                let may_null = item_may_be_null(inner);
                 self.out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
                         self.out.push(b',');
                     }
-                    self.path.push(Step::Index(i));
-                    let start = self.out.len();
-                    let fits = if item.is_null() && object {
-                        self.problem(problem::null_object_item())
-                    } else {
-                        self.value(item, inner, selection)
-                    };
-                    self.path.pop();
-                    if !fits {
-                        if !may_null {
-                            return false;
-                        }
-                        self.out.truncate(start);
-                        self.out.extend_from_slice(b"null");
+                    if !self.nested(Step::Index(i), may_null, |w| w.item(item, inner, selection)) {
+                        return false;
                     }
                 }
                 self.out.push(b']');
                 true
             }
         }
+    }
+
+    /// A list's element: a null where an object is expected is refused (as async-graphql's
+    /// dynamic schema refuses it), whatever the element type's nullability.
+    fn item(&mut self, v: &Value, inner: &OutType, selection: &'s [OutSelection]) -> bool {
+        if v.is_null() && matches!(inner.kind, Kind::Object(_)) {
+            self.problem(problem::null_object_item())
+        } else {
+            self.value(v, inner, selection)
+        }
+    }
+
+    /// Writes a field's or element's value (by `write`) at `step` below the current path. When it
+    /// does not fit it becomes null if it may (`nullable`), or false says that what holds it
+    /// does not fit either (the caller cuts the output back).
+    fn nested(&mut self, step: Step<'s>, nullable: bool, write: impl FnOnce(&mut Self) -> bool) -> bool {
+        self.path.push(step);
+        let start = self.out.len();
+        let fits = write(self);
+        self.path.pop();
+        if fits {
+            return true;
+        }
+        if !nullable {
+            return false;
+        }
+        self.out.truncate(start);
+        self.out.extend_from_slice(b"null");
+        true
     }
 
     /// Writes an object of `fields` for `selection`, each selected field's value written by
@@ -336,16 +337,8 @@ impl<'s> Writer<'s> {
                         self.out.extend_from_slice(b"null");
                         continue;
                     };
-                    self.path.push(Step::Key(key));
-                    let start = self.out.len();
-                    let fits = field(self, f, selection);
-                    self.path.pop();
-                    if !fits {
-                        if !f.ty.nullable {
-                            return false;
-                        }
-                        self.out.truncate(start);
-                        self.out.extend_from_slice(b"null");
+                    if !self.nested(Step::Key(key), f.ty.nullable, |w| field(w, f, selection)) {
+                        return false;
                     }
                 }
             }

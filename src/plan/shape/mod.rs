@@ -205,11 +205,7 @@ impl Shapes<'_> {
                 }
             }
             // `length` of a path reads only the size of what it names.
-            Expr::Func(Func::Length, args) if matches!(args.first(), Some(Expr::Path(p)) if p.singular) => {
-                if let Some(Expr::Path(p)) = args.first() {
-                    self.path(p, &ctx, true);
-                }
-            }
+            Expr::Func(Func::Length, args) if let Some(p) = length_of_path(args) => self.path(p, &ctx, true),
             Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| self.expr(a, ctx.clone())),
             Expr::Object(fields) => fields.iter().for_each(|(_, f)| self.expr(f, ctx.clone())),
             Expr::Each { over, item } => {
@@ -292,6 +288,14 @@ impl Shapes<'_> {
                 }
             }
         }
+    }
+}
+
+/// The singular path whose length `length(…)` takes, when its argument is one.
+fn length_of_path(args: &[Expr]) -> Option<&PathExpr> {
+    match args.first() {
+        Some(Expr::Path(p)) if p.singular => Some(p),
+        _ => None,
     }
 }
 

@@ -116,8 +116,6 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    /// An object with the picked `fields`, or (`None`) with every member's key and `null` for its
-    /// value, for its length.
     /// A kept number. A short one (at most 18 digits, no exponent: prices, counts, ids) is read
     /// here with serde_json's own arithmetic, so its value is the one serde_json gives (an
     /// integer as `u64` or `i64`, `-0` as a float, a fraction as its digits divided by a power of
@@ -167,6 +165,8 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// An object with the picked `fields`, or (`None`) with every member's key and `null` for its
+    /// value, for its length.
     fn object(&mut self, fields: Option<&[(String, Shape)]>) -> Result<Value, ReadError> {
         self.pos += 1; // `{`
         let counted = fields.is_none();
@@ -203,24 +203,22 @@ impl<'a> Reader<'a> {
             } else {
                 fields.iter().find(|(k, _)| k.as_bytes() == key_bytes).map(|(_, s)| s)
             };
-            match picked {
-                Some(shape) => {
-                    let key = match unescaped {
-                        Some(k) => k,
-                        None => self.kept_string(start, end, false)?,
-                    };
-                    let v = self.value(shape)?;
-                    out.insert(key, v);
-                }
-                None if counted => {
-                    let key = match unescaped {
-                        Some(k) => k,
-                        None => self.kept_string(start, end, false)?,
-                    };
-                    self.skip()?;
-                    out.insert(key, Value::Null);
-                }
-                None => self.skip()?,
+            if picked.is_none() && !counted {
+                self.skip()?;
+            } else {
+                let key = match unescaped {
+                    Some(k) => k,
+                    None => self.kept_string(start, end, false)?,
+                };
+                let v = match picked {
+                    Some(shape) => self.value(shape)?,
+                    // Counted: only the key matters.
+                    None => {
+                        self.skip()?;
+                        Value::Null
+                    }
+                };
+                out.insert(key, v);
             }
             self.ws();
             match self.peek() {
