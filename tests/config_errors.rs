@@ -294,6 +294,102 @@ fn a_configuration_written_as_json_with_quoted_durations_loads() {
 }
 
 #[test]
+fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
+    // Every scalar quoted, as a Helm template's `| quote` or a YAML emitter set to double quotes
+    // writes a configuration: the key says what type it takes.
+    let facade = serde_json::json!({
+        "listen": "127.0.0.1:0",
+        "services": {"users": {"url": "http://127.0.0.1:9", "timeout": "2s", "retries": "2",
+                     "circuit_breaker": {"failures": "3", "within": "10s", "open_for": "30s"}}},
+        "rate_limits": {"default": "p", "policies": {"p": {"requests": "7", "per": "1m", "key": "ip"}}},
+        "graphql": {"max_depth": "5", "introspection": "false"},
+        "watch": "true",
+        "openapi": "true"
+    });
+    let c = serde_json::json!({
+        "client": "app", "base_path": "/app",
+        "endpoints": {"e": {"get": "/e", "auth": "none",
+            "query": {"n": {"type": "Int", "default": "4"}, "f": {"type": "Float", "default": "0.5"},
+                      "b": {"type": "Boolean", "default": "true"}, "s": {"type": "String", "default": "7"}},
+            "calls": {"u": {"service": "users", "get": "/u"}},
+            "response": {"name": "$.u.name"}}}
+    });
+    let p = Project::new(&facade.to_string(), &[("app.yaml", &c.to_string())]);
+    let out = p.diagnostics(&[]);
+    assert!(out.lines().all(|l| l.contains(": warning: ")), "{out}");
+    let plan = p.plan(&[]);
+    assert_eq!(plan.services[0].retries, 2);
+    assert_eq!(plan.services[0].circuit_breaker.as_ref().map(|b| b.failures), Some(3));
+    assert_eq!(plan.rate_limits.as_ref().map(|r| r.policies[0].requests), Some(7));
+    assert_eq!(
+        plan.graphql.as_ref().map(|g| (g.max_depth, g.introspection)),
+        Some((5, false))
+    );
+    assert!(plan.watch);
+    assert!(plan.openapi_json.is_some());
+    let defaults: Vec<_> = plan.endpoints[0].params.iter().map(|p| p.default.clone()).collect();
+    assert_eq!(
+        defaults,
+        [
+            Some(serde_json::json!(4)),
+            Some(serde_json::json!(0.5)),
+            Some(serde_json::json!(true)),
+            Some(serde_json::json!("7"))
+        ]
+    );
+    // Quoted or not, the text must be that type's plain form.
+    let bad = "services:\n  users:\n    url: http://127.0.0.1:9\n    retries: \"1.5\"\nwatch: \"yes\"\n";
+    let out = Project::new(bad, &[]).diagnostics(&[]);
+    assert!(
+        out.contains("`retries` must be a whole number, found the quoted string \"1.5\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("`watch` must be `true` or `false`, found the quoted string \"yes\""),
+        "{out}"
+    );
+    let c = comp("  e:\n    get: /e\n    auth: none\n    query:\n      n: { type: Int, default: \"four\" }\n    response:\n      n: \"$.args.n\"\n");
+    let out = Project::new(SERVICES, &[("app.yaml", &c)]).diagnostics(&[]);
+    assert!(out.contains("the default of `n` must be an Int"), "{out}");
+}
+
+#[test]
+fn filters_and_slices_are_typed_and_checked_like_wildcards() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let good = comp(concat!(
+        "  e:\n    get: /e/{id}\n    auth: none\n    calls:\n      u: { service: users, get: \"/users/{$.args.id}\" }\n",
+        "    response:\n      ids: \"$.u.friends[?@.id == 'x'].id\"\n      some: \"$.u.friends[0:2].firstName\"\n",
+        "      pair: \"$.u.friends[0, -1].lastName\"\n",
+        "      named: \"$.u.friends[?@.lastName == 'x' || count(@.friends[*].id) > 1 || @.extra.any].id\"\n",
+        "      near: { each: \"$.u.friends[?@.id]\", fields: { first: \"@.firstName\" } }\n",
+    ));
+    let p = Project::new(facade, &[("app.yaml", &good)]).schema("users.yaml", USERS_SCHEMA);
+    assert_eq!(p.diagnostics(&[]), "");
+    let sdl = p.plan(&[]).graphql_schema.map(|s| s.schema.sdl()).unwrap_or_default();
+    for field in ["ids: [String]!", "some: [String]!", "pair: [String]!", "first: String"] {
+        assert!(sdl.contains(field), "{field} in\n{sdl}");
+    }
+    let typos = comp(concat!(
+        "  e:\n    get: /e/{id}\n    auth: none\n    calls:\n      u: { service: users, get: \"/users/{$.args.id}\" }\n",
+        "    response:\n      ids: \"$.u.friends[?@.id == 'x'].idd\"\n",
+        "      near: { each: \"$.u.friends[1:]\", fields: { first: \"@.fristName\" } }\n",
+        "      named: \"$.u.friends[?@.lastNme == 'x' && count(@.friends[*].ix) > 0].id\"\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &typos)], &[]);
+    assert!(out.contains("app.yaml:10:12: $.u.friends[?@.id == 'x'].idd: users GET /users/{id} has no property \"idd\"; did you mean \"id\"?"), "{out}");
+    assert!(
+        out.contains("@.fristName: the current item has no property \"fristName\"; did you mean \"firstName\"?"),
+        "{out}"
+    );
+    // The paths a filter tests are followed from the items it tests.
+    assert!(
+        out.contains("has no property \"lastNme\"; did you mean \"lastName\"?"),
+        "{out}"
+    );
+    assert!(out.contains("has no property \"ix\""), "{out}");
+}
+
+#[test]
 fn concrete_openapi_paths_win_over_templated_ones_whatever_their_order() {
     let facade = "services:\n  meta:\n    url: http://127.0.0.1:9\n    schema: meta.yaml\n";
     let doc = r#"

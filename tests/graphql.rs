@@ -641,6 +641,9 @@ async fn requests_over_http_follow_graphql_over_http() {
         .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET, POST");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+    assert_eq!(body["message"], "a mutation cannot be sent with GET: send it with POST");
     assert_eq!(lib.loans.count(), 1);
     // application/graphql-response+json: 400 and no `data` for parse and validation errors.
     for doc in ["{", "{ nope }"] {

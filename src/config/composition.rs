@@ -295,7 +295,7 @@ fn read_params(r: &mut Reader<'_>, node: &Node, section: &str, source: &ParamSou
             },
             other => other.clone(),
         };
-        let default = default_node.map(|n| n.to_json());
+        let default = default_node.map(|n| quoted_default(n, &ty).unwrap_or_else(|| n.to_json()));
         if let (Some(d), Some(n)) = (&default, default_node) {
             if let Err(e) = super::args::convert(d, &ty) {
                 r.error(n.loc, format!("the default of `{name}` {e}"), None);
@@ -415,4 +415,19 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
         fallback,
         errors_pass,
     })
+}
+
+/// A default written quoted for a number or boolean parameter (`default: "3"` for an `Int`), as a
+/// tool that quotes every scalar writes it: read as the parameter's type, as a query string's
+/// text would be. Anything else is taken as written.
+fn quoted_default(node: &Node, ty: &ParamType) -> Option<serde_json::Value> {
+    let NodeKind::Scalar { text, plain: false, .. } = &node.kind else {
+        return None;
+    };
+    match ty.base {
+        BaseType::Scalar(ScalarType::Int | ScalarType::Float | ScalarType::Boolean) => {
+            super::args::convert_text(&[text], ty).ok()
+        }
+        _ => None,
+    }
 }

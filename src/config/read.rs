@@ -211,15 +211,16 @@ impl Reader<'_> {
         }
     }
 
-    /// Reads a typed scalar. Numbers and booleans must be written plain (`"3"` is a string); `text`
-    /// types (durations, sizes) are strings in YAML however they are written (SPEC §3), so a
-    /// configuration written as JSON, or by a tool that quotes every string, reads the same.
+    /// Reads a typed scalar. Durations and sizes are strings in YAML however they are written
+    /// (SPEC §3); a number or a boolean may be quoted too (`retries: "1"`, `watch: "false"`), as
+    /// a tool that quotes every scalar (a Helm template's `| quote`, a YAML emitter set to
+    /// double quotes) writes them: the key says what type it takes, and the text must be exactly
+    /// that type's plain form (`"yes"` is no boolean, quoted or not).
     fn typed<T>(
         &mut self,
         node: &Node,
         what: &str,
         expected: &str,
-        text_type: bool,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
         match &node.kind {
@@ -227,7 +228,7 @@ impl Reader<'_> {
                 env: EnvUse::Failed, ..
             } => None,
             NodeKind::Scalar { text, plain, env } => {
-                let parsed = if *plain || text_type { parse(text) } else { None };
+                let parsed = parse(text);
                 if parsed.is_none() {
                     let found = match env {
                         EnvUse::None if *plain => format!("`{text}`"),
@@ -252,7 +253,7 @@ impl Reader<'_> {
 
     /// Reads `true` or `false`.
     pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
-        self.typed(node, what, "`true` or `false`", false, |t| match resolve_plain(t) {
+        self.typed(node, what, "`true` or `false`", |t| match resolve_plain(t) {
             CoreScalar::Bool(b) => Some(b),
             _ => None,
         })
@@ -260,7 +261,7 @@ impl Reader<'_> {
 
     /// Reads a non-negative integer.
     pub fn u64(&mut self, node: &Node, what: &str) -> Option<u64> {
-        self.typed(node, what, "a whole number", false, |t| match resolve_plain(t) {
+        self.typed(node, what, "a whole number", |t| match resolve_plain(t) {
             CoreScalar::Int(i) => u64::try_from(i).ok(),
             _ => None,
         })
@@ -272,7 +273,6 @@ impl Reader<'_> {
             node,
             what,
             "a duration like `250ms`, `2s`, `5m` or `1h`",
-            true,
             parse_duration,
         )
     }
@@ -289,7 +289,7 @@ impl Reader<'_> {
 
     /// Reads a size: `512KiB`, `1MiB`, or a number of bytes.
     pub fn size(&mut self, node: &Node, what: &str) -> Option<u64> {
-        self.typed(node, what, "a size like `512KiB` or `1MiB`", true, parse_size)
+        self.typed(node, what, "a size like `512KiB` or `1MiB`", parse_size)
     }
 
     /// Reads a list of strings (a single string is accepted as a list of one).

@@ -265,7 +265,12 @@ fn operation_data(
 
 /// A mutation sent over GET (decided before validation).
 fn mutation_over_get(method: &Method) -> HttpError {
-    HttpError::method_not_allowed(method, &["POST"]).header(header::ALLOW, HeaderValue::from_static("GET, POST"))
+    HttpError::new(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("a mutation cannot be sent with {method}: send it with POST"),
+    )
+    .header(header::ALLOW, HeaderValue::from_static("GET, POST"))
 }
 
 /// A request that was refused before execution: `errors` only, 400 for

@@ -5,7 +5,7 @@
 //! calls does it read?). Evaluation lives in `exec::eval`; this module does no I/O.
 
 use crate::config::yaml::{resolve_plain, CoreScalar, Node, NodeKind};
-use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
+use jsonpath_rust::parser::model::{Filter, JpQuery, Segment, Selector};
 use serde_json::Value;
 use std::fmt;
 
@@ -361,7 +361,7 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
 /// `length`, `match` and `search` take values (a literal, a singular query or a value-typed
 /// function), `count` and `value` take queries.
 fn well_typed(segments: &[Segment]) -> Result<(), String> {
-    use jsonpath_rust::parser::model::{Comparable, Filter, FilterAtom, FnArg, Test, TestFunction};
+    use jsonpath_rust::parser::model::{Comparable, FilterAtom, FnArg, Test, TestFunction};
     fn segment(seg: &Segment) -> Result<(), String> {
         match seg {
             Segment::Descendant(inner) => segment(inner),
@@ -544,6 +544,106 @@ fn simple_steps(q: &JpQuery) -> Option<Vec<Step>> {
         });
     }
     Some(out)
+}
+
+/// The path as the type checker follows it: names, and one element step for every segment that
+/// picks array elements (indexes, wildcards, slices, filters, or several of them), so that
+/// `$.book.editions[?@.year > 2000].isbn` is typed and checked like `$.book.editions[*].isbn`.
+/// `None` for what has no single element type: a descendant segment, several names at once.
+pub fn typing_steps(segments: &[Segment]) -> Option<Vec<Step>> {
+    let elements = |sel: &Selector| {
+        matches!(
+            sel,
+            Selector::Index(_) | Selector::Wildcard | Selector::Slice(..) | Selector::Filter(_)
+        )
+    };
+    let mut out = Vec::with_capacity(segments.len());
+    for seg in segments {
+        let selectors: &[Selector] = match seg {
+            Segment::Selector(s) => std::slice::from_ref(s),
+            Segment::Selectors(v) => v,
+            Segment::Descendant(_) => return None,
+        };
+        out.push(match selectors {
+            [Selector::Name(n)] => Step::Name(unquote_name(n)),
+            [_, ..] if selectors.iter().all(elements) => Step::Wildcard,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// The relative paths (`@.year`) read by the filters of `q`'s element segments, each with the
+/// index of its segment in `typing_steps(q)`: the type checker follows them from the items the
+/// filter tests. Paths inside nested filters, and `$` paths, are not listed.
+pub fn filter_conditions(q: &JpQuery) -> Vec<(usize, Vec<Step>)> {
+    use jsonpath_rust::parser::model::{
+        Comparable, FilterAtom, FnArg, SingularQuery, SingularQuerySegment, Test, TestFunction,
+    };
+    fn filter(f: &Filter, out: &mut Vec<Vec<Step>>) {
+        match f {
+            Filter::Or(v) | Filter::And(v) => v.iter().for_each(|f| filter(f, out)),
+            Filter::Atom(FilterAtom::Filter { expr, .. }) => filter(expr, out),
+            Filter::Atom(FilterAtom::Test { expr, .. }) => test(expr, out),
+            Filter::Atom(FilterAtom::Comparison(c)) => {
+                let (a, b) = c.vals();
+                comparable(a, out);
+                comparable(b, out);
+            }
+        }
+    }
+    fn comparable(c: &Comparable, out: &mut Vec<Vec<Step>>) {
+        match c {
+            Comparable::SingularQuery(SingularQuery::Current(segs)) => out.push(
+                segs.iter()
+                    .map(|s| match s {
+                        SingularQuerySegment::Name(n) => Step::Name(unquote_name(n)),
+                        SingularQuerySegment::Index(i) => Step::Index(*i),
+                    })
+                    .collect(),
+            ),
+            Comparable::Function(f) => function(f, out),
+            Comparable::SingularQuery(SingularQuery::Root(_)) | Comparable::Literal(_) => {}
+        }
+    }
+    fn test(t: &Test, out: &mut Vec<Vec<Step>>) {
+        match t {
+            Test::RelQuery(segs) => out.extend(typing_steps(segs)),
+            Test::Function(f) => function(f, out),
+            Test::AbsQuery(_) => {}
+        }
+    }
+    fn function(f: &TestFunction, out: &mut Vec<Vec<Step>>) {
+        let args: Vec<&FnArg> = match f {
+            TestFunction::Custom(_, args) => args.iter().collect(),
+            TestFunction::Length(a) => vec![&**a],
+            TestFunction::Value(a) | TestFunction::Count(a) => vec![a],
+            TestFunction::Search(a, b) | TestFunction::Match(a, b) => vec![a, b],
+        };
+        for a in args {
+            match a {
+                FnArg::Test(t) => test(t, out),
+                FnArg::Filter(f) => filter(f, out),
+                FnArg::Literal(_) => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (i, seg) in q.segments.iter().enumerate() {
+        let selectors: &[Selector] = match seg {
+            Segment::Selector(s) => std::slice::from_ref(s),
+            Segment::Selectors(v) => v,
+            Segment::Descendant(_) => return found,
+        };
+        for sel in selectors {
+            if let Selector::Filter(f) = sel {
+                let mut paths = Vec::new();
+                filter(f, &mut paths);
+                found.extend(paths.into_iter().map(|p| (i, p)));
+            }
+        }
+    }
+    found
 }
 
 /// jsonpath-rust keeps bracketed names with their quotes (`'a-b'`); the walk needs the bare name.

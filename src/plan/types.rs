@@ -200,7 +200,17 @@ impl<'a> Checker<'_, 'a> {
     }
 
     fn path_type(&self, p: &PathExpr, item: &Ty<'a>, diags: &mut Diagnostics, file: &std::sync::Arc<str>) -> Ty<'a> {
-        let Some(steps) = &p.steps else { return Ty::Any };
+        let typing;
+        let steps = match &p.steps {
+            Some(steps) => steps,
+            None => match crate::plan::expr::typing_steps(&p.query.segments) {
+                Some(steps) => {
+                    typing = steps;
+                    &typing
+                }
+                None => return Ty::Any,
+            },
+        };
         let (mut ty, rest, label) = if p.relative {
             (item.clone(), &steps[..], String::from("the current item"))
         } else {
@@ -212,8 +222,14 @@ impl<'a> Checker<'_, 'a> {
                 None => return Ty::Any,
             }
         };
+        // What the filters test, by the index of their segment in `steps` (none for simple paths).
+        let conditions = match p.steps {
+            Some(_) => Vec::new(),
+            None => crate::plan::expr::filter_conditions(&p.query),
+        };
+        let skipped = steps.len() - rest.len();
         let mut wildcard = false;
-        for step in rest {
+        for (i, step) in rest.iter().enumerate() {
             ty = match (step, &ty) {
                 (_, Ty::Any) => return Ty::Any,
                 (Step::Name(n), _) => match self.property(&ty, n) {
@@ -225,7 +241,11 @@ impl<'a> Checker<'_, 'a> {
                 },
                 (Step::Index(_) | Step::Wildcard, _) => {
                     wildcard |= matches!(step, Step::Wildcard);
-                    self.element(&ty)
+                    let item = self.element(&ty);
+                    for (_, tested) in conditions.iter().filter(|(at, _)| *at == skipped + i) {
+                        self.follow(&item, tested, p, &label, diags, file);
+                    }
+                    item
                 }
             };
         }
@@ -233,6 +253,30 @@ impl<'a> Checker<'_, 'a> {
             Ty::ArrayOf(Box::new(ty))
         } else {
             ty
+        }
+    }
+
+    /// Follows a filter's `@` path from the item it tests, reporting a property the item's
+    /// schema does not have (`[?@.yeer > 2000]` would silently match nothing).
+    fn follow(
+        &self,
+        item: &Ty<'a>,
+        steps: &[Step],
+        p: &PathExpr,
+        label: &str,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) {
+        let mut ty = item.clone();
+        for step in steps {
+            ty = match (step, &ty) {
+                (_, Ty::Any) => return,
+                (Step::Name(n), _) => match self.property(&ty, n) {
+                    Ok(t) => t,
+                    Err(known) => return self.report(p, n, label, &known, diags, file),
+                },
+                (Step::Index(_) | Step::Wildcard, _) => self.element(&ty),
+            };
         }
     }
 
