@@ -390,6 +390,27 @@ fn filters_and_slices_are_typed_and_checked_like_wildcards() {
 }
 
 #[test]
+fn a_swagger_2_document_is_named_as_such_with_how_to_convert_it() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.json\n";
+    let doc = r#"{"swagger": "2.0", "info": {"title": "u", "version": "1"}, "paths": {}}"#;
+    let out = Project::new(facade, &[]).schema("users.json", doc).diagnostics(&[]);
+    assert!(
+        out.contains("schemas/users.json:1:1: not an OpenAPI 3.0/3.1 document (no `openapi: 3.x`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("this is a Swagger 2.0 document: convert it to OpenAPI 3 first"),
+        "{out}"
+    );
+    let doc = r#"{"info": {"title": "u", "version": "1"}, "paths": {}}"#;
+    let out = Project::new(facade, &[]).schema("users.json", doc).diagnostics(&[]);
+    assert!(
+        out.contains("not an OpenAPI 3.0/3.1 document") && !out.contains("Swagger"),
+        "{out}"
+    );
+}
+
+#[test]
 fn concrete_openapi_paths_win_over_templated_ones_whatever_their_order() {
     let facade = "services:\n  meta:\n    url: http://127.0.0.1:9\n    schema: meta.yaml\n";
     let doc = r#"

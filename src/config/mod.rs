@@ -223,11 +223,15 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
         if let Some(doc) = doc {
             let version = doc.get("openapi").and_then(|v| v.as_str()).unwrap_or("");
             if !version.starts_with("3.") {
+                // A Swagger 2.0 document is the usual reason: say so, and how to convert it.
+                let hint = doc.get("swagger").map(|_| {
+                    "this is a Swagger 2.0 document: convert it to OpenAPI 3 first (for example with `npx swagger2openapi`)".to_string()
+                });
                 diags.error(
                     &sfile,
                     Loc { line: 1, col: 1 },
                     "not an OpenAPI 3.0/3.1 document (no `openapi: 3.x`)",
-                    None,
+                    hint,
                 );
                 continue;
             }
