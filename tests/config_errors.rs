@@ -310,7 +310,8 @@ fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
         "client": "app", "base_path": "/app",
         "endpoints": {"e": {"get": "/e", "auth": "none",
             "query": {"n": {"type": "Int", "default": "4"}, "f": {"type": "Float", "default": "0.5"},
-                      "b": {"type": "Boolean", "default": "true"}, "s": {"type": "String", "default": "7"}},
+                      "b": {"type": "Boolean", "default": "true"}, "s": {"type": "String", "default": "7"},
+                      "l": {"type": "[Int!]", "default": ["1", "2"]}},
             "calls": {"u": {"service": "users", "get": "/u"}},
             "response": {"name": "$.u.name"}}}
     });
@@ -334,7 +335,8 @@ fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
             Some(serde_json::json!(4)),
             Some(serde_json::json!(0.5)),
             Some(serde_json::json!(true)),
-            Some(serde_json::json!("7"))
+            Some(serde_json::json!("7")),
+            Some(serde_json::json!([1, 2]))
         ]
     );
     // Quoted or not, the text must be that type's plain form.

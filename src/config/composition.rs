@@ -417,17 +417,21 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
     })
 }
 
-/// A default written quoted for a number or boolean parameter (`default: "3"` for an `Int`), as a
-/// tool that quotes every scalar writes it: read as the parameter's type, as a query string's
-/// text would be. Anything else is taken as written.
+/// A default written quoted for a number or boolean parameter (`default: "3"` for an `Int`, or
+/// `["1", "2"]` for an `[Int]`), as a tool that quotes every scalar writes it: read as the
+/// parameter's type, as a query string's text would be. Anything else is taken as written.
 fn quoted_default(node: &Node, ty: &ParamType) -> Option<serde_json::Value> {
-    let NodeKind::Scalar { text, plain: false, .. } = &node.kind else {
-        return None;
-    };
-    match ty.base {
-        BaseType::Scalar(ScalarType::Int | ScalarType::Float | ScalarType::Boolean) => {
-            super::args::convert_text(&[text], ty).ok()
-        }
+    match (&node.kind, &ty.base) {
+        (
+            NodeKind::Scalar { text, plain: false, .. },
+            BaseType::Scalar(ScalarType::Int | ScalarType::Float | ScalarType::Boolean),
+        ) => super::args::convert_text(&[text], ty).ok(),
+        (NodeKind::Seq(items), BaseType::List(inner)) => Some(serde_json::Value::Array(
+            items
+                .iter()
+                .map(|item| quoted_default(item, inner).unwrap_or_else(|| item.to_json()))
+                .collect(),
+        )),
         _ => None,
     }
 }
