@@ -1128,6 +1128,10 @@ endpoints:
     get: /parts/{id}
     calls: { b: { service: books, get: "/books/{$.args.id}" } }
     response: { each: "$.b.parts", fields: { n: "@.n", label: "@.label" } }
+  titleOf:
+    get: /titles/{id}
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: "$.b.title"
 "#;
     let books = Backend::start(|s| {
         let id = s.uri.rsplit('/').next().unwrap_or_default().to_string();
@@ -1136,25 +1140,36 @@ endpoints:
             "tags" => json!({"title": "X", "pages": 1, "tags": ["a", 2, "c"], "parts": [{"n": 1, "label": 5}]}),
             "parts" => json!({"title": "X", "pages": 1, "parts": [{"n": 1}, null, {"n": "two"}]}),
             "nested" => json!({"title": "X", "pages": 1, "parts": [{"n": 1, "label": "one"}, {"label": "no n"}]}),
+            "big" => json!({"title": "X", "pages": 3_000_000_000u64, "parts": [{"n": -2_147_483_649i64}]}),
             _ => json!({"title": "X", "pages": 300, "tags": ["a", "b"], "parts": [{"n": 1, "label": "é \"q\" \u{1}"}]}),
         })
     })
     .await;
     let gw = books_gateway(&books, comp).await;
     let t = token("u1", json!({}));
-    let ops: Vec<String> = ["ok", "pages", "tags", "parts", "nested"]
+    let ops: Vec<String> = ["ok", "pages", "tags", "parts", "nested", "big"]
         .iter()
         .map(|id| {
             format!(
                 r#"{{ app {{ b: book(id: "{id}") {{ title pages tags parts {{ n label }} summary {{ first count }}
                      partList {{ n label title }} }}
                      again: book(id: "{id}") {{ title tags partList {{ __typename label }} }}
-                     p: partsOf(id: "{id}") {{ n label }} }} }}"#
+                     p: partsOf(id: "{id}") {{ n label }} t: titleOf(id: "{id}") }} }}"#
             )
         })
         .collect();
     let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
     same_answer_from_both_executors(&gw, Some(&t), &ops).await;
+    // An endpoint whose whole response is an `each` or one expression makes the calls that its
+    // top reads, whatever fields are selected below it.
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[0]).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["data"]["app"]["p"],
+        json!([{"n": 1, "label": "é \"q\" \u{1}"}]),
+        "{body}"
+    );
+    assert_eq!(body["data"]["app"]["t"], "X", "{body}");
     // And the answers are what value completion says (so both executors are not wrong alike).
     let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[2]).await;
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -1176,6 +1191,18 @@ endpoints:
         "pages: Int! got a string: {body}"
     );
     assert_eq!(body["data"]["app"]["again"]["title"], "X");
+    // GraphQL's Int is 32 bits: a larger integer is an error that says so.
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[5]).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let messages: Vec<(&Value, &Value)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["path"], &e["message"]))
+        .collect();
+    let range = json!("the value is an integer outside Int's 32-bit range, which does not fit the field's type Int");
+    assert!(messages.contains(&(&json!(["app", "b", "pages"]), &range)), "{body}");
+    assert!(messages.contains(&(&json!(["app", "p", 0, "n"]), &range)), "{body}");
 }
 
 #[tokio::test]

@@ -182,7 +182,7 @@ pub fn namespace<'a>(
                         key,
                         endpoint: ne.endpoint.clone(),
                         first: sel,
-                        needs: vec![false; ne.endpoint.calls.len()],
+                        needs: ne.endpoint.needs_before_fields(),
                     });
                     wanted.len() - 1
                 }
@@ -543,9 +543,13 @@ pub(super) mod problem {
     }
 
     pub fn leaf(v: &Value, leaf: Leaf) -> String {
+        // GraphQL's Int is a signed 32-bit integer; a backend's int64 id or count often is not.
+        let kind = match (v, leaf) {
+            (Value::Number(n), Leaf::Int) if n.is_i64() || n.is_u64() => "an integer outside Int's 32-bit range",
+            _ => json_kind(v),
+        };
         format!(
-            "the value is {}, which does not fit the field's type {}",
-            json_kind(v),
+            "the value is {kind}, which does not fit the field's type {}",
             leaf.graphql_name()
         )
     }

@@ -45,6 +45,7 @@ pub(super) fn compile_endpoint(
         path: format!("{}{}", comp.base_path.value, ep.path.value),
         access: Access::new(auth, &ep.access, default_policy),
         params: compile_params(ep),
+        root_needs: super::output::own_needs(&response, None, &calls),
         calls,
         response,
         output,

@@ -285,6 +285,24 @@ pub struct Endpoint {
     pub response: Expr,
     /// The type of its response, with each field's calls (GraphQL, `facade openapi`).
     pub output: output::OutType,
+    /// The calls the top of the response reads whatever fields are selected: the array that an
+    /// endpoint-level `each` walks, or the value of a response that is one expression (when the
+    /// response is a mapping, its fields carry their own calls).
+    pub root_needs: Vec<usize>,
+}
+
+impl Endpoint {
+    /// The calls a GraphQL selection needs before its fields are counted (`root_needs`), one flag
+    /// per call.
+    pub fn needs_before_fields(&self) -> Vec<bool> {
+        let mut needs = vec![false; self.calls.len()];
+        for &i in &self.root_needs {
+            if let Some(n) = needs.get_mut(i) {
+                *n = true;
+            }
+        }
+        needs
+    }
 }
 
 /// A declared parameter of an endpoint, its default already converted to its type.

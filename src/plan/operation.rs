@@ -339,7 +339,7 @@ fn endpoint_selection(
         })
         .collect::<Option<Vec<_>>>()?;
     let selection = out_selection(doc, &ef.endpoint.output, &ef.type_name, &f.selection_set.node)?;
-    let mut needs = vec![false; ef.endpoint.calls.len()];
+    let mut needs = ef.endpoint.needs_before_fields();
     collect_needs(&ef.endpoint.output, &selection, &mut needs);
     Some(EndpointSelection {
         key: response_key(f),
