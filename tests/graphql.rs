@@ -1271,3 +1271,174 @@ async fn operations_with_variables_run_through_facades_executor_when_their_value
     .await;
     assert_eq!(s, 400, "{body}");
 }
+
+/// Every selectable field of an output type, as a GraphQL selection set (empty for a leaf).
+fn full_selection(ty: &facade::plan::output::OutType) -> String {
+    use facade::plan::output::Kind;
+    match &ty.kind {
+        Kind::Leaf(_) => String::new(),
+        Kind::List(inner) => full_selection(inner),
+        Kind::Object(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{} {}", f.name, full_selection(&f.ty)))
+                .collect();
+            format!("{{ {} }}", inner.join(" "))
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_get_endpoint_answers_over_graphql_what_it_answers_over_rest() {
+    // Every shape a response can take, at the top and below it: the GraphQL answer selecting
+    // every field must be the REST body, from either executor (a selection prunes calls; it
+    // must never change a value).
+    let comp = r#"
+client: shapes
+base_path: /shapes
+endpoints:
+  whole:
+    get: /whole/{id}
+    auth: optional
+    calls:
+      b: { service: books, get: "/books/{$.args.id}" }
+      c: { service: books, get: "/extra/{$.b.ref}" }
+      st: { each: "$.b.parts[*]", attach: st, service: books, get: "/stock/{@.n}", optional: true }
+    response:
+      title: "$.b.title"
+      tpl: "{$.b.title} #{$.args.id}"
+      n: "length($.b.parts)"
+      first: "first($.b.parts[*].label)"
+      co: "coalesce($.b.missing, $.c.note)"
+      j: "join($.b.tags, '|')"
+      total: "sum($.b.parts[*].n)"
+      big: "$.b.parts[?@.n > 1].label"
+      nested: { a: "$.c.note", deeper: { t: "$.b.title" } }
+      parts: { each: "$.b.parts[*]", fields: { n: "@.n", level: "@.st.level", me: "@" } }
+      lit: 5
+      arr: ["$.b.title", 1]
+  list_root:
+    get: /list/{id}
+    auth: optional
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: { each: "$.b.parts", fields: { label: "@.label" } }
+  path_root:
+    get: /title/{id}
+    auth: optional
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: "$.b.title"
+  array_root:
+    get: /arr/{id}
+    auth: optional
+    calls:
+      b: { service: books, get: "/books/{$.args.id}" }
+      c: { service: books, get: "/extra/{$.b.ref}" }
+    response: ["$.b.title", "$.c.note"]
+  func_root:
+    get: /count/{id}
+    auth: optional
+    calls: { b: { service: books, get: "/books/{$.args.id}" } }
+    response: "length($.b.parts)"
+"#;
+    let books = Backend::start(|s| {
+        let u = s.uri.as_str();
+        Reply::json(if u.starts_with("/books/") {
+            json!({"title": "Dune", "ref": "r9", "tags": ["sf", "classic"],
+                   "parts": [{"n": 1, "label": "one"}, {"n": 2, "label": "two"}, {"n": 3, "label": "three"}]})
+        } else if u.starts_with("/extra/") {
+            json!({"note": "from extra"})
+        } else {
+            json!({"level": u.len()})
+        })
+    })
+    .await;
+    // No OpenAPI document: every leaf is `JSON`, so nothing is refused by its type.
+    let yaml = format!("services:\n  books:\n    url: {}\n{AUTH}", books.url());
+    let gw = Gateway::start(Project::new(&yaml, &[("shapes.yaml", comp)]).plan(&[])).await;
+    let t = token("u1", json!({}));
+    let plan = gw.state.plan();
+    let fields = [
+        ("whole", "whole", "/shapes/whole/b1"),
+        ("list_root", "listRoot", "/shapes/list/b1"),
+        ("path_root", "pathRoot", "/shapes/title/b1"),
+        ("array_root", "arrayRoot", "/shapes/arr/b1"),
+        ("func_root", "funcRoot", "/shapes/count/b1"),
+    ];
+    for (name, field, path) in fields {
+        let endpoint = plan.endpoints.iter().find(|e| e.name == name).unwrap();
+        let (status, _, rest) = get(&gw.url(path), Some(&t)).await;
+        assert_eq!(status, 200, "{name}: {rest}");
+        let q = format!(
+            r#"{{ shapes {{ {field}(id: "b1") {} }} }}"#,
+            full_selection(&endpoint.output)
+        );
+        // The first run goes through async-graphql, the second through Facade's own executor.
+        for run in ["async-graphql", "facade"] {
+            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
+            assert_eq!(status, 200, "{name} ({run}): {body}");
+            assert!(body.get("errors").is_none(), "{name} ({run}): {body}");
+            assert_eq!(body["data"]["shapes"][field], rest, "{name} ({run}): {q}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_shipped_endpoints_answer_over_graphql_what_they_answer_over_rest() {
+    // The shipped configuration with its demo backends: typed by the shipped OpenAPI documents.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let (plan, diags) = facade::load::load_plan(&root.join("facade.yaml"), &env);
+    let mut plan = plan.unwrap_or_else(|| panic!("{:?}", diags.items()));
+    facade::demo::start_all(&mut plan, &mut Default::default())
+        .await
+        .unwrap();
+    let gw = Gateway::start(plan).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": "1001", "role": "customer", "iss": "https://demo.facade.local",
+                        "aud": "facade", "iat": now, "exp": now + 600});
+    let t = sign(
+        &claims,
+        jsonwebtoken::Algorithm::HS256,
+        b"facade-demo-secret-do-not-use-in-production",
+    );
+    let plan = gw.state.plan();
+    let cases = [
+        ("mobile", "home", "home", "", "/mobile/api/home"),
+        (
+            "mobile",
+            "order",
+            "order",
+            r#"(id: "ord-77812")"#,
+            "/mobile/api/orders/ord-77812",
+        ),
+        (
+            "web",
+            "product",
+            "product",
+            r#"(id: "p-01001", reviews: 2)"#,
+            "/web/api/products/p-01001?reviews=2",
+        ),
+    ];
+    for (client, name, field, args, path) in cases {
+        let endpoint = plan
+            .endpoints
+            .iter()
+            .find(|e| e.client == client && e.name == name)
+            .unwrap();
+        let (status, _, rest) = get(&gw.url(path), Some(&t)).await;
+        assert_eq!(status, 200, "{name}: {rest}");
+        let q = format!(
+            "{{ {client} {{ {field}{args} {} }} }}",
+            full_selection(&endpoint.output)
+        );
+        for run in ["async-graphql", "facade"] {
+            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
+            assert_eq!(status, 200, "{name} ({run}): {body}");
+            assert!(body.get("errors").is_none(), "{name} ({run}): {body}");
+            assert_eq!(body["data"][client][field], rest, "{name} ({run}): {q}");
+        }
+    }
+}
