@@ -1289,7 +1289,7 @@ fn full_selection(ty: &facade::plan::output::OutType) -> String {
 }
 
 #[tokio::test]
-async fn every_get_endpoint_answers_over_graphql_what_it_answers_over_rest() {
+async fn every_endpoint_shape_answers_over_graphql_what_it_answers_over_rest() {
     // Every shape a response can take, at the top and below it: the GraphQL answer selecting
     // every field must be the REST body, from either executor (a selection prunes calls; it
     // must never change a value).
@@ -1339,6 +1339,12 @@ endpoints:
     auth: optional
     calls: { b: { service: books, get: "/books/{$.args.id}" } }
     response: "length($.b.parts)"
+  post_list:
+    post: /lists
+    auth: optional
+    body: { id: ID! }
+    calls: { b: { service: books, post: "/books/{$.args.id}" } }
+    response: { each: "$.b.parts[*]", fields: { label: "@.label", again: "{@.label}!" } }
 "#;
     let books = Backend::start(|s| {
         let u = s.uri.as_str();
@@ -1380,6 +1386,29 @@ endpoints:
             assert_eq!(body["data"]["shapes"][field], rest, "{name} ({run}): {q}");
         }
     }
+    // A mutation the same way.
+    let endpoint = plan.endpoints.iter().find(|e| e.name == "post_list").unwrap();
+    let rest: Value = client()
+        .post(gw.url("/shapes/lists"))
+        .bearer_auth(&t)
+        .json(&json!({"id": "b1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = format!(
+        r#"mutation {{ shapes {{ postList(id: "b1") {} }} }}"#,
+        full_selection(&endpoint.output)
+    );
+    for run in ["async-graphql", "facade"] {
+        let (status, body) = gql(&gw, Some(&t), &m, json!({})).await;
+        assert_eq!(status, 200, "post_list ({run}): {body}");
+        assert!(body.get("errors").is_none(), "post_list ({run}): {body}");
+        assert_eq!(body["data"]["shapes"]["postList"], rest, "post_list ({run})");
+    }
+    assert_eq!(rest.as_array().map(Vec::len), Some(3), "{rest}");
 }
 
 #[tokio::test]
