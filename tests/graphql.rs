@@ -1477,25 +1477,7 @@ endpoints:
 #[tokio::test]
 async fn the_shipped_endpoints_answer_over_graphql_what_they_answer_over_rest() {
     // The shipped configuration with its demo backends: typed by the shipped OpenAPI documents.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let (plan, diags) = facade::load::load_plan(&root.join("facade.yaml"), &env);
-    let mut plan = plan.unwrap_or_else(|| panic!("{:?}", diags.items()));
-    facade::demo::start_all(&mut plan, &mut Default::default())
-        .await
-        .unwrap();
-    let gw = Gateway::start(plan).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({"sub": "1001", "role": "customer", "iss": "https://demo.facade.local",
-                        "aud": "facade", "iat": now, "exp": now + 600});
-    let t = sign(
-        &claims,
-        jsonwebtoken::Algorithm::HS256,
-        b"facade-demo-secret-do-not-use-in-production",
-    );
+    let (gw, t) = shipped_gateway().await;
     let plan = gw.state.plan();
     let cases = [
         ("mobile", "home", "home", "", "/mobile/api/home"),

@@ -184,3 +184,41 @@ endpoints:
     let (status, _, _) = get(&gw.url("/openapi.json"), None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_shipped_endpoints_answers_fit_their_published_response_schemas() {
+    // What `facade openapi` promises a generated client is what the endpoints answer: each REST
+    // answer of the shipped endpoints, from the demo backends, validates against its 200 schema.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = read_json(&root.join("schemas/facade.openapi.json"));
+    let (gw, t) = shipped_gateway().await;
+    let cases = [
+        ("/mobile/api/home", "/mobile/api/home"),
+        ("/mobile/api/orders/{id}", "/mobile/api/orders/ord-77812"),
+        ("/web/api/products/{id}", "/web/api/products/p-01001?reviews=2"),
+    ];
+    for (template, path) in cases {
+        let (status, _, body) = get(&gw.url(path), Some(&t)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let mut schema =
+            doc["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"].clone();
+        assert!(schema.is_object(), "{template} has a 200 schema");
+        // The document's components, at the root, so its `#/components/...` references resolve.
+        schema["components"] = doc["components"].clone();
+        let validator = jsonschema::draft202012::new(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}\n{body}");
+        if template == "/mobile/api/home" {
+            // The schema is no blank cheque: a wrong type, or a missing required field, fails it.
+            let mut wrong = body.clone();
+            wrong["greeting"] = json!(5);
+            assert!(!validator.is_valid(&wrong), "{wrong}");
+            let mut missing = body.clone();
+            missing.as_object_mut().unwrap().remove("recommendedProducts");
+            assert!(!validator.is_valid(&missing), "{missing}");
+        }
+    }
+}

@@ -508,3 +508,28 @@ endpoints:
     calls: { a: { service: data, get: /a } }
     response: { v: "$.a.v" }
 "#;
+
+/// The shipped configuration (`facade.yaml`, `compositions/`, `schemas/`) served against its demo
+/// backends, and a token the shipped configuration accepts (the demo secret, its issuer and
+/// audience; `sub` 1001, role `customer`).
+pub async fn shipped_gateway() -> (Gateway, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env: HashMap<String, String> = HashMap::new();
+    let (plan, diags) = facade::load::load_plan(&root.join("facade.yaml"), &env);
+    let mut plan = plan.unwrap_or_else(|| panic!("{:?}", diags.items()));
+    facade::demo::start_all(&mut plan, &mut Default::default())
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": "1001", "role": "customer", "iss": "https://demo.facade.local",
+                        "aud": "facade", "iat": now, "exp": now + 600});
+    let token = sign(
+        &claims,
+        jsonwebtoken::Algorithm::HS256,
+        b"facade-demo-secret-do-not-use-in-production",
+    );
+    (Gateway::start(plan).await, token)
+}
