@@ -1288,6 +1288,28 @@ fn full_selection(ty: &facade::plan::output::OutType) -> String {
     }
 }
 
+/// Runs `q` twice, the first time through async-graphql and the second through Facade's own
+/// executor, and checks that each answers `data.<client>.<field>` = `expected`, without errors.
+async fn answers_like_rest(gw: &Gateway, t: &str, q: &str, client: &str, field: &str, expected: &Value) {
+    for run in ["async-graphql", "facade"] {
+        let (status, body) = gql(gw, Some(t), q, json!({})).await;
+        assert_eq!(status, 200, "{q} ({run}): {body}");
+        assert!(body.get("errors").is_none(), "{q} ({run}): {body}");
+        assert_eq!(&body["data"][client][field], expected, "{q} ({run})");
+    }
+}
+
+/// The selection of one leaf by its path (`["a", "b"]` → `a { b }`).
+fn selection_of(path: &[String]) -> String {
+    path.iter().rev().fold(String::new(), |inner, name| {
+        if inner.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} {{ {inner} }}")
+        }
+    })
+}
+
 /// The path of every leaf field of an output type, by field names.
 fn leaf_paths(ty: &facade::plan::output::OutType, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     let Some(fields) = ty.innermost().fields() else {
@@ -1402,15 +1424,10 @@ endpoints:
             r#"{{ shapes {{ {field}(id: "b1") {} }} }}"#,
             full_selection(&endpoint.output)
         );
-        // The first run goes through async-graphql, the second through Facade's own executor.
-        for run in ["async-graphql", "facade"] {
-            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
-            assert_eq!(status, 200, "{name} ({run}): {body}");
-            assert!(body.get("errors").is_none(), "{name} ({run}): {body}");
-            assert_eq!(body["data"]["shapes"][field], rest, "{name} ({run}): {q}");
-        }
+        answers_like_rest(&gw, &t, &q, "shapes", field, &rest).await;
     }
-    // Each field of `whole` selected alone: the calls it prunes to give the same value.
+    // Each field of `whole` selected alone, then every leaf alone however deep (`parts { level }`
+    // needs the attached `st` call): the calls a selection prunes never change a value.
     let whole = plan.endpoints.iter().find(|e| e.name == "whole").unwrap();
     let (_, _, rest) = get(&gw.url("/shapes/whole/b1"), Some(&t)).await;
     for f in whole.output.fields().unwrap() {
@@ -1419,35 +1436,15 @@ endpoints:
             f.name,
             full_selection(&f.ty)
         );
-        for run in ["async-graphql", "facade"] {
-            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
-            assert_eq!(status, 200, "{} ({run}): {body}", f.name);
-            assert_eq!(
-                body["data"]["shapes"]["whole"][&f.name], rest[&f.name],
-                "{} ({run}): {body}",
-                f.name
-            );
-        }
+        let expected = json!({ f.name.as_str(): rest[&f.name] });
+        answers_like_rest(&gw, &t, &q, "shapes", "whole", &expected).await;
     }
-    // And every leaf alone, however deep (`parts { level }` needs the attached `st` call).
     let mut leaves = Vec::new();
     leaf_paths(&whole.output, &mut Vec::new(), &mut leaves);
     assert!(leaves.len() > 12, "{leaves:?}");
     for path in leaves {
-        let mut sel = String::new();
-        for name in path.iter().rev() {
-            sel = if sel.is_empty() {
-                name.clone()
-            } else {
-                format!("{name} {{ {sel} }}")
-            };
-        }
-        let q = format!(r#"{{ shapes {{ whole(id: "b1") {{ {sel} }} }} }}"#);
-        for run in ["async-graphql", "facade"] {
-            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
-            assert_eq!(status, 200, "{sel} ({run}): {body}");
-            assert_eq!(body["data"]["shapes"]["whole"], project(&rest, &path), "{sel} ({run})");
-        }
+        let q = format!(r#"{{ shapes {{ whole(id: "b1") {{ {} }} }} }}"#, selection_of(&path));
+        answers_like_rest(&gw, &t, &q, "shapes", "whole", &project(&rest, &path)).await;
     }
     // A mutation the same way.
     let endpoint = plan.endpoints.iter().find(|e| e.name == "post_list").unwrap();
@@ -1465,12 +1462,7 @@ endpoints:
         r#"mutation {{ shapes {{ postList(id: "b1") {} }} }}"#,
         full_selection(&endpoint.output)
     );
-    for run in ["async-graphql", "facade"] {
-        let (status, body) = gql(&gw, Some(&t), &m, json!({})).await;
-        assert_eq!(status, 200, "post_list ({run}): {body}");
-        assert!(body.get("errors").is_none(), "post_list ({run}): {body}");
-        assert_eq!(body["data"]["shapes"]["postList"], rest, "post_list ({run})");
-    }
+    answers_like_rest(&gw, &t, &m, "shapes", "postList", &rest).await;
     assert_eq!(rest.as_array().map(Vec::len), Some(3), "{rest}");
 }
 
@@ -1508,28 +1500,13 @@ async fn the_shipped_endpoints_answer_over_graphql_what_they_answer_over_rest() 
             "{{ {client} {{ {field}{args} {} }} }}",
             full_selection(&endpoint.output)
         );
-        for run in ["async-graphql", "facade"] {
-            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
-            assert_eq!(status, 200, "{name} ({run}): {body}");
-            assert!(body.get("errors").is_none(), "{name} ({run}): {body}");
-            assert_eq!(body["data"][client][field], rest, "{name} ({run}): {q}");
-        }
-        // Every leaf alone: the calls a selection prunes to never change a value.
+        answers_like_rest(&gw, &t, &q, client, field, &rest).await;
+        // Every leaf alone: the calls a selection prunes never change a value.
         let mut leaves = Vec::new();
         leaf_paths(&endpoint.output, &mut Vec::new(), &mut leaves);
         for path in leaves {
-            let mut sel = String::new();
-            for name in path.iter().rev() {
-                sel = if sel.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{name} {{ {sel} }}")
-                };
-            }
-            let q = format!("{{ {client} {{ {field}{args} {{ {sel} }} }} }}");
-            let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
-            assert_eq!(status, 200, "{sel}: {body}");
-            assert_eq!(body["data"][client][field], project(&rest, &path), "{name}: {sel}");
+            let q = format!("{{ {client} {{ {field}{args} {{ {} }} }} }}", selection_of(&path));
+            answers_like_rest(&gw, &t, &q, client, field, &project(&rest, &path)).await;
         }
     }
 }
