@@ -1385,6 +1385,20 @@ endpoints:
     auth: optional
     calls: { b: { service: books, get: "/books/{$.args.id}" } }
     response: "length($.b.parts)"
+  partial:
+    get: /partial/{id}
+    auth: optional
+    calls:
+      b: { service: books, get: "/books/{$.args.id}" }
+      o: { service: books, get: "/fail/{$.b.ref}", optional: true }
+      w: { service: books, get: "/extra/w", when: "$.b.missing" }
+      f: { service: books, get: "/fail/f", optional: true, fallback: { note: "fallback" } }
+    response:
+      title: "$.b.title"
+      fromO: "$.o.note"
+      fromW: "$.w.note"
+      fromF: "$.f.note"
+      list: { each: "$.o.items[*]", fields: { x: "@.x" } }
   post_list:
     post: /lists
     auth: optional
@@ -1394,6 +1408,9 @@ endpoints:
 "#;
     let books = Backend::start(|s| {
         let u = s.uri.as_str();
+        if u.starts_with("/fail/") {
+            return Reply::status(500, json!({"error": "down"}));
+        }
         Reply::json(if u.starts_with("/books/") {
             json!({"title": "Dune", "ref": "r9", "tags": ["sf", "classic"],
                    "parts": [{"n": 1, "label": "one"}, {"n": 2, "label": "two"}, {"n": 3, "label": "three"}]})
@@ -1445,6 +1462,32 @@ endpoints:
     for path in leaves {
         let q = format!(r#"{{ shapes {{ whole(id: "b1") {{ {} }} }} }}"#, selection_of(&path));
         answers_like_rest(&gw, &t, &q, "shapes", "whole", &project(&rest, &path)).await;
+    }
+    // Failed optional calls, a fallback and a `when` that is false: the same data as REST, and
+    // one error per failed call where REST names them in `X-Facade-Partial`.
+    let partial = plan.endpoints.iter().find(|e| e.name == "partial").unwrap();
+    let (status, headers, rest) = get(&gw.url("/shapes/partial/b1"), Some(&t)).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(headers["x-facade-partial"], "o, f");
+    assert_eq!(
+        rest,
+        json!({"title": "Dune", "fromO": null, "fromW": null, "fromF": "fallback", "list": []})
+    );
+    let q = format!(
+        r#"{{ shapes {{ partial(id: "b1") {} }} }}"#,
+        full_selection(&partial.output)
+    );
+    for run in ["async-graphql", "facade"] {
+        let (status, body) = gql(&gw, Some(&t), &q, json!({})).await;
+        assert_eq!(status, 200, "{run}: {body}");
+        assert_eq!(body["data"]["shapes"]["partial"], rest, "{run}: {body}");
+        let calls: Vec<&Value> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["extensions"]["call"])
+            .collect();
+        assert_eq!(calls, [&json!("o"), &json!("f")], "{run}: {body}");
     }
     // A mutation the same way.
     let endpoint = plan.endpoints.iter().find(|e| e.name == "post_list").unwrap();
