@@ -1443,6 +1443,27 @@ endpoints:
         );
         answers_like_rest(&gw, &t, &q, "shapes", field, &rest).await;
     }
+    // All of them in one operation: their identical `/books/b1` calls run once and are shared,
+    // and each endpoint still reads everything it reads alone.
+    let mut all = String::new();
+    let mut expected = serde_json::Map::new();
+    for (name, field, path) in fields {
+        let endpoint = plan.endpoints.iter().find(|e| e.name == name).unwrap();
+        all.push_str(&format!(r#" {field}(id: "b1") {}"#, full_selection(&endpoint.output)));
+        expected.insert(field.to_string(), get(&gw.url(path), Some(&t)).await.2);
+    }
+    let before = books.count();
+    for run in ["async-graphql", "facade"] {
+        let (status, body) = gql(&gw, Some(&t), &format!("{{ shapes {{{all} }} }}"), json!({})).await;
+        assert_eq!(status, 200, "{run}: {body}");
+        assert_eq!(body["data"]["shapes"], Value::Object(expected.clone()), "{run}: {body}");
+    }
+    // Per run: one /books/b1, one /extra/r9 and three /stock calls.
+    assert_eq!(
+        books.count() - before,
+        2 * 5,
+        "identical calls are shared across the operation"
+    );
     // Each field of `whole` selected alone, then every leaf alone however deep (`parts { level }`
     // needs the attached `st` call): the calls a selection prunes never change a value.
     let whole = plan.endpoints.iter().find(|e| e.name == "whole").unwrap();
