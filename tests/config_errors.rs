@@ -376,6 +376,8 @@ fn filters_and_slices_are_typed_and_checked_like_wildcards() {
         "    response:\n      ids: \"$.u.friends[?@.id == 'x'].idd\"\n",
         "      near: { each: \"$.u.friends[1:]\", fields: { first: \"@.fristName\" } }\n",
         "      named: \"$.u.friends[?@.lastNme == 'x' && count(@.friends[*].ix) > 0].id\"\n",
+        "      byArg: \"$.u.friends[?@.friends[?@.id == $.args.idd]].id\"\n",
+        "      byRoot: \"$.u.friends[?@.id == $.u.ixd].id\"\n",
     ));
     let out = diagnostics(facade, &[("app.yaml", &typos)], &[]);
     assert!(out.contains("app.yaml:10:12: $.u.friends[?@.id == 'x'].idd: users GET /users/{id} has no property \"idd\"; did you mean \"id\"?"), "{out}");
@@ -389,6 +391,12 @@ fn filters_and_slices_are_typed_and_checked_like_wildcards() {
         "{out}"
     );
     assert!(out.contains("has no property \"ix\""), "{out}");
+    // `$` paths inside filters, nested ones too, are checked like any path of the document.
+    assert!(
+        out.contains("app.yaml:13:14: `$.u.friends[?@.friends[?@.id == $.args.idd]].id`: endpoint `e` has no parameter `idd`; did you mean `id`?"),
+        "{out}"
+    );
+    assert!(out.contains("has no property \"ixd\""), "{out}");
 }
 
 #[test]

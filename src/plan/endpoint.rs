@@ -109,16 +109,20 @@ impl EndpointCx<'_> {
                 },
             }
         }
-        // `$.args.x` must name a declared parameter.
+        // `$.args.x` must name a declared parameter, inside filters too (`[?@.id == $.args.id]`).
         e.visit_paths(&mut |p| {
-            if p.relative {
-                return;
+            let mut read = crate::plan::expr::filter_absolute_paths(&p.query);
+            if let (false, Some(steps)) = (p.relative, &p.steps) {
+                read.push(steps.clone());
             }
-            if let Some([Step::Name(root), Step::Name(arg), ..]) = p.steps.as_deref() {
+            for steps in &read {
+                let [Step::Name(root), Step::Name(arg), ..] = steps.as_slice() else {
+                    continue;
+                };
                 if root == "args" && !self.param_names.contains(&arg.as_str()) {
                     diags.error(
                         file,
-                        loc,
+                        if p.loc.line == 0 { loc } else { p.loc },
                         format!(
                             "`{}`: endpoint `{}` has no parameter `{arg}`",
                             p.text, self.ep.name.value

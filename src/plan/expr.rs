@@ -573,47 +573,60 @@ pub fn typing_steps(segments: &[Segment]) -> Option<Vec<Step>> {
     Some(out)
 }
 
-/// The relative paths (`@.year`) read by the filters of `q`'s element segments, each with the
-/// index of its segment in `typing_steps(q)`: the type checker follows them from the items the
-/// filter tests. Paths inside nested filters, and `$` paths, are not listed.
-pub fn filter_conditions(q: &JpQuery) -> Vec<(usize, Vec<Step>)> {
-    use jsonpath_rust::parser::model::{
-        Comparable, FilterAtom, FnArg, SingularQuery, SingularQuerySegment, Test, TestFunction,
-    };
-    fn filter(f: &Filter, out: &mut Vec<Vec<Step>>) {
+/// The paths a filter reads, as simple steps: `@` paths (from the item it tests) and `$` paths
+/// (from the document). Paths inside a nested filter count as that filter's, not this one's.
+#[derive(Default)]
+struct FilterPaths {
+    relative: Vec<Vec<Step>>,
+    absolute: Vec<Vec<Step>>,
+}
+
+impl FilterPaths {
+    fn of(f: &Filter) -> FilterPaths {
+        let mut paths = FilterPaths::default();
+        paths.filter(f);
+        paths
+    }
+
+    fn filter(&mut self, f: &Filter) {
+        use jsonpath_rust::parser::model::{Comparable, FilterAtom, SingularQuery, SingularQuerySegment};
+        let singular = |segs: &[SingularQuerySegment]| -> Vec<Step> {
+            segs.iter()
+                .map(|s| match s {
+                    SingularQuerySegment::Name(n) => Step::Name(unquote_name(n)),
+                    SingularQuerySegment::Index(i) => Step::Index(*i),
+                })
+                .collect()
+        };
         match f {
-            Filter::Or(v) | Filter::And(v) => v.iter().for_each(|f| filter(f, out)),
-            Filter::Atom(FilterAtom::Filter { expr, .. }) => filter(expr, out),
-            Filter::Atom(FilterAtom::Test { expr, .. }) => test(expr, out),
+            Filter::Or(v) | Filter::And(v) => v.iter().for_each(|f| self.filter(f)),
+            Filter::Atom(FilterAtom::Filter { expr, .. }) => self.filter(expr),
+            Filter::Atom(FilterAtom::Test { expr, .. }) => self.test(expr),
             Filter::Atom(FilterAtom::Comparison(c)) => {
                 let (a, b) = c.vals();
-                comparable(a, out);
-                comparable(b, out);
+                for side in [a, b] {
+                    match side {
+                        Comparable::SingularQuery(SingularQuery::Current(segs)) => self.relative.push(singular(segs)),
+                        Comparable::SingularQuery(SingularQuery::Root(segs)) => self.absolute.push(singular(segs)),
+                        Comparable::Function(f) => self.function(f),
+                        Comparable::Literal(_) => {}
+                    }
+                }
             }
         }
     }
-    fn comparable(c: &Comparable, out: &mut Vec<Vec<Step>>) {
-        match c {
-            Comparable::SingularQuery(SingularQuery::Current(segs)) => out.push(
-                segs.iter()
-                    .map(|s| match s {
-                        SingularQuerySegment::Name(n) => Step::Name(unquote_name(n)),
-                        SingularQuerySegment::Index(i) => Step::Index(*i),
-                    })
-                    .collect(),
-            ),
-            Comparable::Function(f) => function(f, out),
-            Comparable::SingularQuery(SingularQuery::Root(_)) | Comparable::Literal(_) => {}
-        }
-    }
-    fn test(t: &Test, out: &mut Vec<Vec<Step>>) {
+
+    fn test(&mut self, t: &jsonpath_rust::parser::model::Test) {
+        use jsonpath_rust::parser::model::Test;
         match t {
-            Test::RelQuery(segs) => out.extend(typing_steps(segs)),
-            Test::Function(f) => function(f, out),
-            Test::AbsQuery(_) => {}
+            Test::RelQuery(segs) => self.relative.extend(typing_steps(segs)),
+            Test::AbsQuery(q) => self.absolute.extend(typing_steps(&q.segments)),
+            Test::Function(f) => self.function(f),
         }
     }
-    fn function(f: &TestFunction, out: &mut Vec<Vec<Step>>) {
+
+    fn function(&mut self, f: &jsonpath_rust::parser::model::TestFunction) {
+        use jsonpath_rust::parser::model::{FnArg, TestFunction};
         let args: Vec<&FnArg> = match f {
             TestFunction::Custom(_, args) => args.iter().collect(),
             TestFunction::Length(a) => vec![&**a],
@@ -622,28 +635,72 @@ pub fn filter_conditions(q: &JpQuery) -> Vec<(usize, Vec<Step>)> {
         };
         for a in args {
             match a {
-                FnArg::Test(t) => test(t, out),
-                FnArg::Filter(f) => filter(f, out),
+                FnArg::Test(t) => self.test(t),
+                FnArg::Filter(f) => self.filter(f),
                 FnArg::Literal(_) => {}
             }
         }
     }
-    let mut found = Vec::new();
-    for (i, seg) in q.segments.iter().enumerate() {
-        let selectors: &[Selector] = match seg {
-            Segment::Selector(s) => std::slice::from_ref(s),
-            Segment::Selectors(v) => v,
-            Segment::Descendant(_) => return found,
+}
+
+/// Every filter selector of `segments`, nested ones included, with the index of its segment at
+/// the top level (`None` below a descendant segment or inside another filter).
+fn filters<'q>(segments: &'q [Segment], top: bool, out: &mut Vec<(Option<usize>, &'q Filter)>) {
+    for (i, seg) in segments.iter().enumerate() {
+        let (selectors, at): (&[Selector], Option<usize>) = match seg {
+            Segment::Selector(s) => (std::slice::from_ref(s), top.then_some(i)),
+            Segment::Selectors(v) => (v, top.then_some(i)),
+            Segment::Descendant(inner) => {
+                filters(std::slice::from_ref(&**inner), false, out);
+                continue;
+            }
         };
         for sel in selectors {
             if let Selector::Filter(f) = sel {
-                let mut paths = Vec::new();
-                filter(f, &mut paths);
-                found.extend(paths.into_iter().map(|p| (i, p)));
+                out.push((at, f));
+                nested_filters(f, out);
             }
         }
     }
+}
+
+/// The filters inside the queries a filter tests (`[?@.a[?@.b]]`).
+fn nested_filters<'q>(f: &'q Filter, out: &mut Vec<(Option<usize>, &'q Filter)>) {
+    use jsonpath_rust::parser::model::{FilterAtom, Test};
+    match f {
+        Filter::Or(v) | Filter::And(v) => v.iter().for_each(|f| nested_filters(f, out)),
+        Filter::Atom(FilterAtom::Filter { expr, .. }) => nested_filters(expr, out),
+        Filter::Atom(FilterAtom::Test { expr, .. }) => match &**expr {
+            Test::RelQuery(segs) => filters(segs, false, out),
+            Test::AbsQuery(q) => filters(&q.segments, false, out),
+            Test::Function(_) => {}
+        },
+        Filter::Atom(FilterAtom::Comparison(_)) => {}
+    }
+}
+
+/// The relative paths (`@.year`) read by the filters of `q`'s top-level element segments, each
+/// with the index of its segment in `typing_steps(&q.segments)`: the type checker follows them
+/// from the items the filter tests. Nested filters are not followed.
+pub fn filter_conditions(q: &JpQuery) -> Vec<(usize, Vec<Step>)> {
+    let mut found = Vec::new();
+    filters(&q.segments, true, &mut found);
     found
+        .into_iter()
+        .filter_map(|(at, f)| Some((at?, f)))
+        .flat_map(|(at, f)| FilterPaths::of(f).relative.into_iter().map(move |p| (at, p)))
+        .collect()
+}
+
+/// The `$` paths that the filters of `q` read (`[?@.id == $.args.id]`), nested filters included:
+/// checked like any other path of the document (`$.args.x` must be a declared parameter).
+pub fn filter_absolute_paths(q: &JpQuery) -> Vec<Vec<Step>> {
+    let mut found = Vec::new();
+    filters(&q.segments, true, &mut found);
+    found
+        .into_iter()
+        .flat_map(|(_, f)| FilterPaths::of(f).absolute)
+        .collect()
 }
 
 /// jsonpath-rust keeps bracketed names with their quotes (`'a-b'`); the walk needs the bare name.

@@ -200,6 +200,14 @@ impl<'a> Checker<'_, 'a> {
     }
 
     fn path_type(&self, p: &PathExpr, item: &Ty<'a>, diags: &mut Diagnostics, file: &std::sync::Arc<str>) -> Ty<'a> {
+        // The `$` paths its filters read (`[?@.id == $.user.bestFriendId]`) are checked too.
+        for read in crate::plan::expr::filter_absolute_paths(&p.query) {
+            if let Some((Step::Name(root), rest)) = read.split_first() {
+                if let Some(i) = self.calls.iter().position(|c| &c.name == root) {
+                    self.follow(&self.call_types[i], rest, p, &self.labels[i], diags, file);
+                }
+            }
+        }
         let typing;
         let steps = match &p.steps {
             Some(steps) => steps,
