@@ -111,7 +111,7 @@ impl EndpointCx<'_> {
         }
         // `$.args.x` must name a declared parameter, inside filters too (`[?@.id == $.args.id]`).
         e.visit_paths(&mut |p| {
-            let mut read = crate::plan::expr::filter_absolute_paths(&p.query);
+            let mut read = crate::plan::expr::filter_reads(&p.query).document;
             if let (false, Some(steps)) = (p.relative, &p.steps) {
                 read.push(steps.clone());
             }

@@ -679,28 +679,31 @@ fn nested_filters<'q>(f: &'q Filter, out: &mut Vec<(Option<usize>, &'q Filter)>)
     }
 }
 
-/// The relative paths (`@.year`) read by the filters of `q`'s top-level element segments, each
-/// with the index of its segment in `typing_steps(&q.segments)`: the type checker follows them
-/// from the items the filter tests. Nested filters are not followed.
-pub fn filter_conditions(q: &JpQuery) -> Vec<(usize, Vec<Step>)> {
-    let mut found = Vec::new();
-    filters(&q.segments, true, &mut found);
-    found
-        .into_iter()
-        .filter_map(|(at, f)| Some((at?, f)))
-        .flat_map(|(at, f)| FilterPaths::of(f).relative.into_iter().map(move |p| (at, p)))
-        .collect()
+/// What the filters of a path read, for the checks at load.
+#[derive(Debug, Default)]
+pub struct FilterReads {
+    /// The `@` paths (`@.year`) of the filters in top-level element segments, each with the index
+    /// of its segment in `typing_steps(&q.segments)`: followed from the items the filter tests.
+    /// Nested filters' `@` paths are not listed.
+    pub tested: Vec<(usize, Vec<Step>)>,
+    /// The `$` paths (`[?@.id == $.args.id]`), nested filters included: checked like any other
+    /// path of the document (`$.args.x` must be a declared parameter).
+    pub document: Vec<Vec<Step>>,
 }
 
-/// The `$` paths that the filters of `q` read (`[?@.id == $.args.id]`), nested filters included:
-/// checked like any other path of the document (`$.args.x` must be a declared parameter).
-pub fn filter_absolute_paths(q: &JpQuery) -> Vec<Vec<Step>> {
+/// The paths the filters of `q` read (nothing for a path without filters).
+pub fn filter_reads(q: &JpQuery) -> FilterReads {
     let mut found = Vec::new();
     filters(&q.segments, true, &mut found);
-    found
-        .into_iter()
-        .flat_map(|(_, f)| FilterPaths::of(f).absolute)
-        .collect()
+    let mut reads = FilterReads::default();
+    for (at, f) in found {
+        let paths = FilterPaths::of(f);
+        if let Some(at) = at {
+            reads.tested.extend(paths.relative.into_iter().map(|p| (at, p)));
+        }
+        reads.document.extend(paths.absolute);
+    }
+    reads
 }
 
 /// jsonpath-rust keeps bracketed names with their quotes (`'a-b'`); the walk needs the bare name.

@@ -200,8 +200,9 @@ impl<'a> Checker<'_, 'a> {
     }
 
     fn path_type(&self, p: &PathExpr, item: &Ty<'a>, diags: &mut Diagnostics, file: &std::sync::Arc<str>) -> Ty<'a> {
+        let reads = crate::plan::expr::filter_reads(&p.query);
         // The `$` paths its filters read (`[?@.id == $.user.bestFriendId]`) are checked too.
-        for read in crate::plan::expr::filter_absolute_paths(&p.query) {
+        for read in &reads.document {
             if let Some((Step::Name(root), rest)) = read.split_first() {
                 if let Some(i) = self.calls.iter().position(|c| &c.name == root) {
                     self.follow(&self.call_types[i], rest, p, &self.labels[i], diags, file);
@@ -230,32 +231,18 @@ impl<'a> Checker<'_, 'a> {
                 None => return Ty::Any,
             }
         };
-        // What the filters test, by the index of their segment in `steps` (none for simple paths).
-        let conditions = match p.steps {
-            Some(_) => Vec::new(),
-            None => crate::plan::expr::filter_conditions(&p.query),
-        };
         let skipped = steps.len() - rest.len();
         let mut wildcard = false;
         for (i, step) in rest.iter().enumerate() {
-            ty = match (step, &ty) {
-                (_, Ty::Any) => return Ty::Any,
-                (Step::Name(n), _) => match self.property(&ty, n) {
-                    Ok(t) => t,
-                    Err(known) => {
-                        self.report(p, n, &label, &known, diags, file);
-                        return Ty::Any;
-                    }
-                },
-                (Step::Index(_) | Step::Wildcard, _) => {
-                    wildcard |= matches!(step, Step::Wildcard);
-                    let item = self.element(&ty);
-                    for (_, tested) in conditions.iter().filter(|(at, _)| *at == skipped + i) {
-                        self.follow(&item, tested, p, &label, diags, file);
-                    }
-                    item
-                }
-            };
+            if matches!(ty, Ty::Any) {
+                return Ty::Any;
+            }
+            wildcard |= matches!(step, Step::Wildcard);
+            ty = self.step(&ty, step, p, &label, diags, file);
+            // The paths a filter of this segment tests, from the items it tests.
+            for (_, tested) in reads.tested.iter().filter(|(at, _)| *at == skipped + i) {
+                self.follow(&ty, tested, p, &label, diags, file);
+            }
         }
         if wildcard {
             Ty::ArrayOf(Box::new(ty))
@@ -264,27 +251,44 @@ impl<'a> Checker<'_, 'a> {
         }
     }
 
-    /// Follows a filter's `@` path from the item it tests, reporting a property the item's
-    /// schema does not have (`[?@.yeer > 2000]` would silently match nothing).
+    /// Follows a filter's path from the value it starts at (the item it tests, or a call's
+    /// answer), reporting a property its schema does not have (`[?@.yeer > 2000]` would
+    /// silently match nothing).
     fn follow(
         &self,
-        item: &Ty<'a>,
+        from: &Ty<'a>,
         steps: &[Step],
         p: &PathExpr,
         label: &str,
         diags: &mut Diagnostics,
         file: &std::sync::Arc<str>,
     ) {
-        let mut ty = item.clone();
+        let mut ty = from.clone();
         for step in steps {
-            ty = match (step, &ty) {
-                (_, Ty::Any) => return,
-                (Step::Name(n), _) => match self.property(&ty, n) {
-                    Ok(t) => t,
-                    Err(known) => return self.report(p, n, label, &known, diags, file),
-                },
-                (Step::Index(_) | Step::Wildcard, _) => self.element(&ty),
-            };
+            if matches!(ty, Ty::Any) {
+                return;
+            }
+            ty = self.step(&ty, step, p, label, diags, file);
+        }
+    }
+
+    /// One step of a path: a property (a property the schema does not have is reported, and
+    /// what follows is untyped) or an element.
+    fn step(
+        &self,
+        ty: &Ty<'a>,
+        step: &Step,
+        p: &PathExpr,
+        label: &str,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) -> Ty<'a> {
+        match step {
+            Step::Name(n) => self.property(ty, n).unwrap_or_else(|known| {
+                self.report(p, n, label, &known, diags, file);
+                Ty::Any
+            }),
+            Step::Index(_) | Step::Wildcard => self.element(ty),
         }
     }
 
