@@ -356,6 +356,44 @@ fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
 }
 
 #[test]
+fn a_composition_written_as_a_json_file_is_a_client_and_an_empty_folder_is_named() {
+    // A tool that writes JSON names its file `.json`: it is read like any YAML composition.
+    let c = serde_json::json!({
+        "client": "app", "base_path": "/app",
+        "endpoints": {"e": {"get": "/e", "auth": "none",
+            "calls": {"u": {"service": "other", "get": "/u"}},
+            "response": {"name": "$.u.name"}}}
+    });
+    let p = Project::new(SERVICES, &[("app.json", &c.to_string())]).schema("users.yaml", USERS_SCHEMA);
+    let plan = p.plan(&[]);
+    assert_eq!(plan.endpoints.len(), 1);
+    assert_eq!(plan.endpoints[0].client, "app");
+    // A problem in it is reported at its own line and column, as in a YAML file.
+    let bad = "{\n  \"client\": \"app\",\n  \"base_path\": \"/app\",\n  \"endpoints\": {\"e\": {\"get\": \"/e\", \"auth\": \"none\", \"respnse\": {}}}\n}\n";
+    let out = diagnostics(SERVICES, &[("app.json", bad)], &[]);
+    assert!(out.contains("compositions/app.json:4:"), "{out}");
+    assert!(out.contains("did you mean `response`?"), "{out}");
+    // Hidden files (an editor's lock or backup) are not clients; a gateway with no composition
+    // and no route is warned about, not left to serve nothing in silence.
+    let out = diagnostics(SERVICES, &[(".#app.yaml", "not: [a composition")], &[]);
+    assert!(
+        out.contains("warning: the compositions folder") && out.contains("holds no `*.yaml`, `*.yml` or `*.json` file"),
+        "{out}"
+    );
+    assert!(out.lines().all(|l| l.contains(": warning: ")), "{out}");
+    let routes = format!("{SERVICES}routes:\n  - {{ prefix: /u, service: other }}\n");
+    let out = diagnostics(&routes, &[], &[]);
+    assert!(
+        !out.contains("compositions folder"),
+        "a passthrough-only gateway is fine: {out}"
+    );
+    // `.YAML` is YAML too.
+    let c = comp("  e:\n    get: /e\n    auth: none\n    response:\n      x: 1\n");
+    let p = Project::new(SERVICES, &[("APP.YAML", &c)]).schema("users.yaml", USERS_SCHEMA);
+    assert_eq!(p.plan(&[]).endpoints.len(), 1);
+}
+
+#[test]
 fn filters_and_slices_are_typed_and_checked_like_wildcards() {
     let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
     let good = comp(concat!(

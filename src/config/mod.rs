@@ -110,6 +110,21 @@ fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
     None
 }
 
+/// A client's composition: YAML, or JSON (which YAML reads), as a tool may write it. Hidden files
+/// (editor swap and backup files) are not compositions.
+fn is_composition_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    !hidden
+        && path.is_file()
+        && path
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| ["yaml", "yml", "json"].iter().any(|e| x.eq_ignore_ascii_case(e)))
+}
+
 /// Loads `facade.yaml` at `config`, its compositions and schemas. Returns what could be read and
 /// every problem found; callers refuse to go on when `diags.has_errors()`.
 pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
@@ -137,9 +152,21 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
         Ok(entries) => {
             let mut paths: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .filter(|p| is_composition_file(p))
                 .collect();
             paths.sort();
+            if paths.is_empty() && gateway.routes.is_empty() {
+                // Nothing composed and nothing proxied: most often a wrong folder or files named
+                // otherwise; say so rather than serve nothing in silence.
+                diags.warning(
+                    &file,
+                    Loc { line: 1, col: 1 },
+                    format!(
+                        "the compositions folder `{}` holds no `*.yaml`, `*.yml` or `*.json` file: no composed endpoint is served",
+                        gateway.compositions_dir.display()
+                    ),
+                );
+            }
             for path in paths {
                 let cfile = display(&path);
                 let Some(raw) = parse_file(&path, &cfile, &mut diags) else {
