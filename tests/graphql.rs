@@ -888,6 +888,98 @@ endpoints:
     );
 }
 
+#[tokio::test]
+async fn a_fallback_is_typed_with_the_answer_it_stands_in_for() {
+    // The document requires `id` and `name`; the fallback gives `name` alone. Typed from the
+    // document only, `id: String!` would make every fallback a null-in-non-null field error.
+    let people = r#"
+openapi: 3.0.3
+info: { title: people, version: "1" }
+paths:
+  /authors/{id}:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, name, books]
+                properties:
+                  id: { type: string }
+                  name: { type: string }
+                  books: { type: array, items: { type: object, required: [t], properties: { t: { type: string } } } }
+"#;
+    let comp = |fallback: &str| {
+        format!(
+            r#"
+client: app
+base_path: /app
+endpoints:
+  page:
+    get: /page/{{id}}
+    calls:
+      author: {{ service: people, get: "/authors/{{$.args.id}}", optional: true, fallback: {fallback} }}
+    response:
+      author: "$.author"
+      books:
+        each: "$.author.books[*]"
+        fields: {{ t: "@.t" }}
+"#
+        )
+    };
+    let backend = Backend::start(|s| {
+        if s.uri.ends_with("/a1") {
+            Reply::json(json!({"id": "a1", "name": "Frank", "books": [{"t": "Dune"}]}))
+        } else {
+            Reply::status(404, json!({}))
+        }
+    })
+    .await;
+    let yaml = facade_yaml(&[("people", backend.url())], "").replace(
+        &format!("url: {}\n", backend.url()),
+        &format!("url: {}\n    schema: people.yaml\n", backend.url()),
+    );
+    let p =
+        Project::new(&yaml, &[("app.yaml", &comp(r#"{ name: unknown, books: [{}] }"#))]).schema("people.yaml", people);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let q = r#"query($id: ID!) { app { page(id: $id) { author { id name books { t } } books { t } } } }"#;
+    let (_, body) = gql(&gw, Some(&t), q, json!({"id": "a1"})).await;
+    assert_eq!(
+        body,
+        json!({"data": {"app": {"page": {"author": {"id": "a1", "name": "Frank", "books": [{"t": "Dune"}]}, "books": [{"t": "Dune"}]}}}})
+    );
+    let (_, body) = gql(&gw, Some(&t), q, json!({"id": "zz"})).await;
+    assert_eq!(
+        body["data"],
+        json!({"app": {"page": {"author": {"id": null, "name": "unknown", "books": [{"t": null}]}, "books": [{"t": null}]}}}),
+        "{body}"
+    );
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "only the failed call is an error: {body}");
+    assert_eq!(errors[0]["extensions"]["call"], "author");
+    // The same answer over REST.
+    let (s, _, rest) = get(&gw.url("/app/page/zz"), Some(&t)).await;
+    assert_eq!(s, 200);
+    assert_eq!(rest["author"], json!({"name": "unknown", "books": [{}]}));
+
+    // A fallback that contradicts the document is a load error at the fallback.
+    let p = Project::new(&yaml, &[("app.yaml", &comp(r#"{ name: 5 }"#))]).schema("people.yaml", people);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains("compositions/app.yaml:8:89: the fallback does not fit what people GET /authors/{id} answers: `name` is a number where the document has a string"),
+        "{out}"
+    );
+    let p = Project::new(&yaml, &[("app.yaml", &comp(r#"{ books: [{ t: true }] }"#))]).schema("people.yaml", people);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains("`books[0].t` is a boolean where the document has a string"),
+        "{out}"
+    );
+}
+
 /// `String!`, `[T!]!` from an introspected type.
 fn type_text(t: &Value) -> String {
     match t["kind"].as_str() {

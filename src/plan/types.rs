@@ -27,6 +27,29 @@ enum Ty<'a> {
     ArrayOf(Box<Ty<'a>>),
     /// A type with one field added (`attach`).
     With(Box<Ty<'a>>, String, Box<Ty<'a>>),
+    /// The answer of a call whose `fallback` may stand in for it: the document's property types
+    /// still hold, but not what it says is required (`fallback: { available: 0 }` has no `sku`).
+    Relaxed(Box<Ty<'a>>),
+}
+
+/// `ty` as the answer of a call with a `fallback` (see [`Ty::Relaxed`]).
+fn relaxed(ty: Ty<'_>) -> Ty<'_> {
+    match ty {
+        Ty::Any | Ty::Relaxed(_) => ty,
+        other => Ty::Relaxed(Box::new(other)),
+    }
+}
+
+/// An output type with nothing below it promised present: every object field and list item
+/// nullable.
+fn relax(mut out: OutType) -> OutType {
+    out.nullable = true;
+    out.kind = match out.kind {
+        Kind::Object(fields) => Kind::Object(fields.into_iter().map(|f| OutField { ty: relax(f.ty), ..f }).collect()),
+        Kind::List(inner) => Kind::List(Box::new(relax(*inner))),
+        leaf => leaf,
+    };
+    out
 }
 
 /// What a matched operation is called in messages: `users GET /users/{id}`.
@@ -84,6 +107,17 @@ impl<'a> TypeEnv<'a> {
                     }
                 },
             };
+            if let (Some(fallback), Some(at)) = (&call.fallback, &cfg.fallback) {
+                if let Some(misfit) = fallback_misfit(&Checker::schema_out_of(&ty), fallback, String::new()) {
+                    diags.error(
+                        file,
+                        at.loc,
+                        format!("the fallback does not fit what {label} answers: {misfit}"),
+                        Some("a fallback stands in for the backend's answer: give each field the type the document gives it".into()),
+                    );
+                }
+            }
+            let ty = if call.fallback.is_some() { relaxed(ty) } else { ty };
             call_types.push(if call.each.is_some() {
                 Ty::ArrayOf(Box::new(ty))
             } else {
@@ -191,6 +225,7 @@ impl<'a> Checker<'_, 'a> {
     fn element(&self, ty: &Ty<'a>) -> Ty<'a> {
         match ty {
             Ty::ArrayOf(inner) => (**inner).clone(),
+            Ty::Relaxed(inner) => relaxed(self.element(inner)),
             Ty::Schema(doc, s) => match items(doc, s) {
                 Some(i) => Ty::Schema(doc, i),
                 None => Ty::Any,
@@ -306,6 +341,7 @@ impl<'a> Checker<'_, 'a> {
                     self.property(base, name)
                 }
             }
+            Ty::Relaxed(inner) => self.property(inner, name).map(relaxed),
             _ => Ok(Ty::Any),
         }
     }
@@ -524,7 +560,66 @@ impl<'a> Checker<'_, 'a> {
                 out
             }
             Ty::Schema(doc, s) => schema_type(doc, s, depth, seen),
+            Ty::Relaxed(inner) => relax(self.schema_out(inner, depth, seen)),
         }
+    }
+
+    /// [`Self::schema_out`] of a call's answer, before the checker exists.
+    fn schema_out_of(ty: &Ty<'a>) -> OutType {
+        let checker = Checker {
+            calls: &[],
+            call_types: &[],
+            labels: &[],
+            params: &[],
+        };
+        checker.schema_out(ty, 0, &mut Vec::new())
+    }
+}
+
+/// Where a fallback contradicts the type of the answer it stands in for (`null` and missing
+/// fields fit anything; fields the document does not have are not checked).
+fn fallback_misfit(out: &OutType, v: &Value, at: String) -> Option<String> {
+    let name = |at: &str| {
+        if at.is_empty() {
+            "it".to_string()
+        } else {
+            format!("`{at}`")
+        }
+    };
+    let found = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let misfit = |wanted: &str| Some(format!("{} is {} where the document has {wanted}", name(&at), found(v)));
+    match (&out.kind, v) {
+        (_, Value::Null) | (Kind::Leaf(Leaf::Json), _) => None,
+        (Kind::Leaf(Leaf::Int), Value::Number(n)) if n.is_i64() || n.is_u64() => None,
+        (Kind::Leaf(Leaf::Int), _) => misfit("an integer"),
+        (Kind::Leaf(Leaf::Float), Value::Number(_)) => None,
+        (Kind::Leaf(Leaf::Float), _) => misfit("a number"),
+        (Kind::Leaf(Leaf::String), Value::String(_)) => None,
+        (Kind::Leaf(Leaf::String), _) => misfit("a string"),
+        (Kind::Leaf(Leaf::Boolean), Value::Bool(_)) => None,
+        (Kind::Leaf(Leaf::Boolean), _) => misfit("a boolean"),
+        (Kind::List(inner), Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| fallback_misfit(inner, item, format!("{at}[{i}]"))),
+        (Kind::List(_), _) => misfit("an array"),
+        (Kind::Object(fields), Value::Object(members)) => fields.iter().find_map(|f| {
+            let member = members.get(&f.name)?;
+            let path = if at.is_empty() {
+                f.name.clone()
+            } else {
+                format!("{at}.{}", f.name)
+            };
+            fallback_misfit(&f.ty, member, path)
+        }),
+        (Kind::Object(_), _) => misfit("an object"),
     }
 }
 
