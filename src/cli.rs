@@ -211,7 +211,9 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             } else {
                 "`listen` in the configuration"
             };
-            eprintln!("facade: cannot listen on {addr} (from {from}): {e}; pick another address with --listen ADDR");
+            let hint = crate::config::gateway::listen_hint(&addr)
+                .unwrap_or_else(|| "pick another address with --listen ADDR".into());
+            eprintln!("facade: cannot listen on {addr} (from {from}): {e}; {hint}");
             return 1;
         }
     };

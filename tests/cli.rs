@@ -601,6 +601,10 @@ fn a_taken_listen_address_names_the_flag_before_demo_backends_start() {
     assert_eq!(code, 1);
     assert!(err.contains("--listen") && err.contains(&addr), "{err}");
     assert!(!err.contains("demo backend started"), "{err}");
+    // A port without a host, as Go servers take it, is told what to write.
+    let (code, _, err) = run(&["serve", "--demo", "--listen", ":8080"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("give the host too: `0.0.0.0:8080`"), "{err}");
 }
 
 #[tokio::test]

@@ -339,6 +339,8 @@ fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
             Some(serde_json::json!([1, 2]))
         ]
     );
+    let out = Project::new("listen: \"8080\"\nservices: {}\n", &[]).diagnostics(&[]);
+    assert!(out.contains("`listen` must be an address like `127.0.0.1:8080`; give the host too: `0.0.0.0:8080` listens on every interface"), "{out}");
     // Quoted or not, the text must be that type's plain form.
     let bad = "services:\n  users:\n    url: http://127.0.0.1:9\n    retries: \"1.5\"\nwatch: \"yes\"\n";
     let out = Project::new(bad, &[]).diagnostics(&[]);

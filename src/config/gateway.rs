@@ -86,7 +86,11 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     if let Some(n) = f.get("listen") {
         if let Some(s) = r.string(n, "listen") {
             if s.parse::<std::net::SocketAddr>().is_err() {
-                r.error(n.loc, "`listen` must be an address like `127.0.0.1:8080`", None);
+                r.error(
+                    n.loc,
+                    "`listen` must be an address like `127.0.0.1:8080`",
+                    listen_hint(&s),
+                );
             }
             cfg.listen = s;
         }
@@ -704,4 +708,15 @@ fn item_loc(node: &Node, i: usize) -> super::diag::Loc {
         NodeKind::Seq(items) => items.get(i).map(|x| x.loc).unwrap_or(node.loc),
         _ => node.loc,
     }
+}
+
+/// What to write instead of a listen address given as a bare port (`8080`) or with no host
+/// (`:8080`, as Go servers take it).
+pub fn listen_hint(addr: &str) -> Option<String> {
+    let port = addr.strip_prefix(':').unwrap_or(addr);
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        format!(
+            "give the host too: `0.0.0.0:{port}` listens on every interface, `127.0.0.1:{port}` on this machine only"
+        )
+    })
 }
