@@ -490,3 +490,61 @@ paths:
         .diagnostics(&[]);
     assert_eq!(out, "");
 }
+
+#[test]
+fn documents_as_generators_write_them_type_calls_too() {
+    // Templates inside a segment (`{id}.json`, Google's `{name}:archive`), a server URL with
+    // variables, a `2XX` response, springdoc's `*/*` media type, `application/problem+json`.
+    let facade = "services:\n  api:\n    url: http://127.0.0.1:9/v2\n    schema: api.yaml\n";
+    let doc = r##"
+openapi: 3.1.0
+info: { title: api, version: "1" }
+servers:
+  - url: "{scheme}://api.example.com/{base}"
+    variables: { scheme: { default: https }, base: { default: v2 } }
+paths:
+  /items/{id}.json:
+    get:
+      responses:
+        2XX:
+          description: ok
+          content:
+            "*/*": { schema: { $ref: "#/components/schemas/Item" } }
+  /items/{id}:archive:
+    post:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/problem+json: { schema: { type: object, properties: { archived: { type: boolean } } } }
+  /ext:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json: { schema: { $ref: "./other.yaml#/components/schemas/Thing" } }
+components:
+  schemas:
+    Item: { type: object, properties: { price: { type: number } } }
+"##;
+    let c = comp("  e:\n    get: /e/{id}\n    auth: none\n    calls:\n      i: { service: api, get: \"/v2/items/{$.args.id}.json\" }\n      z: { service: api, post: \"/items/{$.args.id}:archive\" }\n      x: { service: api, get: /ext }\n    response:\n      p: \"$.i.prise\"\n      a: \"$.z.archivd\"\n      t: \"$.x.anything\"\n");
+    let out = Project::new(facade, &[("app.yaml", &c)])
+        .schema("api.yaml", doc)
+        .diagnostics(&[]);
+    assert!(
+        out.contains("$.i.prise: api GET /items/{id}.json has no property \"prise\"; did you mean \"price\"?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$.z.archivd: api POST /items/{id}:archive has no property \"archivd\""),
+        "{out}"
+    );
+    assert!(!out.contains("matches no operation"), "{out}");
+    // A `$ref` to another file is not followed, and says so once.
+    assert!(
+        out.contains("schemas/api.yaml:1:1: warning: 1 `$ref`(s) to other files (`./other.yaml#/components/schemas/Thing`) are not followed"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}

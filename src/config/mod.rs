@@ -110,6 +110,22 @@ fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
     None
 }
 
+/// Every `$ref` of an OpenAPI document that points outside it (`other.yaml#/…`, a URL).
+fn external_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", serde_json::Value::String(r)) if !r.starts_with('#') => out.push(r.clone()),
+                    _ => external_refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| external_refs(i, out)),
+        _ => {}
+    }
+}
+
 /// A client's composition: YAML, or JSON (which YAML reads), as a tool may write it. Hidden files
 /// (editor swap and backup files) are not compositions.
 fn is_composition_file(path: &Path) -> bool {
@@ -261,6 +277,18 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
                     hint,
                 );
                 continue;
+            }
+            let mut external = Vec::new();
+            external_refs(&doc, &mut external);
+            if let Some(first) = external.first() {
+                diags.warning(
+                    &sfile,
+                    Loc { line: 1, col: 1 },
+                    format!(
+                        "{} `$ref`(s) to other files (`{first}`) are not followed: what they describe is typed JSON and not checked; bundle the document into one file first (for example with `npx @redocly/cli bundle`)",
+                        external.len()
+                    ),
+                );
             }
             schemas.push(SchemaDoc {
                 service: svc.name.value.clone(),

@@ -836,12 +836,12 @@ fn items<'a>(doc: &'a Value, schema: &'a Value) -> Option<&'a Value> {
 fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
     let segments = call_segments(call);
     let base: Vec<String> = doc
-        .pointer("/servers/0/url")
-        .and_then(Value::as_str)
+        .pointer("/servers/0")
+        .and_then(server_url)
         .map(|u| {
             let path = match u.find("://") {
                 Some(i) => u[i + 3..].find('/').map(|j| &u[i + 3 + j..]).unwrap_or(""),
-                None => u,
+                None => &u,
             };
             path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
         })
@@ -854,7 +854,7 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
         Method::Patch => "patch",
         Method::Delete => "delete",
     };
-    let mut best: Option<(Vec<bool>, Operation<'a>)> = None;
+    let mut best: Option<(Vec<u8>, Operation<'a>)> = None;
     for (p, item) in paths {
         let op_segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
         let matches = |prefix: &[String]| -> bool {
@@ -862,14 +862,8 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
                 return false;
             }
             let (head, tail) = segments.split_at(prefix.len());
-            head.iter().zip(prefix).all(|(s, b)| matches!(s, Seg::Lit(l) if l == b))
-                && tail.iter().zip(&op_segs).all(|(s, o)| {
-                    if o.starts_with('{') && o.ends_with('}') {
-                        true
-                    } else {
-                        matches!(s, Seg::Lit(l) if l == o)
-                    }
-                })
+            head.iter().zip(prefix).all(|(s, b)| s == b)
+                && tail.iter().zip(&op_segs).all(|(s, o)| segment_matches(s, o))
         };
         if !(matches(&[]) || (!base.is_empty() && matches(&base))) {
             continue;
@@ -877,10 +871,15 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
         let item = resolve(doc, item);
         let Some(op) = item.get(method) else { continue };
         // OpenAPI's rule: a concrete segment wins over a template at the first place they differ
-        // (`/templates/enterprise` before `/templates/{id}`), whatever the document's order.
-        let rank: Vec<bool> = op_segs
+        // (`/templates/enterprise` before `/templates/{id}`), whatever the document's order; a
+        // segment with a template and text (`{id}.json`) sits between the two.
+        let rank: Vec<u8> = op_segs
             .iter()
-            .map(|o| !(o.starts_with('{') && o.ends_with('}')))
+            .map(|o| match template_pieces(o).as_slice() {
+                [Piece::Text(_)] => 2,
+                [Piece::Hole] => 0,
+                _ => 1,
+            })
             .collect();
         if best.as_ref().is_some_and(|(r, _)| *r >= rank) {
             continue;
@@ -896,12 +895,78 @@ fn find_operation<'a>(doc: &'a Value, call: &Call) -> Option<Operation<'a>> {
     best.map(|(_, op)| op)
 }
 
-enum Seg {
-    Lit(String),
-    Value,
+/// A server object's URL with its variables' defaults filled in
+/// (`{scheme}://api.example.com/{base}` with `base: { default: v2 }` → `…/v2`).
+fn server_url(server: &Value) -> Option<String> {
+    let url = server.get("url")?.as_str()?;
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return Some(out);
+        };
+        let name = &rest[open + 1..open + close];
+        match server
+            .pointer(&format!("/variables/{name}/default"))
+            .and_then(Value::as_str)
+        {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[open..=open + close]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
-fn call_segments(call: &Call) -> Vec<Seg> {
+/// A piece of an OpenAPI path segment: text, or a `{name}` template.
+#[derive(Debug, PartialEq)]
+enum Piece<'s> {
+    Text(&'s str),
+    Hole,
+}
+
+fn template_pieces(segment: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut rest = segment;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        if open > 0 {
+            pieces.push(Piece::Text(&rest[..open]));
+        }
+        pieces.push(Piece::Hole);
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Text(rest));
+    }
+    pieces
+}
+
+/// Whether a call's path segment (its values as `\0`) fits an OpenAPI path segment: a template
+/// stands for any non-empty text, values included; the document's text must be there as written
+/// (`{$.args.id}.json` fits `{id}.json`; `{id}:archive` is Google's custom-method style).
+fn segment_matches(call: &str, op: &str) -> bool {
+    fn fits(pieces: &[Piece<'_>], text: &str) -> bool {
+        match pieces.split_first() {
+            None => text.is_empty(),
+            Some((Piece::Text(t), rest)) => text.strip_prefix(t).is_some_and(|after| fits(rest, after)),
+            Some((Piece::Hole, rest)) => text
+                .char_indices()
+                .skip(1)
+                .map(|(i, _)| i)
+                .chain(std::iter::once(text.len()))
+                .filter(|i| *i > 0)
+                .any(|i| fits(rest, &text[i..])),
+        }
+    }
+    fits(&template_pieces(op), call)
+}
+
+/// A call's path, segment by segment, with each value it puts in written `\0`.
+fn call_segments(call: &Call) -> Vec<String> {
     let mut text = String::new();
     for part in &call.path {
         match part {
@@ -909,16 +974,7 @@ fn call_segments(call: &Call) -> Vec<Seg> {
             PathPart::Value { .. } => text.push('\u{0}'),
         }
     }
-    text.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if s.contains('\u{0}') {
-                Seg::Value
-            } else {
-                Seg::Lit(s.to_string())
-            }
-        })
-        .collect()
+    text.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 fn response_schema<'a>(doc: &'a Value, op: &'a Value) -> Option<&'a Value> {
@@ -930,11 +986,24 @@ fn response_schema<'a>(doc: &'a Value, op: &'a Value) -> Option<&'a Value> {
         let Some(content) = resp.get("content").and_then(Value::as_object) else {
             continue;
         };
-        for (media, body) in content {
-            let base = media.split(';').next().unwrap_or("").trim();
+        // JSON first; then a wildcard, which generators write for a JSON body too (springdoc's
+        // `*/*`).
+        let rank = |media: &str| {
+            let base = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if base == "application/json" || (base.starts_with("application/") && base.ends_with("+json")) {
-                return body.get("schema");
+                Some(0)
+            } else if base == "*/*" || base == "application/*" {
+                Some(1)
+            } else {
+                None
             }
+        };
+        if let Some((_, body)) = content
+            .iter()
+            .filter_map(|(media, body)| rank(media).map(|r| (r, body)))
+            .min_by_key(|(r, _)| *r)
+        {
+            return body.get("schema");
         }
     }
     None
@@ -944,6 +1013,36 @@ fn response_schema<'a>(doc: &'a Value, op: &'a Value) -> Option<&'a Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn templates_inside_a_segment_match_values_and_text() {
+        assert!(segment_matches("\0.json", "{id}.json"));
+        assert!(segment_matches("\0:archive", "{name}:archive"));
+        assert!(segment_matches("a7.json", "{id}.json"));
+        assert!(segment_matches("v\0-\0", "v{major}-{minor}"));
+        assert!(segment_matches("\0", "{id}"));
+        assert!(segment_matches("enterprise", "{id}"));
+        assert!(segment_matches("enterprise", "enterprise"));
+        assert!(
+            !segment_matches("\0", "enterprise"),
+            "a value is never known to be a text"
+        );
+        assert!(!segment_matches("\0", "{id}.json"));
+        assert!(!segment_matches("\0.xml", "{id}.json"));
+        assert!(
+            !segment_matches(".json", "{id}.json"),
+            "a template stands for some text"
+        );
+        assert!(!segment_matches("", "{id}"));
+    }
+
+    #[test]
+    fn a_server_url_takes_its_variables_defaults() {
+        let server = json!({"url": "{scheme}://api.example.com/{base}/x",
+            "variables": {"scheme": {"default": "https"}, "base": {"default": "v2"}}});
+        assert_eq!(server_url(&server).as_deref(), Some("https://api.example.com/v2/x"));
+        assert_eq!(server_url(&json!({"url": "/api/{v}"})).as_deref(), Some("/api/{v}"));
+    }
 
     #[test]
     fn properties_come_from_nested_all_of_parts_and_refs() {
