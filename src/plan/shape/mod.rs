@@ -315,6 +315,8 @@ fn strip_last_wildcard(steps: &[Step]) -> Vec<Step> {
 /// body: measured, 4 % of a composed request). A body that is not UTF-8 throughout is still read;
 /// what is kept of it is checked, as serde_json checks what it keeps.
 pub fn parse(bytes: &[u8], shape: &Shape) -> Result<Value, ReadError> {
+    // RFC 8259 lets a parser ignore a byte order mark, and some stacks (.NET's) write one.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).ok();
     read::Reader::new(bytes, text).document(shape)
 }
@@ -330,6 +332,13 @@ mod tests {
             s.add(p);
         }
         s
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_body_is_ignored() {
+        let body = b"\xEF\xBB\xBF{\"a\": [1, 2]}";
+        assert_eq!(parse(body, &Shape::All).ok(), Some(json!({"a": [1, 2]})));
+        assert!(parse(b"\xEF\xBB{}", &Shape::All).is_err());
     }
 
     #[test]
