@@ -1252,6 +1252,35 @@ endpoints:
         .collect();
     let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
     same_answer_from_both_executors(&gw, Some(&t), &ops).await;
+    // Every field of an object skipped: the object is `{}` (GraphQL's `CollectFields` gives an
+    // empty map), an endpoint field, a nested object and a list's items alike.
+    let skipped = r#"{ app { b: book(id: "ok") { title @skip(if: true) summary { first @include(if: false) }
+                       partList { ... @skip(if: true) { label } } } c: book(id: "ok") { pages @skip(if: true) } } }"#;
+    same_answer_from_both_executors(&gw, Some(&t), &[skipped]).await;
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", skipped).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"data": {"app": {"b": {"summary": {}, "partList": [{}]}, "c": {}}}}),
+        "{body}"
+    );
+    // A namespace, and the whole answer, with nothing selected in them.
+    for (q, expected) in [
+        (
+            r#"{ app { b: book(id: "ok") @skip(if: true) { title } } }"#,
+            json!({"data": {"app": {}}}),
+        ),
+        (
+            r#"{ app @include(if: false) { b: book(id: "ok") { title } } }"#,
+            json!({"data": {}}),
+        ),
+    ] {
+        for _ in 0..2 {
+            let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", q).await;
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body, expected, "{q}");
+        }
+    }
     // An endpoint whose whole response is an `each` or one expression makes the calls that its
     // top reads, whatever fields are selected below it.
     let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", ops[0]).await;

@@ -39,6 +39,83 @@ pub struct Operation {
     pub traceparent: Option<HeaderValue>,
     /// Identical GETs of the whole operation run once.
     pub dedup: Dedup,
+    /// Objects whose every field was skipped: see [`EmptyObjects`].
+    pub empty_objects: EmptyObjects,
+}
+
+/// The objects of an answer whose selection is empty after `@skip`/`@include`, by path, with
+/// the value they were resolved from. GraphQL makes such an object `{}`; async-graphql's
+/// resolver gives `null` for a container that resolved no field, so the answer is mended after
+/// execution (`mend`), and both executors answer alike.
+#[derive(Clone, Default)]
+pub struct EmptyObjects(Arc<std::sync::Mutex<Vec<EmptyObject>>>);
+
+/// Where an empty object was resolved, and the skeleton of its value (see `skeleton`).
+type EmptyObject = (Vec<PathSegment>, Value);
+
+impl EmptyObjects {
+    /// Records the field being resolved when it is an object (or list of objects) with nothing
+    /// selected in it.
+    fn note(&self, ctx: &ResolverContext<'_>, v: &Value, ty: &OutType) {
+        if !matches!(ty.innermost().kind, Kind::Object(_)) || ctx.ctx.field().selection_set().next().is_some() {
+            return;
+        }
+        let skeleton = skeleton(v);
+        if skeleton.is_null() {
+            return;
+        }
+        let path = ctx.ctx.set_error_path(async_graphql::ServerError::new("", None)).path;
+        if let Ok(mut all) = self.0.lock() {
+            all.push((path, skeleton));
+        }
+    }
+
+    /// Puts `{}` where async-graphql answered `null` for an object with nothing selected; the
+    /// whole answer (`errors` says whether it ran into a field error) too.
+    pub fn mend(&self, data: &mut async_graphql::Value, errors: bool) {
+        if !errors && *data == async_graphql::Value::Null {
+            *data = async_graphql::Value::Object(Default::default());
+        }
+        let Ok(all) = self.0.lock() else { return };
+        for (path, skeleton) in all.iter() {
+            if let Some(at) = value_at(data, path) {
+                fill(at, skeleton);
+            }
+        }
+    }
+}
+
+fn value_at<'v>(data: &'v mut async_graphql::Value, path: &[PathSegment]) -> Option<&'v mut async_graphql::Value> {
+    let Some((step, rest)) = path.split_first() else {
+        return Some(data);
+    };
+    let next = match (step, data) {
+        (PathSegment::Field(k), async_graphql::Value::Object(m)) => m.get_mut(k.as_str())?,
+        (PathSegment::Index(i), async_graphql::Value::List(l)) => l.get_mut(*i)?,
+        _ => return None,
+    };
+    value_at(next, rest)
+}
+
+/// `v` reduced to where its objects are: each object `{}`, arrays item by item, the rest null.
+fn skeleton(v: &Value) -> Value {
+    match v {
+        Value::Object(_) => Value::Object(Map::new()),
+        Value::Array(items) => Value::Array(items.iter().map(skeleton).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn fill(at: &mut async_graphql::Value, skeleton: &Value) {
+    match (skeleton, &mut *at) {
+        (Value::Object(_), async_graphql::Value::Null) => *at = async_graphql::Value::Object(Default::default()),
+        (Value::Array(items), async_graphql::Value::List(l)) => {
+            for (s, v) in items.iter().zip(l.iter_mut()) {
+                fill(v, s);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// An endpoint field of a namespace type.
@@ -212,6 +289,12 @@ pub fn namespace<'a>(
             let done = futures::future::join_all(runs).await;
             results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
         }
+        if wanted.is_empty() && ctx.ctx.field().selection_set().next().is_none() {
+            let path = ctx.ctx.set_error_path(async_graphql::ServerError::new("", None)).path;
+            if let Ok(mut all) = op.empty_objects.0.lock() {
+                all.push((path, Value::Object(Map::new())));
+            }
+        }
         Ok(Some(FieldValue::owned_any(Results(results))))
     })
 }
@@ -363,6 +446,9 @@ pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> F
     if !fits {
         return FieldFuture::Value(None);
     }
+    if let Ok(op) = ctx.data::<Operation>() {
+        op.empty_objects.note(&ctx, &v.value, &ty);
+    }
     if check.nulls.is_empty() {
         return FieldFuture::Value(field_value(&v.value, &ty));
     }
@@ -502,7 +588,11 @@ pub fn object_field<'a>(ctx: ResolverContext<'a>, key: &str, ty: &OutType) -> Fi
     let Some(parent) = ctx.parent_value.downcast_ref::<Value>() else {
         return FieldFuture::Value(None);
     };
-    FieldFuture::Value(field_value(parent.get(key).unwrap_or(&NULL), ty))
+    let v = parent.get(key).unwrap_or(&NULL);
+    if let Ok(op) = ctx.data::<Operation>() {
+        op.empty_objects.note(&ctx, v, ty);
+    }
+    FieldFuture::Value(field_value(v, ty))
 }
 
 fn failed<'a>(e: async_graphql::Error) -> FieldFuture<'a> {

@@ -193,6 +193,7 @@ async fn operation(
         request = request.variables(async_graphql::Variables::from_json(Value::Object(given)));
     }
     let op = operation_data(state, plan, headers, peer, request_id);
+    let empty_objects = op.empty_objects.clone();
     // Variables take part in validation, so only a variable-free operation skips the rules that
     // passed before (see `GraphqlSchema::fast`).
     let fast = no_variables
@@ -202,7 +203,9 @@ async fn operation(
             None => false,
         };
     let runner = if fast { &schema.fast } else { &schema.schema };
-    let response = runner.execute(request.data(op)).await;
+    let mut response = runner.execute(request.data(op)).await;
+    let ran_clean = response.errors.is_empty();
+    empty_objects.mend(&mut response.data, !ran_clean);
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));
@@ -260,6 +263,7 @@ fn operation_data(
         headers,
         request_id: request_id.clone(),
         dedup: Default::default(),
+        empty_objects: Default::default(),
     }
 }
 
