@@ -62,6 +62,24 @@ fn body_of(response: &str) -> Value {
 }
 
 #[tokio::test]
+async fn a_request_may_have_one_hundred_header_fields() {
+    let (gw, _backend) = serve("  request_headers: 32KiB\n", Duration::from_secs(5)).await;
+    let url = format!("http://{}/app/read", gw.addr);
+    let with = |n: usize| {
+        let mut req = client().get(&url);
+        for i in 0..n {
+            req = req.header(format!("x-h{i}"), "v");
+        }
+        req
+    };
+    // reqwest adds `accept` and `host`: 98 + 2 = 100.
+    assert_eq!(with(98).send().await.unwrap().status(), 200);
+    assert_eq!(with(99).send().await.unwrap().status(), 431);
+    // The server lives on.
+    assert_eq!(with(1).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn header_sets_above_the_limit_get_the_json_431() {
     let (gw, backend) = serve("  request_headers: 4KiB\n", Duration::from_secs(5)).await;
     let url = format!("http://{}/app/read", gw.addr);

@@ -161,22 +161,52 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
         return;
     }
-    // Backends often send `Connection: keep-alive`: only the names present are removed.
-    let named: Vec<HeaderName> = headers
+    // Backends often send `Connection: keep-alive`: the names it lists are compared as text
+    // (no `HeaderName` built for each), and only the names present are removed.
+    let mut doomed: Vec<HeaderName> = Vec::with_capacity(4);
+    {
+        let mut listed: [&str; 8] = [""; 8];
+        let mut count = 0;
+        let mut overflow = false;
+        for token in headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            match listed.get_mut(count) {
+                Some(slot) => {
+                    *slot = token;
+                    count += 1;
+                }
+                None => overflow = true,
+            }
+        }
+        let named = |name: &str| {
+            listed[..count].iter().any(|t| t.eq_ignore_ascii_case(name))
+                || (overflow && connection_lists(headers, name))
+        };
+        for k in headers.keys() {
+            if is_hop_by_hop(k.as_str()) || named(k.as_str()) {
+                doomed.push(k.clone());
+            }
+        }
+    }
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Whether a `Connection` header lists `name` (for the rare header that lists more than eight).
+fn connection_lists(headers: &HeaderMap, name: &str) -> bool {
+    headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_hop_by_hop(k.as_str()) || named.contains(k))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+        .any(|t| t.trim().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
@@ -194,6 +224,25 @@ mod tests {
         "proxy-connection",
         "proxy-authenticate",
     ];
+
+    #[test]
+    fn every_header_that_connection_names_is_dropped_however_many() {
+        let mut headers = HeaderMap::new();
+        let names: Vec<String> = (0..11).map(|i| format!("x-n{i}")).collect();
+        headers.insert("connection", names[..6].join(", ").parse().unwrap());
+        headers.append(
+            "connection",
+            format!("{} ,, KEEP-ALIVE", names[6..].join(",")).parse().unwrap(),
+        );
+        for n in &names {
+            headers.insert(HeaderName::from_bytes(n.as_bytes()).unwrap(), "v".parse().unwrap());
+        }
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-stays", "v".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-stays"]);
+    }
 
     #[test]
     fn hop_by_hop_names_are_those_of_rfc_9110_and_every_proxy_header() {
