@@ -110,6 +110,7 @@ fn expression_errors() {
       arity: "length($.u.a, $.u.b)"
       arg: "coalesce($.u.a, none)"
       open: "Hi {$.u.name"
+      price: "$5 off"
       list:
         each: "$.u.items[*]"
         fields:

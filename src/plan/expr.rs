@@ -315,11 +315,17 @@ pub fn parse_path(s: &str, scope: Scope) -> ParseResult<PathExpr> {
     } else {
         s.to_string()
     };
+    // After its `$` a path goes on with `.` or `[`: anything else (`$5 off`, `${HOME}` from a
+    // `$${HOME}`) was meant as text.
+    let meant_as_text = !matches!(text.as_bytes().get(1), None | Some(b'.' | b'['));
     let hint = || {
-        Some(
+        Some(if meant_as_text {
+            "a string that starts with `$` or `@` is read as a path: for the text itself write `{ const: \"…\" }`"
+                .to_string()
+        } else {
             "paths look like `$.user.firstName`, `$.items[0].id`, `$.items[*].id`; quote names with other characters: `$['a-b']`"
-                .to_string(),
-        )
+                .to_string()
+        })
     };
     let query = jsonpath_rust::parser::parse_json_path(&text).map_err(|e| {
         (
