@@ -248,11 +248,16 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             tracing::warn!(error = %e, "`watch: true`, but the files cannot be watched; SIGHUP still reloads");
         }
     }
-    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), endpoints, "facade is serving");
     let options = crate::server::ServeOptions {
         workers: crate::server::worker_count(),
         ..crate::server::ServeOptions::for_state(&state)
     };
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
+        endpoints,
+        workers = options.workers,
+        "facade is serving"
+    );
     match crate::server::serve_with(listener, state, crate::server::shutdown_signal(), options).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -254,6 +254,24 @@ impl Drop for Server {
 }
 
 #[tokio::test]
+async fn serve_runs_two_workers_per_cpu_unless_told_otherwise() {
+    let p = Project::new(
+        "services:\n  s:\n    url: http://127.0.0.1:9\nroutes:\n  - { prefix: /s, service: s }\n",
+        &[],
+    );
+    let config = path_of(&p.config());
+    let workers = |env: &[(&str, &str)]| {
+        let mut server = Server::start_env(&config, &[], env);
+        let line = server.wait_log(|l| l.contains("facade is serving"));
+        let log: Value = serde_json::from_str(&line).unwrap();
+        log["workers"].as_u64()
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert_eq!(workers(&[]), Some(2 * cpus));
+    assert_eq!(workers(&[("TOKIO_WORKER_THREADS", "3")]), Some(3));
+}
+
+#[tokio::test]
 async fn serve_logs_json_lines_and_drains_in_flight_requests_on_sigterm() {
     let slow = Backend::start(|_| Reply::json(json!({"v": "done"})).after(Duration::from_millis(800))).await;
     let p = Project::new(

@@ -1,5 +1,5 @@
 //! Serving on several worker threads (`server::ServeOptions::workers`, what `facade serve` does
-//! with one thread per CPU): client connections are handed round robin to the workers, each
+//! with two threads per CPU): client connections are handed round robin to the workers, each
 //! worker keeps its own backend connections, every request is answered, and a shutdown drains
 //! the requests in flight on every worker before `serve_with` returns; h2c connections too.
 
