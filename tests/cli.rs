@@ -261,7 +261,7 @@ async fn serve_runs_two_workers_per_cpu_unless_told_otherwise() {
     );
     let config = path_of(&p.config());
     let workers = |env: &[(&str, &str)]| {
-        let mut server = Server::start_env(&config, &[], env);
+        let server = Server::start_env(&config, &[], env);
         let line = server.wait_log(|l| l.contains("facade is serving"));
         let log: Value = serde_json::from_str(&line).unwrap();
         log["workers"].as_u64()
