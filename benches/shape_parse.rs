@@ -8,7 +8,7 @@ use std::time::Instant;
 
 /// The server's allocator, so the numbers are the ones a request sees.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: facade::alloc::Mimalloc = facade::alloc::Mimalloc;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

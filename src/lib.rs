@@ -20,6 +20,7 @@
 //! - `reload`: hot reload (SIGHUP, `watch: true`): load again, swap in only a plan without errors.
 //! - `server`: binding, serving and graceful shutdown.
 
+pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod config;

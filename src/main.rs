@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// mimalloc instead of glibc malloc: request handling allocates many small JSON nodes on two
 /// threads, where glibc's arenas showed up as the largest cost in profiles (see README).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: facade::alloc::Mimalloc = facade::alloc::Mimalloc;
 use facade::logbuf::{Lines, LogBuffer};
 use std::path::PathBuf;
 use std::sync::Arc;
