@@ -980,6 +980,38 @@ endpoints:
     );
 }
 
+#[tokio::test]
+async fn a_single_value_given_for_a_list_argument_is_a_list_of_it() {
+    // GraphQL's input coercion: `tags: "gift"` for `[String!]` is `["gift"]`, at every level.
+    let comp = r#"
+client: app
+base_path: /app
+endpoints:
+  tag:
+    post: /tag
+    body: { tags: "[String!]", grid: "[[Int]]" }
+    calls:
+      t: { service: data, post: /t, body: { tags: "$.args.tags", grid: "$.args.grid" } }
+    response: { ok: "$.t.ok" }
+"#;
+    let data = Backend::fixed(json!({"ok": true})).await;
+    let p = Project::new(&facade_yaml(&[("data", data.url())], ""), &[("app.yaml", comp)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let t = token("u1", json!({}));
+    let sent = |data: &Backend| -> Value { serde_json::from_slice(&data.seen().last().unwrap().body).unwrap() };
+    let m = r#"mutation { app { tag(tags: "gift", grid: 1) { ok } } }"#;
+    let (_, body) = gql(&gw, Some(&t), m, json!({})).await;
+    assert_eq!(body, json!({"data": {"app": {"tag": {"ok": true}}}}));
+    assert_eq!(sent(&data), json!({"tags": ["gift"], "grid": [[1]]}));
+    // The same through variables, twice (the second run is Facade's own executor's).
+    let m = r#"mutation($t: [String!], $g: [[Int]]) { app { tag(tags: $t, grid: $g) { ok } } }"#;
+    for _ in 0..2 {
+        let (_, body) = gql(&gw, Some(&t), m, json!({"t": "wrap", "g": [[2], [3]]})).await;
+        assert_eq!(body, json!({"data": {"app": {"tag": {"ok": true}}}}));
+        assert_eq!(sent(&data), json!({"tags": ["wrap"], "grid": [[2], [3]]}));
+    }
+}
+
 /// `String!`, `[T!]!` from an introspected type.
 fn type_text(t: &Value) -> String {
     match t["kind"].as_str() {

@@ -7,7 +7,7 @@
 //! against the declared type: a value that does not fit is a field error, never passed through.
 
 use crate::config::args::{convert, convert_text};
-use crate::config::model::ParamSource;
+use crate::config::model::{BaseType, ParamSource, ParamType};
 use crate::exec::eval::{eval, Scope};
 use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx, Sharing};
 use crate::http::rest::{header_param, with_default};
@@ -398,9 +398,23 @@ fn argument_value(p: &Param, v: async_graphql::Value) -> Result<Option<Value>, S
         // A path parameter is an `ID!`: its text, converted to the declared type.
         (ParamSource::Path, Value::String(s)) => convert_text(&[s.as_str()], &p.ty),
         (ParamSource::Path, other) => convert_text(&[other.to_string().as_str()], &p.ty),
-        _ => convert(&json, &p.ty),
+        _ => convert(&coerce_lists(json, &p.ty), &p.ty),
     };
     converted.map(Some).map_err(|e| format!("argument `{}` {e}", p.name))
+}
+
+/// GraphQL's input coercion of lists: a value that is not a list, given where a list is
+/// expected, is a list of that one value (`options: "gift"` for `[String!]` is `["gift"]`), at
+/// every level. async-graphql validates such values but hands them on as written.
+fn coerce_lists(v: Value, ty: &ParamType) -> Value {
+    match (&ty.base, v) {
+        (_, Value::Null) => Value::Null,
+        (BaseType::List(item), Value::Array(items)) => {
+            Value::Array(items.into_iter().map(|i| coerce_lists(i, item)).collect())
+        }
+        (BaseType::List(item), other) => Value::Array(vec![coerce_lists(other, item)]),
+        (BaseType::Scalar(_), other) => other,
+    }
 }
 
 /// An endpoint field: its result from the namespace's run, checked against its type for this
