@@ -56,13 +56,16 @@ pub fn convert_text(texts: &[&str], ty: &ParamType) -> Result<Value, String> {
             let parsed = match s {
                 ScalarType::Id | ScalarType::String => Some(Value::String(text.to_string())),
                 ScalarType::Int => text.trim().parse::<i64>().ok().map(Value::from),
-                ScalarType::Float => text
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number),
+                // A whole number stays as written (`3`, not `3.0`), as a JSON body's or a GraphQL
+                // argument's does: the backend gets the same text from every surface.
+                ScalarType::Float => text.trim().parse::<i64>().ok().map(Value::from).or_else(|| {
+                    text.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                }),
                 ScalarType::Boolean => match *text {
                     "true" => Some(Value::Bool(true)),
                     "false" => Some(Value::Bool(false)),
@@ -113,5 +116,15 @@ mod tests {
         assert!(convert_text(&["five"], &t("Int")).is_err());
         assert_eq!(convert_text(&["a", "b"], &t("[String]")).unwrap(), json!(["a", "b"]));
         assert_eq!(convert_text(&["true"], &t("Boolean")).unwrap(), json!(true));
+    }
+
+    #[test]
+    fn a_whole_float_stays_as_written_like_a_json_one() {
+        let text = convert_text(&["3"], &t("Float")).unwrap();
+        assert_eq!(text, convert(&json!(3), &t("Float")).unwrap());
+        assert_eq!(text.to_string(), "3");
+        assert_eq!(convert_text(&["2.5"], &t("Float")).unwrap(), json!(2.5));
+        assert_eq!(convert_text(&["1e3"], &t("Float")).unwrap(), json!(1000.0));
+        assert!(convert_text(&["NaN"], &t("Float")).is_err());
     }
 }
