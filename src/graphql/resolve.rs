@@ -61,9 +61,13 @@ impl EmptyObjects {
             return;
         }
         let skeleton = skeleton(v);
-        if skeleton.is_null() {
-            return;
+        if !skeleton.is_null() {
+            self.push(ctx, skeleton);
         }
+    }
+
+    /// Records the field being resolved, with the skeleton of its value.
+    fn push(&self, ctx: &ResolverContext<'_>, skeleton: Value) {
         let path = ctx.ctx.set_error_path(async_graphql::ServerError::new("", None)).path;
         if let Ok(mut all) = self.0.lock() {
             all.push((path, skeleton));
@@ -290,10 +294,7 @@ pub fn namespace<'a>(
             results.extend(wanted.iter().zip(done).map(|(w, r)| entry(w.key, r)));
         }
         if wanted.is_empty() && ctx.ctx.field().selection_set().next().is_none() {
-            let path = ctx.ctx.set_error_path(async_graphql::ServerError::new("", None)).path;
-            if let Ok(mut all) = op.empty_objects.0.lock() {
-                all.push((path, Value::Object(Map::new())));
-            }
+            op.empty_objects.push(&ctx, Value::Object(Map::new()));
         }
         Ok(Some(FieldValue::owned_any(Results(results))))
     })

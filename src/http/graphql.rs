@@ -204,8 +204,7 @@ async fn operation(
         };
     let runner = if fast { &schema.fast } else { &schema.schema };
     let mut response = runner.execute(request.data(op)).await;
-    let ran_clean = response.errors.is_empty();
-    empty_objects.mend(&mut response.data, !ran_clean);
+    empty_objects.mend(&mut response.data, !response.errors.is_empty());
     // A request that fails to validate or to coerce its variables is never executed: no data.
     if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
         return Ok(request_errors(mode, response.errors));

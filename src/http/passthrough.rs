@@ -163,50 +163,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // Backends often send `Connection: keep-alive`: the names it lists are compared as text
     // (no `HeaderName` built for each), and only the names present are removed.
-    let mut doomed: Vec<HeaderName> = Vec::with_capacity(4);
-    {
-        let mut listed: [&str; 8] = [""; 8];
-        let mut count = 0;
-        let mut overflow = false;
-        for token in headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            match listed.get_mut(count) {
-                Some(slot) => {
-                    *slot = token;
-                    count += 1;
-                }
-                None => overflow = true,
-            }
-        }
-        let named = |name: &str| {
-            listed[..count].iter().any(|t| t.eq_ignore_ascii_case(name))
-                || (overflow && connection_lists(headers, name))
-        };
-        for k in headers.keys() {
-            if is_hop_by_hop(k.as_str()) || named(k.as_str()) {
-                doomed.push(k.clone());
-            }
-        }
-    }
-    for name in doomed {
-        headers.remove(name);
-    }
-}
-
-/// Whether a `Connection` header lists `name` (for the rare header that lists more than eight).
-fn connection_lists(headers: &HeaderMap, name: &str) -> bool {
-    headers
+    let listed: Vec<&str> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(name))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_hop_by_hop(k.as_str()) || listed.iter().any(|t| t.eq_ignore_ascii_case(k.as_str())))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]

@@ -108,7 +108,9 @@ impl<'a> TypeEnv<'a> {
                 },
             };
             if let (Some(fallback), Some(at)) = (&call.fallback, &cfg.fallback) {
-                if let Some(misfit) = fallback_misfit(&Checker::schema_out_of(&ty), fallback, String::new()) {
+                if let Some(misfit) =
+                    fallback_misfit(&Checker::schema_out(&ty, 0, &mut Vec::new()), fallback, String::new())
+                {
                     diags.error(
                         file,
                         at.loc,
@@ -376,7 +378,7 @@ impl<'a> Checker<'_, 'a> {
         match e {
             Expr::Literal(v) => literal_type(v),
             Expr::Template(_) => OutType::non_null(Kind::Leaf(Leaf::String)),
-            Expr::Item => self.schema_out(item, 0, &mut Vec::new()).or_null(),
+            Expr::Item => Self::schema_out(item, 0, &mut Vec::new()).or_null(),
             Expr::Path(p) => self.path_out(p, item),
             Expr::Func(f, args) => {
                 let arg = |i: usize| {
@@ -463,7 +465,7 @@ impl<'a> Checker<'_, 'a> {
         let file: std::sync::Arc<str> = "".into();
         if !p.singular {
             let inner = match self.path_type(p, item, &mut scratch, &file) {
-                Ty::ArrayOf(inner) => self.schema_out(&inner, 0, &mut Vec::new()),
+                Ty::ArrayOf(inner) => Self::schema_out(&inner, 0, &mut Vec::new()),
                 _ => OutType::leaf(Leaf::Json),
             };
             return OutType::non_null(Kind::List(Box::new(inner.or_null())));
@@ -474,7 +476,7 @@ impl<'a> Checker<'_, 'a> {
             return out;
         }
         let ty = self.path_type(p, item, &mut scratch, &file);
-        let mut out = self.schema_out(&ty, 0, &mut Vec::new());
+        let mut out = Self::schema_out(&ty, 0, &mut Vec::new());
         out.nullable = !self.never_null(p);
         out
     }
@@ -537,18 +539,18 @@ impl<'a> Checker<'_, 'a> {
     }
 
     /// A data-document type as an output type (nullable unless a list item says otherwise).
-    fn schema_out(&self, ty: &Ty<'a>, depth: usize, seen: &mut Vec<*const Value>) -> OutType {
+    fn schema_out(ty: &Ty<'a>, depth: usize, seen: &mut Vec<*const Value>) -> OutType {
         match ty {
             Ty::Any => OutType::leaf(Leaf::Json),
             Ty::ArrayOf(inner) => {
-                OutType::nullable(Kind::List(Box::new(self.schema_out(inner, depth + 1, seen).or_null())))
+                OutType::nullable(Kind::List(Box::new(Self::schema_out(inner, depth + 1, seen).or_null())))
             }
             Ty::With(base, field, fty) => {
-                let mut out = self.schema_out(base, depth, seen);
+                let mut out = Self::schema_out(base, depth, seen);
                 if let Kind::Object(fields) = &mut out.kind {
                     let attached = OutField {
                         name: field.clone(),
-                        ty: self.schema_out(fty, depth + 1, seen).or_null(),
+                        ty: Self::schema_out(fty, depth + 1, seen).or_null(),
                         loc: Loc::default(),
                         needs: Vec::new(),
                     };
@@ -560,19 +562,8 @@ impl<'a> Checker<'_, 'a> {
                 out
             }
             Ty::Schema(doc, s) => schema_type(doc, s, depth, seen),
-            Ty::Relaxed(inner) => relax(self.schema_out(inner, depth, seen)),
+            Ty::Relaxed(inner) => relax(Self::schema_out(inner, depth, seen)),
         }
-    }
-
-    /// [`Self::schema_out`] of a call's answer, before the checker exists.
-    fn schema_out_of(ty: &Ty<'a>) -> OutType {
-        let checker = Checker {
-            calls: &[],
-            call_types: &[],
-            labels: &[],
-            params: &[],
-        };
-        checker.schema_out(ty, 0, &mut Vec::new())
     }
 }
 
@@ -953,12 +944,12 @@ fn segment_matches(call: &str, op: &str) -> bool {
         match pieces.split_first() {
             None => text.is_empty(),
             Some((Piece::Text(t), rest)) => text.strip_prefix(t).is_some_and(|after| fits(rest, after)),
+            // At least one character: every split point after the first.
             Some((Piece::Hole, rest)) => text
                 .char_indices()
                 .skip(1)
                 .map(|(i, _)| i)
-                .chain(std::iter::once(text.len()))
-                .filter(|i| *i > 0)
+                .chain((!text.is_empty()).then_some(text.len()))
                 .any(|i| fits(rest, &text[i..])),
         }
     }
