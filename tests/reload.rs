@@ -44,3 +44,36 @@ async fn a_swapped_plan_asks_the_new_backend_and_keeps_the_buckets() {
     );
     assert_eq!(get(&gw.url("/app/e"), None).await.0, 429);
 }
+
+#[tokio::test]
+async fn a_swapped_plan_forwards_the_claims_it_names_for_a_token_seen_before() {
+    let backend = Backend::fixed(json!({"ok": true})).await;
+    let facade = |forward: &str| {
+        let yaml = format!(
+            "services:\n  data:\n    url: {}\nauth:\n  jwt:\n    algorithms: [HS256]\n    secret: test-secret\n  forward_claims:\n{forward}routes:\n  - prefix: /api\n    service: data\n",
+            backend.url()
+        );
+        Project::new(&yaml, &[]).plan(&[])
+    };
+    let gw = Gateway::start(facade("    x-user-id: sub\n")).await;
+    let t = token("ada", json!({"role": ["admin", "ops"], "team": "core"}));
+    for _ in 0..2 {
+        assert_eq!(get(&gw.url("/api/x"), Some(&t)).await.0, 200);
+    }
+    gw.state.swap(facade("    x-user-id: team\n    x-user-role: role\n"));
+    assert_eq!(get(&gw.url("/api/x"), Some(&t)).await.0, 200);
+    let seen = backend.seen();
+    let sent: Vec<(Option<&str>, Option<&str>)> = seen
+        .iter()
+        .map(|s| (s.header("x-user-id"), s.header("x-user-role")))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (Some("ada"), None),
+            (Some("ada"), None),
+            (Some("core"), Some("admin,ops"))
+        ],
+        "the same token's headers follow the plan in force"
+    );
+}

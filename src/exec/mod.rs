@@ -16,7 +16,7 @@ use cache::ResponseCache;
 use eval::{eval, locate, slot_mut, truthy, Scope, Slot};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::stream::{FuturesUnordered, StreamExt};
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use request::{build, BuildError};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ pub struct RequestCtx {
     /// `$.auth`: the verified claims, `None` when anonymous.
     pub claims: Option<Arc<Value>>,
     /// The `forward_claims` headers for backends.
-    pub forwarded: Vec<(HeaderName, HeaderValue)>,
+    pub forwarded: crate::jwt::ForwardedClaims,
     /// Sent to every backend as `X-Request-Id`.
     pub request_id: HeaderValue,
     /// The client's `traceparent`, forwarded as is.
@@ -61,7 +61,7 @@ impl RequestCtx {
     pub fn new(
         args: Value,
         claims: Option<Arc<Value>>,
-        forwarded: Vec<(HeaderName, HeaderValue)>,
+        forwarded: crate::jwt::ForwardedClaims,
         request_id: HeaderValue,
         traceparent: Option<HeaderValue>,
     ) -> RequestCtx {
@@ -69,7 +69,7 @@ impl RequestCtx {
         if let Some(sub) = claims.as_ref().and_then(|c| c.get("sub")) {
             identity.push_str(&eval::render(sub));
         }
-        for (name, value) in &forwarded {
+        for (name, value) in forwarded.iter() {
             identity.push('\n');
             identity.push_str(name.as_str());
             identity.push(':');

@@ -108,7 +108,7 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
         headers.insert(name.clone(), value);
     }
     let identity = &ctx.identity;
-    for (name, value) in &ctx.forwarded {
+    for (name, value) in ctx.forwarded.iter() {
         if !headers.contains_key(name) {
             headers.insert(name.clone(), value.clone());
         }

@@ -2,7 +2,7 @@
 //! `forward_claims` headers derived from the token.
 
 use crate::config::model::AuthMode;
-use crate::jwt::{claim_at, TokenError};
+use crate::jwt::{claim_at, ForwardedClaims, TokenError};
 use crate::plan::AuthPlan;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -12,8 +12,8 @@ use serde_json::Value;
 pub struct Authenticated {
     /// Verified claims; `None` when anonymous.
     pub claims: Option<std::sync::Arc<Value>>,
-    /// Headers for backends, from `forward_claims`.
-    pub forwarded: Vec<(HeaderName, HeaderValue)>,
+    /// Headers for backends, from `forward_claims` (shared by every request with the token).
+    pub forwarded: ForwardedClaims,
 }
 
 /// Why a request was refused.
@@ -69,16 +69,30 @@ pub async fn authenticate(
             return Ok(Authenticated::default());
         }
     };
-    let claims = auth.verifier.verify_fresh(token).await.map_err(AuthError::Invalid)?;
+    let verified = auth.verifier.verify_fresh(token).await.map_err(AuthError::Invalid)?;
+    let claims = verified.claims;
     if !roles.is_empty() {
         let held = auth.verifier.roles(&claims);
         if !roles.iter().any(|r| held.contains(&r.as_str())) {
             return Err(AuthError::Forbidden);
         }
     }
-    let mut forwarded = Vec::with_capacity(auth.forward_claims.len());
-    for (name, path) in &auth.forward_claims {
-        let text = match claim_at(&claims, path) {
+    let forwarded = verified
+        .forwarded
+        .get_or_init(|| forwarded_claims(&claims, &auth.forward_claims))
+        .clone();
+    Ok(Authenticated {
+        claims: Some(claims),
+        forwarded,
+    })
+}
+
+/// The `forward_claims` headers of a token's claims: a claim that is an array joined with `,`, a
+/// missing or null one omitted (SPEC §6).
+fn forwarded_claims(claims: &Value, forward_claims: &[(HeaderName, Vec<String>)]) -> ForwardedClaims {
+    let mut forwarded = Vec::with_capacity(forward_claims.len());
+    for (name, path) in forward_claims {
+        let text = match claim_at(claims, path) {
             None | Some(Value::Null) => continue,
             Some(Value::String(s)) => s.clone(),
             Some(Value::Array(items)) => items
@@ -95,8 +109,5 @@ pub async fn authenticate(
             forwarded.push((name.clone(), v));
         }
     }
-    Ok(Authenticated {
-        claims: Some(claims),
-        forwarded,
-    })
+    forwarded.into()
 }
