@@ -865,6 +865,17 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
         .unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     assert!(id != "has space" && id.len() == 36, "{id}");
+    let parsed = uuid::Uuid::parse_str(&id).unwrap();
+    assert_eq!(
+        (parsed.get_version_num(), parsed.hyphenated().to_string()),
+        (4, id.clone())
+    );
+    let (_, again, _) = get(&gw.url("/healthz"), None).await;
+    assert_ne!(
+        again["x-request-id"].to_str().unwrap(),
+        id,
+        "every request gets its own id"
+    );
 }
 
 /// Only the parts of an answer that expressions read are parsed; these forms must still see

@@ -55,8 +55,8 @@ pub async fn forward(
     // Facade's own server answers `Expect: 100-continue` when the body is first read; the backend
     // is sent the body without waiting for a second interim answer.
     parts.headers.remove(http::header::EXPECT);
-    for (name, value) in authenticated.forwarded {
-        parts.headers.insert(name, value);
+    for (name, value) in authenticated.forwarded.iter() {
+        parts.headers.insert(name.clone(), value.clone());
     }
     if let Some(peer) = peer {
         let mut value = String::with_capacity(48);
@@ -153,30 +153,66 @@ fn is_hop_by_hop(name: &str) -> bool {
     listed || name.starts_with("proxy-")
 }
 
+/// The hop-by-hop names other than `Proxy-*`, each with its bit in `strip_hop_by_hop`'s mask.
+const HOP_BY_HOP_NAMES: [HeaderName; 6] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+];
+
 /// Drops hop-by-hop headers, every `Proxy-*` header and every header that `Connection` names.
-/// Most messages have none: one pass over the names finds that, without hashing a name per
-/// removal (which was a twentieth of a passthrough request's work). A header that `Connection`
-/// names can only be present with `Connection` itself, which the pass finds.
+/// Most requests have none: one pass over the names finds that, without hashing a name per
+/// removal (which was a twentieth of a passthrough request's work). Most backend answers have
+/// `Connection: keep-alive` alone: nothing is allocated for it, and only the names present are
+/// removed. A header that `Connection` names can only be present with `Connection` itself, which
+/// the pass finds.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
+    let mut present = 0u8;
+    let mut proxy = false;
+    for name in headers.keys() {
+        let name = name.as_str();
+        if !is_hop_by_hop(name) {
+            continue;
+        }
+        match HOP_BY_HOP_NAMES.iter().position(|h| h.as_str() == name) {
+            Some(i) => present |= 1 << i,
+            None => proxy = true,
+        }
+    }
+    if present == 0 && !proxy {
         return;
     }
-    // Backends often send `Connection: keep-alive`: the names it lists are compared as text
-    // (no `HeaderName` built for each), and only the names present are removed.
-    let listed: Vec<&str> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_hop_by_hop(k.as_str()) || listed.iter().any(|t| t.eq_ignore_ascii_case(k.as_str())))
-        .cloned()
-        .collect();
-    for name in doomed {
+    // Names `Connection` lists that are not hop-by-hop by themselves (rare: backends list
+    // `keep-alive` or `close`), present in the message.
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(http::header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || HOP_BY_HOP_NAMES.iter().any(|h| token.eq_ignore_ascii_case(h.as_str()))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                if headers.contains_key(&name) {
+                    listed.push(name);
+                }
+            }
+        }
+    }
+    if proxy {
+        listed.extend(headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned());
+    }
+    for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in listed {
         headers.remove(name);
     }
 }
@@ -214,6 +250,32 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["x-stays"]);
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_goes_at_once_and_end_to_end_ones_stay() {
+        let mut headers = HeaderMap::new();
+        for name in HOP_BY_HOP {
+            headers.insert(HeaderName::from_static(name), "v".parse().unwrap());
+        }
+        headers.insert("connection", "Close, Keep-Alive, X-Gone, TE".parse().unwrap());
+        headers.insert("proxy-authorization", "v".parse().unwrap());
+        headers.insert("x-gone", "v".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.insert("x-connection", "v".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-connection"]);
+
+        // What backends send most: `Connection: keep-alive`, with or without `Keep-Alive`.
+        let mut headers = HeaderMap::new();
+        headers.insert("content-length", "2".parse().unwrap());
+        headers.insert("connection", "keep-alive".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-length"]);
     }
 
     #[test]

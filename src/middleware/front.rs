@@ -43,7 +43,11 @@ pub async fn front(state: Arc<AppState>, mut req: Request) -> Response {
         .filter(|v| sane(v))
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
+            // Encoded on the stack: `to_string` went through the formatting machinery and a
+            // `String` that the header value then copied.
+            let mut text = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
         });
     req.extensions_mut().insert(RequestId(id.clone()));
     let plan = state.plan();
