@@ -28,6 +28,7 @@ pub mod demo;
 pub mod exec;
 pub mod graphql;
 pub mod http;
+pub mod idle;
 pub mod iptext;
 pub mod jwks;
 pub mod jwt;

@@ -30,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// The most header fields a request may have (more: hyper's own 431, and the connection closes).
 pub const MAX_REQUEST_HEADERS: usize = 100;
 
+/// How long a request body may pause between two reads: nginx's `client_body_timeout`.
+pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
+
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
@@ -38,6 +41,8 @@ pub const DRAIN: Duration = Duration::from_secs(30);
 pub struct ServeOptions {
     /// A client must send its whole request head within this time.
     pub header_read_timeout: Duration,
+    /// A request body may pause at most this long between two reads (`crate::idle`).
+    pub body_idle_timeout: Duration,
     /// `limits.request_headers`: the parser's hard caps are set from it.
     pub request_headers: u64,
     /// Threads serving connections, the calling one included. With more than one, the others
@@ -52,6 +57,7 @@ impl ServeOptions {
     pub fn for_state(state: &AppState) -> ServeOptions {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: CLIENT_BODY_IDLE,
             request_headers: state.plan().limits.request_headers,
             workers: 1,
         }
@@ -96,6 +102,7 @@ pub async fn serve_with(
     let conns = Arc::new(Connections {
         builder: builder(&options),
         state,
+        body_idle: options.body_idle_timeout,
     });
     let workers = Workers::start(options.workers.saturating_sub(1))?;
     let graceful = GracefulShutdown::new();
@@ -169,21 +176,22 @@ fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
 struct Connections {
     builder: auto::Builder<TokioExecutor>,
     state: Arc<AppState>,
+    body_idle: Duration,
 }
 
 impl Connections {
     /// Serves one connection in a task of the current runtime.
     fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
         let state = self.state.clone();
+        let body_idle = self.body_idle;
         let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             let state = state.clone();
+            let req = req.map(|body| client_body(body, body_idle));
             // Boxed: hyper moves the request's future into its connection state, and the whole
             // pipeline's future is several KiB (moving it was a tenth of a passthrough request's
             // instructions); a box moves as one pointer.
-            Box::pin(async move {
-                Ok::<_, std::convert::Infallible>(crate::http::handle(state, req.map(axum::body::Body::new)).await)
-            })
+            Box::pin(async move { Ok::<_, std::convert::Infallible>(crate::http::handle(state, req).await) })
         });
         let conn = self
             .builder
@@ -261,4 +269,16 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+/// A request's body for the pipeline: one that has bytes to come may not pause longer than
+/// `idle` (a client that declared a body and stopped sending it would hold its connection for
+/// ever); an empty one needs no watch.
+fn client_body(body: hyper::body::Incoming, idle: Duration) -> axum::body::Body {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        axum::body::Body::new(body)
+    } else {
+        axum::body::Body::new(crate::idle::IdleTimeout::new(body, idle, crate::idle::Sender::Client))
+    }
 }

@@ -207,3 +207,76 @@ async fn hostile_input_is_refused_without_a_crash_or_a_hang() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// Writes `parts` with `gap` between them, then reads the answer until the server closes or
+/// `within` passes.
+async fn trickle(addr: std::net::SocketAddr, parts: &[&str], gap: Duration, within: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        stream.write_all(part.as_bytes()).await.unwrap();
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(within, stream.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_coming_is_a_408_and_a_slow_one_is_served() {
+    let backend = Backend::fixed(json!({"value": 1})).await;
+    let facade = format!(
+        "services:\n  things:\n    url: {}\n    circuit_breaker: {{ failures: 1, within: 60s, open_for: 60s }}\nroutes:\n  - {{ prefix: /api, service: things }}\n",
+        backend.url()
+    );
+    let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
+    let idle = Duration::from_millis(400);
+    let (addr, _stop, _) = serve_plan(plan, |o| o.body_idle_timeout = idle).await;
+    let head = |path: &str, length: usize| {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
+    };
+
+    // A composed endpoint's body: 16 bytes declared, 8 sent, then nothing.
+    let started = Instant::now();
+    let answer = trickle(
+        addr,
+        &[&head("/app/write", 16), "{\"name\":"],
+        idle,
+        Duration::from_secs(5),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert_eq!(body_of(&answer)["error"], "request_timeout");
+    assert!(took >= idle && took < Duration::from_secs(3), "answered after {took:?}");
+
+    // A body that keeps coming, each pause shorter than the limit, however long in all.
+    let body = "{\"name\": \"ada\"}";
+    let slow = [
+        &head("/app/write", body.len())[..],
+        &body[..5],
+        &body[5..10],
+        &body[10..],
+    ];
+    let answer = trickle(addr, &slow, Duration::from_millis(250), Duration::from_secs(5)).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+
+    // A passthrough upload that stops: 408 too, and the backend is not blamed for it (its
+    // breaker opens after one failure, yet the next request goes through).
+    let answer = trickle(
+        addr,
+        &[&head("/api/up", 1000), "0123456789"],
+        idle,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert_eq!(body_of(&answer)["error"], "request_timeout");
+    let resp = client().get(format!("http://{addr}/api/ok")).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the breaker counted the client's stall against the backend"
+    );
+}

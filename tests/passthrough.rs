@@ -587,3 +587,44 @@ async fn an_answer_broken_off_before_its_body_is_a_json_502_not_a_cut_connection
     );
     assert!(headers.iter().any(|(k, _)| k == "x-request-id"));
 }
+
+#[tokio::test]
+async fn an_answer_whose_backend_stops_in_the_middle_is_cut_off_after_the_service_timeout() {
+    use tokio::io::AsyncReadExt;
+    // 100 bytes declared, 5 sent, then the backend holds its connection open and sends nothing.
+    let (addr, _never) = two_part_backend("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":", "never sent").await;
+    let gw = orders_gateway(addr, "    timeout: 500ms\n").await;
+    let mut client = get_on_new_connection(&gw, "/api/orders/1").await;
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got)).await;
+    let took = started.elapsed();
+    assert!(read.is_ok(), "the client still waited after 5 s");
+    assert!(took < Duration::from_secs(3), "cut off after {took:?}");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200") && text.ends_with("{\"a\":"), "{text}");
+
+    // A streamed answer (an event stream) may pause longer than the service timeout: events can
+    // be minutes apart.
+    let (addr, release) = two_part_backend(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n8\r\ndata: 1\n\r\n",
+        "8\r\ndata: 2\n\r\n0\r\n\r\n",
+    )
+    .await;
+    let gw = orders_gateway(addr, "    timeout: 500ms\n").await;
+    let mut client = get_on_new_connection(&gw, "/api/orders/2").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    release.notify_one();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the stream was cut: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("data: 1") && text.contains("data: 2"), "{text}");
+}

@@ -65,6 +65,32 @@ impl HttpError {
         )
     }
 
+    /// 413 `payload_too_large`: a request body above `limits.request_body`.
+    pub fn payload_too_large(limit: u64) -> HttpError {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// A request body that could not be read whole, by why: above `limit` (413), paused too long
+    /// by its client (408 `request_timeout`), or broken off (400).
+    pub fn body_unread(e: &axum::Error, limit: u64) -> HttpError {
+        use std::error::Error as _;
+        if let Some(idle) = crate::idle::idle_cause(e) {
+            return HttpError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", idle.to_string());
+        }
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return HttpError::payload_too_large(limit);
+            }
+            cause = c.source();
+        }
+        HttpError::bad_request("the request body broke off before its end")
+    }
+
     /// Adds a body field.
     pub fn with(mut self, key: &str, value: Value) -> HttpError {
         self.0.extra.insert(key.to_string(), value);
@@ -182,7 +208,8 @@ impl From<ExecError> for HttpError {
 
 impl From<ForwardError> for HttpError {
     /// SPEC §8: connect error 502, no response headers in time 504, open circuit 503; an answer
-    /// that broke off after its head but before any body byte was sent on: 502.
+    /// that broke off after its head but before any body byte was sent on: 502; a client whose
+    /// upload paused too long: 408.
     fn from(e: ForwardError) -> HttpError {
         match e {
             ForwardError::Connect(_) => HttpError::new(
@@ -205,6 +232,9 @@ impl From<ForwardError> for HttpError {
                 "circuit_open",
                 "the service's circuit is open after repeated failures; try again later",
             ),
+            ForwardError::ClientBody(idle) => {
+                HttpError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", idle.to_string())
+            }
         }
     }
 }

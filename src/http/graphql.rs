@@ -394,11 +394,11 @@ async fn params_from_body(req: Request, limit: u64) -> Result<Params, HttpError>
         ));
     }
     if crate::upstream::declared_length(req.headers()).is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
+        return Err(HttpError::payload_too_large(limit));
     }
     let bytes = axum::body::to_bytes(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
         .await
-        .map_err(|_| too_large(limit))?;
+        .map_err(|e| HttpError::body_unread(&e, limit))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(obj)) => params_from_object(obj),
         Ok(Value::Array(_)) => Err(bad(
@@ -408,14 +408,6 @@ async fn params_from_body(req: Request, limit: u64) -> Result<Params, HttpError>
         Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => Err(bad("the request body is empty")),
         Err(e) => Err(bad(format!("the request body is not valid JSON: {e}"))),
     }
-}
-
-fn too_large(limit: u64) -> HttpError {
-    HttpError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the request body is larger than {limit} bytes"),
-    )
 }
 
 fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> {

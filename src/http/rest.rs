@@ -32,7 +32,7 @@ pub async fn handle(
     let limit = plan.limits.request_body;
     // A declared length above the limit is refused before a byte of the body is read.
     if crate::upstream::declared_length(req.headers()).is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
+        return Err(HttpError::payload_too_large(limit));
     }
     let traceparent = req.headers().get("traceparent").cloned();
     let args = read_args(endpoint, found.params, req, limit).await?;
@@ -56,14 +56,6 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn too_large(limit: u64) -> HttpError {
-    HttpError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the request body is larger than {limit} bytes"),
-    )
-}
-
 /// Reads path, query, header and body parameters and converts them to their declared types.
 async fn read_args(
     endpoint: &Endpoint,
@@ -84,7 +76,7 @@ async fn read_args(
         // Counted while reading, so a chunked body is held to the limit too.
         let bytes = axum::body::to_bytes(body, body_limit as usize)
             .await
-            .map_err(|_| too_large(body_limit))?;
+            .map_err(|e| HttpError::body_unread(&e, body_limit))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             Some(Map::new())
         } else {

@@ -15,6 +15,7 @@ pub mod pool;
 
 use crate::clock::Clock;
 use crate::config::model::{CircuitBreakerConfig, Method};
+use crate::idle::{BodyIdle, IdleTimeout, Sender};
 use axum::body::Body;
 use breaker::Breakers;
 use bytes::Bytes;
@@ -83,6 +84,10 @@ pub enum ForwardError {
     /// The answer's head came, but its body broke off before its first bytes.
     #[error("the backend's answer broke off before its body")]
     BrokenAnswer,
+    /// The client's request body paused too long while it was being sent: the backend is not
+    /// at fault (its circuit breaker does not count it).
+    #[error("{0}")]
+    ClientBody(BodyIdle),
 }
 
 /// Where a passthrough request goes and how.
@@ -343,12 +348,22 @@ impl Upstream {
             };
             let mut req = http::Request::from_parts(head, body.take().unwrap_or_else(Body::empty));
             *req.extensions_mut() = http::Extensions::new();
-            let sent = tokio::time::timeout(target.timeout, self.exchange_streaming(target.origin, req)).await;
+            let sent = tokio::time::timeout(
+                target.timeout,
+                self.exchange_streaming(target.origin, req, target.timeout),
+            )
+            .await;
             let result = match sent {
                 Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(ForwardError::Timeout(target.timeout)),
             };
+            if let Err(e @ ForwardError::ClientBody(_)) = &result {
+                // The client's fault: neither an outcome of the backend nor a breaker failure
+                // (an unrecorded permit lets another trial through).
+                tracing::info!(service = %target.service, error = %e, "passthrough request abandoned");
+                return result;
+            }
             let outcome = match &result {
                 Ok(resp) if resp.status().is_server_error() => "5xx",
                 Ok(resp) if resp.status().is_client_error() => "4xx",
@@ -387,18 +402,28 @@ impl Upstream {
         }
     }
 
+    /// One exchange. The answer's body may pause only so long between two reads (as nginx's
+    /// `proxy_read_timeout` does), so a backend that stops in the middle of an answer cannot hold
+    /// the client's connection for ever: an answer of declared length (a document, a file) for
+    /// the service `timeout`, a streamed one (chunked: an event stream, whose events may be
+    /// minutes apart) for `STREAM_IDLE`, or the `timeout` when that is longer.
     async fn exchange_streaming(
         &self,
         origin: &str,
         req: http::Request<Body>,
+        timeout: Duration,
     ) -> Result<http::Response<Body>, ForwardError> {
+        let idle = |headers: &HeaderMap| match declared_length(headers) {
+            Some(_) => timeout,
+            None => timeout.max(STREAM_IDLE),
+        };
         if origin.starts_with("http://") {
-            let resp = self
-                .plain
-                .send(origin, req)
-                .await
-                .map_err(|e| ForwardError::Connect(e.to_string()))?;
-            return Ok(resp.map(Body::new));
+            let resp = self.plain.send(origin, req).await.map_err(|e| match e {
+                pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
+                e => ForwardError::Connect(e.to_string()),
+            })?;
+            let idle = idle(resp.headers());
+            return Ok(resp.map(|b| watched(b, idle)));
         }
         let (parts, body) = req.into_parts();
         let url =
@@ -411,9 +436,27 @@ impl Upstream {
                 .body(reqwest::Body::wrap_stream(body.into_data_stream()))
                 .send(),
         );
-        let resp = sent.await.map_err(|e| ForwardError::Connect(error_chain(&e)))?;
-        Ok(http::Response::from(resp).map(Body::new))
+        let resp = sent.await.map_err(|e| match crate::idle::idle_cause(&e) {
+            Some(idle) => ForwardError::ClientBody(idle.clone()),
+            None => ForwardError::Connect(error_chain(&e)),
+        })?;
+        let resp = http::Response::from(resp);
+        let idle = idle(resp.headers());
+        Ok(resp.map(|b| watched(b, idle)))
     }
+}
+
+/// How long a streamed passthrough answer (no declared length) may pause between two reads:
+/// Envoy's default stream idle timeout.
+pub const STREAM_IDLE: Duration = Duration::from_secs(300);
+
+/// A backend's answer body that may pause at most `idle` between two reads.
+fn watched<B>(body: B, idle: Duration) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Body::new(IdleTimeout::new(body, idle, Sender::Backend))
 }
 
 /// Splits an absolute URL into its origin (`scheme://authority`) and what follows it, without

@@ -46,6 +46,9 @@ pub enum PoolError {
     /// The connection failed before a complete response head arrived.
     #[error("request failed: {0}")]
     Request(String),
+    /// The request's body (a client's upload) paused too long while it was being sent.
+    #[error("{0}")]
+    ClientBody(crate::idle::BodyIdle),
 }
 
 /// Shares of an origin's idle connections; worker threads beyond this many share a share.
@@ -137,7 +140,13 @@ impl Pools {
                 Err(mut e) => match e.take_message() {
                     // Never written: the backend had closed the idle connection. Another one.
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(PoolError::Request(super::error_chain(&e.into_error()))),
+                    _ => {
+                        let e = e.into_error();
+                        return Err(match crate::idle::idle_cause(&e) {
+                            Some(idle) => PoolError::ClientBody(idle.clone()),
+                            None => PoolError::Request(super::error_chain(&e)),
+                        });
+                    }
                 },
             }
         }

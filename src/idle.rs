@@ -1,0 +1,185 @@
+//! Bodies that may not pause for ever. A body is a stream of frames; a sender that stops in the
+//! middle of one (a client that declared 1 MB and sent ten bytes, a backend that sent half an
+//! answer) would otherwise hold a connection, its task and its buffers for as long as the other
+//! side keeps its socket open. As nginx does with `client_body_timeout` and `proxy_read_timeout`,
+//! a body fails when no frame arrives for a set time after the last one.
+//!
+//! The timer is made only when a poll finds no frame, so a body that arrives in the same reads
+//! as its head (almost every one) costs no timer at all.
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Who was sending the body that paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The client, sending a request body.
+    Client,
+    /// A backend, sending a passthrough answer.
+    Backend,
+}
+
+/// A body whose sender sent nothing for too long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} sent no body bytes for {} s", match .sender { Sender::Client => "the client", Sender::Backend => "the backend" }, .after.as_secs_f64())]
+pub struct BodyIdle {
+    /// Who paused.
+    pub sender: Sender,
+    /// For how long.
+    pub after: Duration,
+}
+
+pin_project! {
+    /// `inner`, failing with `BodyIdle` when no frame comes for `idle` after the last one.
+    pub struct IdleTimeout<B> {
+        #[pin]
+        inner: B,
+        idle: Duration,
+        sender: Sender,
+        timer: Option<Pin<Box<Sleep>>>,
+        // The timer runs for the current pause.
+        armed: bool,
+    }
+}
+
+impl<B> IdleTimeout<B> {
+    /// Wraps `inner`, sent by `sender`.
+    pub fn new(inner: B, idle: Duration, sender: Sender) -> IdleTimeout<B> {
+        IdleTimeout {
+            inner,
+            idle,
+            sender,
+            timer: None,
+            armed: false,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            *this.armed = false;
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        // A pause starts: from now, at most `idle`.
+        if !*this.armed {
+            let deadline = Instant::now() + *this.idle;
+            match this.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            *this.armed = true;
+        }
+        let expired = this.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if expired {
+            let idle = BodyIdle {
+                sender: *this.sender,
+                after: *this.idle,
+            };
+            // A backend's answer is cut off after its head went out: nothing else reports it.
+            if idle.sender == Sender::Backend {
+                tracing::warn!("{idle} in the middle of a passthrough answer: the answer is cut off");
+            }
+            return Poll::Ready(Some(Err(Box::new(idle))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The pause behind an error of reading a body, if that is what it was: the error itself or any
+/// error in its chain of sources.
+pub fn idle_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyIdle> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(idle) = e.downcast_ref::<BodyIdle>() {
+            return Some(idle);
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+
+    type Frames = futures::channel::mpsc::UnboundedSender<Result<Frame<Bytes>, std::io::Error>>;
+
+    fn channel_body(idle: Duration) -> (Frames, IdleTimeout<impl Body<Data = Bytes, Error = std::io::Error>>) {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        (tx, IdleTimeout::new(StreamBody::new(rx), idle, Sender::Client))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_coming_never_times_out_however_long_it_takes() {
+        let (tx, mut body) = channel_body(Duration::from_secs(10));
+        let sending = tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_secs(9)).await;
+                tx.unbounded_send(Ok(Frame::data(Bytes::from_static(b"x")))).unwrap();
+            }
+        });
+        let mut got = 0;
+        while let Some(frame) = body.frame().await {
+            got += frame.unwrap().into_data().unwrap().len();
+        }
+        assert_eq!(got, 5, "45 s in all, never 10 s without a frame");
+        sending.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_limit_fails_the_body_with_its_cause() {
+        let (tx, mut body) = channel_body(Duration::from_secs(10));
+        tx.unbounded_send(Ok(Frame::data(Bytes::from_static(b"half")))).unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        let started = Instant::now();
+        let e = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        let idle = idle_cause(e.as_ref()).unwrap();
+        assert_eq!(
+            (idle.sender, idle.to_string()),
+            (Sender::Client, "the client sent no body bytes for 10 s".to_string())
+        );
+        drop(tx);
+    }
+
+    #[test]
+    fn the_cause_is_found_down_a_chain_of_sources() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] BodyIdle);
+        let idle = BodyIdle {
+            sender: Sender::Backend,
+            after: Duration::from_millis(1500),
+        };
+        let outer = Outer(idle.clone());
+        assert_eq!(idle_cause(&outer), Some(&idle));
+        assert_eq!(idle.to_string(), "the backend sent no body bytes for 1.5 s");
+        assert_eq!(idle_cause(&std::io::Error::other("x")), None);
+    }
+}
