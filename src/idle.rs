@@ -109,6 +109,99 @@ where
     }
 }
 
+pin_project! {
+    /// A client connection whose writes may wait at most `idle` for the client to read (nginx's
+    /// `send_timeout`): a client that stops reading a large answer (a passthrough download)
+    /// would otherwise hold its connection, and the backend connection feeding it, for ever.
+    /// Reads pass through; the timer is made only when a write has to wait.
+    pub struct SendTimeout<T> {
+        #[pin]
+        io: T,
+        idle: Duration,
+        timer: Option<Pin<Box<Sleep>>>,
+        armed: bool,
+    }
+}
+
+impl<T> SendTimeout<T> {
+    /// Wraps a client connection.
+    pub fn new(io: T, idle: Duration) -> SendTimeout<T> {
+        SendTimeout {
+            io,
+            idle,
+            timer: None,
+            armed: false,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for SendTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> SendTimeout<T> {
+    /// A write's outcome: anything but waiting ends the wait; a wait runs the timer.
+    fn watch<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        let this = self.project();
+        if let Poll::Ready(done) = write(this.io, cx) {
+            *this.armed = false;
+            return Poll::Ready(done);
+        }
+        if !*this.armed {
+            let deadline = Instant::now() + *this.idle;
+            match this.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            *this.armed = true;
+        }
+        let expired = this.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if expired {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {} s", this.idle.as_secs_f64()),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for SendTimeout<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.watch(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.watch(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.watch(cx, |io, cx| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}
+
 /// The pause behind an error of reading a body, if that is what it was: the error itself or any
 /// error in its chain of sources.
 pub fn idle_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyIdle> {

@@ -33,6 +33,9 @@ pub const MAX_REQUEST_HEADERS: usize = 100;
 /// How long a request body may pause between two reads: nginx's `client_body_timeout`.
 pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
 
+/// How long a write to a client may wait for the client to read: nginx's `send_timeout`.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
@@ -43,6 +46,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// A request body may pause at most this long between two reads (`crate::idle`).
     pub body_idle_timeout: Duration,
+    /// A write to a client may wait at most this long for the client to read.
+    pub send_timeout: Duration,
     /// `limits.request_headers`: the parser's hard caps are set from it.
     pub request_headers: u64,
     /// Threads serving connections, the calling one included. With more than one, the others
@@ -58,6 +63,7 @@ impl ServeOptions {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: CLIENT_BODY_IDLE,
+            send_timeout: SEND_TIMEOUT,
             request_headers: state.plan().limits.request_headers,
             workers: 1,
         }
@@ -103,6 +109,7 @@ pub async fn serve_with(
         builder: builder(&options),
         state,
         body_idle: options.body_idle_timeout,
+        send_timeout: options.send_timeout,
     });
     let workers = Workers::start(options.workers.saturating_sub(1))?;
     let graceful = GracefulShutdown::new();
@@ -177,6 +184,7 @@ struct Connections {
     builder: auto::Builder<TokioExecutor>,
     state: Arc<AppState>,
     body_idle: Duration,
+    send_timeout: Duration,
 }
 
 impl Connections {
@@ -195,7 +203,10 @@ impl Connections {
         });
         let conn = self
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
+                service,
+            )
             .into_owned();
         let watched = watcher.watch(conn);
         tokio::spawn(async move {

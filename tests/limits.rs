@@ -252,7 +252,13 @@ async fn a_request_body_that_stops_coming_is_a_408_and_a_slow_one_is_served() {
     assert!(took >= idle && took < Duration::from_secs(3), "answered after {took:?}");
 
     // A GraphQL operation's body likewise.
-    let answer = trickle(addr, &[&head("/graphql", 40), "{\"query\":"], idle, Duration::from_secs(5)).await;
+    let answer = trickle(
+        addr,
+        &[&head("/graphql", 40), "{\"query\":"],
+        idle,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(status_of(&answer), 408, "{answer}");
     assert_eq!(body_of(&answer)["error"], "request_timeout");
 

@@ -628,3 +628,47 @@ async fn an_answer_whose_backend_stops_in_the_middle_is_cut_off_after_the_servic
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("data: 1") && text.contains("data: 2"), "{text}");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend streaming an endless answer; it reports when its connection is closed on it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        while stream.write_all(&out).await.is_ok() {
+            out = chunk.clone().into_bytes();
+        }
+        let _ = closed_tx.send(());
+    });
+    let facade = routes_facade(
+        &[("orders", format!("http://{addr}"), "")],
+        "  - { prefix: /api/orders, service: orders, auth: none }\n",
+    );
+    let plan = Project::new(&facade, &[]).plan(&[]);
+    let (gw, _stop, _) = serve_plan(plan, |o| o.send_timeout = Duration::from_millis(500)).await;
+    // The client asks, then reads nothing: the buffers on the way fill up, and Facade's writes
+    // to it wait.
+    let mut client = tokio::net::TcpStream::connect(gw).await.unwrap();
+    client
+        .write_all(b"GET /api/orders/big HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), closed_rx)
+        .await
+        .expect("the backend was still held 10 s after its client stopped reading")
+        .unwrap();
+    drop(client);
+}
