@@ -110,6 +110,7 @@ pub async fn serve_with(
         state,
         body_idle: options.body_idle_timeout,
         send_timeout: options.send_timeout,
+        header_read_timeout: options.header_read_timeout,
     });
     let workers = Workers::start(options.workers.saturating_sub(1))?;
     let graceful = GracefulShutdown::new();
@@ -185,6 +186,7 @@ struct Connections {
     state: Arc<AppState>,
     body_idle: Duration,
     send_timeout: Duration,
+    header_read_timeout: Duration,
 }
 
 impl Connections {
@@ -201,16 +203,18 @@ impl Connections {
             // instructions); a box moves as one pointer.
             Box::pin(async move { Ok::<_, std::convert::Infallible>(crate::http::handle(state, req).await) })
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
-                service,
-            )
-            .into_owned();
-        let watched = watcher.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
+            if !protocol_shown(&stream, self.header_read_timeout).await {
+                return;
+            }
+            let conn = self
+                .builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
+                    service,
+                )
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!("connection closed with an error: {e}");
             }
         });
@@ -291,5 +295,37 @@ fn client_body(body: hyper::body::Incoming, idle: Duration) -> axum::body::Body 
         axum::body::Body::new(body)
     } else {
         axum::body::Body::new(crate::idle::IdleTimeout::new(body, idle, crate::idle::Sender::Client))
+    }
+}
+
+/// Waits until a new connection's first bytes show which protocol it speaks (an HTTP/2 preface,
+/// or anything else: HTTP/1), at most `within`; false when they do not come, and the connection
+/// is to be dropped.
+///
+/// Why: the builder reads those bytes to choose the protocol before HTTP/1's header read timeout
+/// starts, and with no time limit: a client that connected and sent nothing (or part of a
+/// preface) held its connection for ever, and enough of them would take every file descriptor.
+/// The bytes are peeked, not read: the builder reads them again.
+async fn protocol_shown(stream: &TcpStream, within: Duration) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + within;
+    let mut first = [0u8; PREFACE.len()];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            // Nothing in time, closed, or broken.
+            _ => return false,
+        };
+        if n == PREFACE.len() || first[..n] != PREFACE[..n] {
+            return true;
+        }
+        // Part of an HTTP/2 preface: the rest is on its way (peeking again at once would find
+        // the same bytes).
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
     }
 }

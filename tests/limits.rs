@@ -180,6 +180,23 @@ async fn stalled_clients_do_not_hold_the_server() {
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "a stalled connection was still open after 5 s");
+
+    // So are connections that send nothing at all, or only the start of an HTTP/2 preface.
+    let silent = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2").await.unwrap();
+    for (what, mut s) in [("sent nothing", silent), ("sent part of a preface", partial)] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a connection that {what} was still open after 5 s");
+    }
+    // The whole preface goes on to HTTP/2 as before.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = h2.get(format!("http://{}/app/read", gw.addr)).send().await.unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
 }
 
 #[tokio::test]
