@@ -34,9 +34,10 @@ pub fn install() {
 ///
 /// Why the fold: the exporter keeps every recorded histogram sample in a list until something
 /// drains it, and only `render` (a scrape of `/metrics`) or `run_upkeep` does. The builder's
-/// `install_recorder` starts no upkeep of its own, so a gateway nobody scraped kept about 8 bytes
-/// per request and per backend call for ever: hundreds of MiB a day at a few thousand requests a
-/// second. A plain thread does it, so it runs whatever runtime (or none) the caller has.
+/// `install_recorder` starts no upkeep of its own, so a gateway nobody scraped kept 16 bytes (the
+/// value and when it was recorded) per request and per backend call for ever: measured, 23 MiB
+/// in 20 s of `/mobile/api/home` at 12 k requests a second, about 4 GiB an hour. A plain thread
+/// does it, so it runs whatever runtime (or none) the caller has.
 pub fn install_with_upkeep(every: Duration) {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?;
