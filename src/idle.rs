@@ -36,16 +36,51 @@ pub struct BodyIdle {
     pub after: Duration,
 }
 
+/// The pause of a body or a connection that made no progress when last polled: its timer is
+/// made on the first pause and set again at the start of every later one.
+struct Pause {
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    // The timer runs for the current pause.
+    running: bool,
+}
+
+impl Pause {
+    fn new(limit: Duration) -> Pause {
+        Pause {
+            limit,
+            timer: None,
+            running: false,
+        }
+    }
+
+    /// Progress was made: the pause, if there was one, is over.
+    fn end(&mut self) {
+        self.running = false;
+    }
+
+    /// No progress: starts the pause if it is a new one, and says whether it has lasted `limit`
+    /// (else `cx` is woken when it has).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.running {
+            let deadline = Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.running = true;
+        }
+        self.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+}
+
 pin_project! {
     /// `inner`, failing with `BodyIdle` when no frame comes for `idle` after the last one.
     pub struct IdleTimeout<B> {
         #[pin]
         inner: B,
-        idle: Duration,
         sender: Sender,
-        timer: Option<Pin<Box<Sleep>>>,
-        // The timer runs for the current pause.
-        armed: bool,
+        pause: Pause,
     }
 }
 
@@ -54,10 +89,8 @@ impl<B> IdleTimeout<B> {
     pub fn new(inner: B, idle: Duration, sender: Sender) -> IdleTimeout<B> {
         IdleTimeout {
             inner,
-            idle,
             sender,
-            timer: None,
-            armed: false,
+            pause: Pause::new(idle),
         }
     }
 }
@@ -73,23 +106,13 @@ where
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
         let this = self.project();
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            *this.armed = false;
+            this.pause.end();
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        // A pause starts: from now, at most `idle`.
-        if !*this.armed {
-            let deadline = Instant::now() + *this.idle;
-            match this.timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            *this.armed = true;
-        }
-        let expired = this.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-        if expired {
+        if this.pause.expired(cx) {
             let idle = BodyIdle {
                 sender: *this.sender,
-                after: *this.idle,
+                after: this.pause.limit,
             };
             // A backend's answer is cut off after its head went out: nothing else reports it.
             if idle.sender == Sender::Backend {
@@ -117,9 +140,7 @@ pin_project! {
     pub struct SendTimeout<T> {
         #[pin]
         io: T,
-        idle: Duration,
-        timer: Option<Pin<Box<Sleep>>>,
-        armed: bool,
+        pause: Pause,
     }
 }
 
@@ -128,9 +149,7 @@ impl<T> SendTimeout<T> {
     pub fn new(io: T, idle: Duration) -> SendTimeout<T> {
         SendTimeout {
             io,
-            idle,
-            timer: None,
-            armed: false,
+            pause: Pause::new(idle),
         }
     }
 }
@@ -154,22 +173,13 @@ impl<T: tokio::io::AsyncWrite> SendTimeout<T> {
     ) -> Poll<std::io::Result<R>> {
         let this = self.project();
         if let Poll::Ready(done) = write(this.io, cx) {
-            *this.armed = false;
+            this.pause.end();
             return Poll::Ready(done);
         }
-        if !*this.armed {
-            let deadline = Instant::now() + *this.idle;
-            match this.timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            *this.armed = true;
-        }
-        let expired = this.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-        if expired {
+        if this.pause.expired(cx) {
             return Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the client read nothing for {} s", this.idle.as_secs_f64()),
+                format!("the client read nothing for {} s", this.pause.limit.as_secs_f64()),
             )));
         }
         Poll::Pending

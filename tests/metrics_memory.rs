@@ -6,16 +6,10 @@
 //! call (80 bytes per `/mobile/api/home`).
 //! This test has a binary of its own, so the process's resident memory is this test's alone.
 
-use std::time::Duration;
+mod common;
 
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use common::resident_kib;
+use std::time::Duration;
 
 #[test]
 fn histogram_samples_are_folded_without_a_scrape() {

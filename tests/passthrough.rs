@@ -493,6 +493,21 @@ async fn get_on_new_connection(gw: &Gateway, path: &str) -> tokio::net::TcpStrea
     client
 }
 
+/// Reads a request's head, byte by byte (so nothing after it is taken); false when the
+/// connection closed first.
+async fn read_request_head(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        head.push(byte[0]);
+    }
+    true
+}
+
 /// A backend that writes its answer's head, then its body only when `release` is notified.
 async fn two_part_backend(
     head: &'static str,
@@ -505,19 +520,14 @@ async fn two_part_backend(
     let released = release.clone();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                return;
-            }
-            buf.push(byte[0]);
+        if !read_request_head(&mut stream).await {
+            return;
         }
         stream.write_all(head.as_bytes()).await.unwrap();
         released.notified().await;
         stream.write_all(body.as_bytes()).await.unwrap();
         // Held open until the client has its answer.
-        let _ = stream.read(&mut byte).await;
+        let _ = stream.read(&mut [0u8; 1]).await;
     });
     (addr, release)
 }
@@ -631,20 +641,15 @@ async fn an_answer_whose_backend_stops_in_the_middle_is_cut_off_after_the_servic
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     // A backend streaming an endless answer; it reports when its connection is closed on it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
+        if !read_request_head(&mut stream).await {
+            return;
         }
         let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
         let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();

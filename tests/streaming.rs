@@ -8,15 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn bodies_stream_both_ways_without_sitting_in_memory() {
     use futures::StreamExt;

@@ -533,3 +533,13 @@ pub async fn shipped_gateway() -> (Gateway, String) {
     );
     (Gateway::start(plan).await, token)
 }
+
+/// This process's resident memory, in KiB (for the tests that have a binary of their own).
+pub fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
