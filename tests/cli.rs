@@ -848,3 +848,49 @@ async fn a_changed_listen_address_is_reported_as_needing_a_restart_and_the_rest_
         "the rest of the configuration reloaded"
     );
 }
+
+#[tokio::test]
+async fn a_log_reader_that_stops_reading_never_stops_requests() {
+    // stderr is a pipe that nobody reads: it fills after a few hundred lines. Requests go on.
+    let p = Project::new("services:\n  s:\n    url: http://127.0.0.1:9\n", &[]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = facade()
+        .args([
+            "serve",
+            "--config",
+            &path_of(&p.config()),
+            "--listen",
+            &listen,
+            "--log-format",
+            "text",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let unread = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{listen}/healthz");
+    let c = client();
+    let started = Instant::now();
+    for i in 0..2000 {
+        let sent = tokio::time::timeout(Duration::from_secs(5), c.get(&url).send()).await;
+        let status = sent
+            .unwrap_or_else(|_| panic!("request {i} hung with its log lines unread"))
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    // The lines waited, in order, and come out once the pipe is read.
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::io::read_to_string(unread).unwrap();
+    assert!(text.contains("facade is serving"), "{}", &text[..text.len().min(500)]);
+    assert!(text.matches("route=\"/healthz\"").count() > 100);
+}
