@@ -20,7 +20,6 @@ use crate::state::AppState;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +35,9 @@ pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
 /// How long a write to a client may wait for the client to read: nginx's `send_timeout`.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long an HTTP/2 connection may stay open with no request: nginx's `keepalive_timeout`.
+pub const H2_IDLE: Duration = Duration::from_secs(75);
+
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
@@ -48,6 +50,8 @@ pub struct ServeOptions {
     pub body_idle_timeout: Duration,
     /// A write to a client may wait at most this long for the client to read.
     pub send_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight for this long is closed (gracefully).
+    pub h2_idle_timeout: Duration,
     /// `limits.request_headers`: the parser's hard caps are set from it.
     pub request_headers: u64,
     /// Threads serving connections, the calling one included. With more than one, the others
@@ -64,6 +68,7 @@ impl ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: CLIENT_BODY_IDLE,
             send_timeout: SEND_TIMEOUT,
+            h2_idle_timeout: H2_IDLE,
             request_headers: state.plan().limits.request_headers,
             workers: 1,
         }
@@ -111,9 +116,10 @@ pub async fn serve_with(
         body_idle: options.body_idle_timeout,
         send_timeout: options.send_timeout,
         header_read_timeout: options.header_read_timeout,
+        h2_idle: options.h2_idle_timeout,
     });
     let workers = Workers::start(options.workers.saturating_sub(1))?;
-    let graceful = GracefulShutdown::new();
+    let (stop, drain) = Drain::new();
     let mut next = 0usize;
     tokio::pin!(shutdown);
     loop {
@@ -131,7 +137,7 @@ pub async fn serve_with(
         };
         // Responses are written whole; Nagle's algorithm would only add delay.
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
+        let watcher = drain.clone();
         // Round robin: this thread is turn 0, each worker thread one more.
         let turn = next % (workers.handles.len() + 1);
         next = next.wrapping_add(1);
@@ -154,7 +160,8 @@ pub async fn serve_with(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    if tokio::time::timeout(DRAIN, drain.finished()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN:?}; exiting");
     }
     workers.stop().await;
@@ -187,37 +194,176 @@ struct Connections {
     body_idle: Duration,
     send_timeout: Duration,
     header_read_timeout: Duration,
+    h2_idle: Duration,
 }
 
 impl Connections {
-    /// Serves one connection in a task of the current runtime.
-    fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
-        let state = self.state.clone();
-        let body_idle = self.body_idle;
-        let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let state = state.clone();
-            let req = req.map(|body| client_body(body, body_idle));
-            // Boxed: hyper moves the request's future into its connection state, and the whole
-            // pipeline's future is several KiB (moving it was a tenth of a passthrough request's
-            // instructions); a box moves as one pointer.
-            Box::pin(async move { Ok::<_, std::convert::Infallible>(crate::http::handle(state, req).await) })
-        });
+    /// Serves one connection in a task of the current runtime, until it ends or, once `drain`
+    /// says so, finishes what it has in flight.
+    fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, drain: Drain) {
         tokio::spawn(async move {
-            if !protocol_shown(&stream, self.header_read_timeout).await {
+            let _live = drain.enter();
+            let Some(protocol) = protocol_shown(&stream, self.header_read_timeout).await else {
                 return;
+            };
+            // HTTP/1.1 connections idle between requests are closed by the header read timeout;
+            // HTTP/2 ones are watched here.
+            let activity = (protocol == Protocol::Http2).then(|| Arc::new(Activity::default()));
+            let state = self.state.clone();
+            let body_idle = self.body_idle;
+            let requests = activity.clone();
+            let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let state = state.clone();
+                let req = req.map(|body| client_body(body, body_idle));
+                let in_flight = requests.as_ref().map(|a| a.start());
+                // Boxed: hyper moves the request's future into its connection state, and the
+                // whole pipeline's future is several KiB (moving it was a tenth of a passthrough
+                // request's instructions); a box moves as one pointer.
+                Box::pin(async move {
+                    let resp = crate::http::handle(state, req).await;
+                    drop(in_flight);
+                    Ok::<_, std::convert::Infallible>(resp)
+                })
+            });
+            let conn = self.builder.serve_connection_with_upgrades(
+                TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
+                service,
+            );
+            tokio::pin!(conn);
+            let mut stop = drain.stop.clone();
+            let mut finishing = *stop.borrow();
+            if finishing {
+                conn.as_mut().graceful_shutdown();
             }
-            let conn = self
-                .builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
-                    service,
-                )
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            let idle = tokio::time::sleep(self.h2_idle);
+            tokio::pin!(idle);
+            let ended = loop {
+                tokio::select! {
+                    // In this order, without drawing a random one every time the connection wakes.
+                    biased;
+                    ended = conn.as_mut() => break ended,
+                    _ = stop.changed(), if !finishing => {
+                        finishing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = idle.as_mut(), if !finishing && activity.is_some() => {
+                        match activity.as_ref().and_then(|a| a.idle_until(self.h2_idle)) {
+                            // Nothing in flight for the whole time: GOAWAY, then close.
+                            None => {
+                                finishing = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            Some(next) => idle.as_mut().reset(next),
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection closed with an error: {e}");
             }
         });
+    }
+}
+
+/// The connections being served and the signal to finish them (graceful shutdown). Facade's own
+/// rather than hyper-util's `GracefulShutdown`, whose connection watcher takes only hyper's
+/// connection types: an HTTP/2 connection left idle must be finished too.
+#[derive(Clone)]
+struct Drain {
+    stop: tokio::sync::watch::Receiver<bool>,
+    live: Arc<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    count: std::sync::atomic::AtomicUsize,
+    none: tokio::sync::Notify,
+}
+
+/// One live connection; it counts until dropped.
+struct LiveConnection(Arc<Live>);
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0.none.notify_waiters();
+        }
+    }
+}
+
+impl Drain {
+    fn new() -> (tokio::sync::watch::Sender<bool>, Drain) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (
+            tx,
+            Drain {
+                stop: rx,
+                live: Arc::default(),
+            },
+        )
+    }
+
+    fn enter(&self) -> LiveConnection {
+        self.live.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        LiveConnection(self.live.clone())
+    }
+
+    /// Once every connection has ended.
+    async fn finished(&self) {
+        loop {
+            let none = self.live.none.notified();
+            if self.live.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            none.await;
+        }
+    }
+}
+
+/// An HTTP/2 connection's requests in flight, and when the last one ended.
+#[derive(Default)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since `Activity::base`: when the last request ended.
+    last_ms: std::sync::atomic::AtomicU64,
+    base: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+/// One request in flight on an HTTP/2 connection, until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.0.last_ms.store(self.0.now_ms(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        let base = *self.base.get_or_init(tokio::time::Instant::now);
+        u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// `None` when the connection has had nothing in flight for `limit`; else when to look
+    /// again.
+    fn idle_until(&self, limit: Duration) -> Option<tokio::time::Instant> {
+        use std::sync::atomic::Ordering;
+        let now = tokio::time::Instant::now();
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Some(now + limit);
+        }
+        let base = *self.base.get_or_init(|| now);
+        let last = base + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        let until = last + limit;
+        (until > now).then_some(until)
     }
 }
 
@@ -298,15 +444,22 @@ fn client_body(body: hyper::body::Incoming, idle: Duration) -> axum::body::Body 
     }
 }
 
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
 /// Waits until a new connection's first bytes show which protocol it speaks (an HTTP/2 preface,
-/// or anything else: HTTP/1), at most `within`; false when they do not come, and the connection
+/// or anything else: HTTP/1), at most `within`; `None` when they do not come, and the connection
 /// is to be dropped.
 ///
 /// Why: the builder reads those bytes to choose the protocol before HTTP/1's header read timeout
 /// starts, and with no time limit: a client that connected and sent nothing (or part of a
 /// preface) held its connection for ever, and enough of them would take every file descriptor.
 /// The bytes are peeked, not read: the builder reads them again.
-async fn protocol_shown(stream: &TcpStream, within: Duration) -> bool {
+async fn protocol_shown(stream: &TcpStream, within: Duration) -> Option<Protocol> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let deadline = tokio::time::Instant::now() + within;
     let mut first = [0u8; PREFACE.len()];
@@ -314,10 +467,13 @@ async fn protocol_shown(stream: &TcpStream, within: Duration) -> bool {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
             Ok(Ok(n)) if n > 0 => n,
             // Nothing in time, closed, or broken.
-            _ => return false,
+            _ => return None,
         };
-        if n == PREFACE.len() || first[..n] != PREFACE[..n] {
-            return true;
+        if n == PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        if first[..n] != PREFACE[..n] {
+            return Some(Protocol::Http1);
         }
         // Part of an HTTP/2 preface: the rest is on its way (peeking again at once would find
         // the same bytes).
@@ -325,7 +481,7 @@ async fn protocol_shown(stream: &TcpStream, within: Duration) -> bool {
             .await
             .is_err()
         {
-            return false;
+            return None;
         }
     }
 }

@@ -290,3 +290,53 @@ async fn a_request_body_that_stops_coming_is_a_408_and_a_slow_one_is_served() {
         "the breaker counted the client's stall against the backend"
     );
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_finished_and_a_busy_one_is_not() {
+    let slow = Backend::start(|_| Reply::json(json!({"value": 1})).after(Duration::from_millis(1200))).await;
+    let facade = format!("services:\n  things:\n    url: {}\n", slow.url());
+    let plan = Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[]);
+    let idle = Duration::from_millis(400);
+    let (addr, _stop, _) = serve_plan(plan, |o| o.h2_idle_timeout = idle).await;
+
+    // A request in flight for three times the idle limit is answered on its connection.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = h2.get(format!("http://{addr}/app/read")).send().await.unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+
+    // A connection that says hello and asks nothing gets GOAWAY, then is closed. (The client
+    // answers the server's SETTINGS and PINGs, as a live client does.)
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut frames = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut head = [0u8; 9];
+        while s.read_exact(&mut head).await.is_ok() {
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if s.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            frames.push(head[3]);
+            let ack = match (head[3], head[4] & 1) {
+                (4, 0) => vec![0, 0, 0, 4, 1, 0, 0, 0, 0],
+                (6, 0) => [&[0, 0, 8, 6, 1, 0, 0, 0, 0][..], &payload].concat(),
+                _ => continue,
+            };
+            let _ = s.write_all(&ack).await;
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection was still open after 5 s: {frames:?}"
+    );
+    assert!(started.elapsed() >= idle, "closed after {:?}", started.elapsed());
+    assert!(frames.contains(&7), "no GOAWAY among the frames {frames:?}");
+}
