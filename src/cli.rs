@@ -252,10 +252,12 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
         workers: crate::server::worker_count(),
         ..crate::server::ServeOptions::for_state(&state)
     };
+    let open_files = open_files_limit();
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
         endpoints,
         workers = options.workers,
+        open_files,
         "facade is serving"
     );
     match crate::server::serve_with(listener, state, crate::server::shutdown_signal(), options).await {
@@ -266,6 +268,23 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
         Err(e) => {
             eprintln!("facade: server error: {e}");
             1
+        }
+    }
+}
+
+/// Raises this process's limit of open files to the most it may have (its hard limit), and
+/// returns it.
+///
+/// Why: every client connection is a file, and a proxied one a second for its backend. Many
+/// systems start a process with a soft limit of 1024 (systemd services, a login shell), where a
+/// gateway would refuse connections at a few hundred clients while the hard limit allows far
+/// more, as nginx's `worker_rlimit_nofile` and Go's runtime do it too.
+fn open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the limit of open files");
+            rlimit::Resource::NOFILE.get().map(|(soft, _)| soft).unwrap_or(0)
         }
     }
 }

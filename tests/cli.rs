@@ -894,3 +894,44 @@ async fn a_log_reader_that_stops_reading_never_stops_requests() {
     assert!(text.contains("facade is serving"), "{}", &text[..text.len().min(500)]);
     assert!(text.matches("route=\"/healthz\"").count() > 100);
 }
+
+#[tokio::test]
+async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
+    let p = Project::new("services:\n  s:\n    url: http://127.0.0.1:9\n", &[]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // Started with a soft limit of 256, as a login shell or a systemd unit may start it.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" serve --config \"$1\" --listen \"$2\" --log-format json",
+            env!("CARGO_BIN_EXE_facade"),
+            &path_of(&p.config()),
+            &listen,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("JWT_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let start = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("facade is serving"))
+        .expect("no start line");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let row: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let (soft, hard) = (row[3], row[4]);
+    assert_eq!(soft, hard, "{limits}");
+    let start: Value = serde_json::from_str(&start).unwrap();
+    assert_eq!(start["open_files"].to_string(), soft, "{start}");
+}
