@@ -121,14 +121,18 @@ pub async fn serve_with(
     let workers = Workers::start(options.workers.saturating_sub(1))?;
     let (stop, drain) = Drain::new();
     let mut next = 0usize;
+    let mut outage = AcceptOutage::default();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    outage.end();
+                    a
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little instead of spinning.
-                    tracing::warn!("accept failed: {e}");
+                    outage.failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -166,6 +170,37 @@ pub async fn serve_with(
     }
     workers.stop().await;
     Ok(())
+}
+
+/// Accepts that fail (out of file descriptors, say), logged when an outage starts and when it
+/// ends, at most once every `ACCEPT_LOG_EVERY`: retried every 50 ms, and under pressure accepts
+/// fail and succeed in turns, so a line per failure (or per short outage) would flood the log.
+#[derive(Default)]
+struct AcceptOutage {
+    failed: u64,
+    logged: bool,
+    last_log: Option<std::time::Instant>,
+}
+
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl AcceptOutage {
+    fn failed(&mut self, e: &std::io::Error) {
+        self.failed += 1;
+        if !self.logged && self.last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+            tracing::warn!(error = %e, "cannot accept connections: retrying every 50 ms until it works");
+            self.logged = true;
+            self.last_log = Some(std::time::Instant::now());
+        }
+    }
+
+    fn end(&mut self) {
+        if self.failed > 0 && self.logged {
+            tracing::info!(failed_accepts = self.failed, "accepting connections again");
+        }
+        self.failed = 0;
+        self.logged = false;
+    }
 }
 
 fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {

@@ -935,3 +935,60 @@ async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
     let start: Value = serde_json::from_str(&start).unwrap();
     assert_eq!(start["open_files"].to_string(), soft, "{start}");
 }
+
+#[tokio::test]
+async fn running_out_of_files_is_logged_once_and_its_end_once() {
+    let p = Project::new("services:\n  s:\n    url: http://127.0.0.1:9\n", &[]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // A hard limit of 48 open files: a few dozen clients use them up.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -n 48 && exec \"$0\" serve --config \"$1\" --listen \"$2\" --log-format json",
+            env!("CARGO_BIN_EXE_facade"),
+            &path_of(&p.config()),
+            &listen,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("JWT_SECRET")
+        .env("TOKIO_WORKER_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, logs) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 80 clients hold their connections for a second: the later ones wait in the backlog while
+    // every accept fails.
+    let held: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(held);
+    let url = format!("http://{listen}/healthz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), client().get(&url).send()).await {
+            assert_eq!(resp.status(), 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server never accepted again");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines: Vec<String> = logs.try_iter().collect();
+    let count = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("cannot accept connections"), 1, "{lines:#?}");
+    assert_eq!(count("accepting connections again"), 1, "{lines:#?}");
+}
