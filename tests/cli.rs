@@ -895,26 +895,33 @@ async fn a_log_reader_that_stops_reading_never_stops_requests() {
     assert!(text.matches("route=\"/healthz\"").count() > 100);
 }
 
-#[tokio::test]
-async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
+/// `facade serve` (JSON logs, stderr piped) of a configuration with one service, started by a
+/// shell after `limit` (a `ulimit` command), on a free port; the project must outlive it.
+fn serve_under(limit: &str, env: &[(&str, &str)]) -> (Project, Child, u16) {
     let p = Project::new("services:\n  s:\n    url: http://127.0.0.1:9\n", &[]);
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    // Started with a soft limit of 256, as a login shell or a systemd unit may start it.
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .args([
             "-c",
-            "ulimit -Sn 256 && exec \"$0\" serve --config \"$1\" --listen \"$2\" --log-format json",
+            &format!("{limit} && exec \"$0\" serve --config \"$1\" --listen \"$2\" --log-format json"),
             env!("CARGO_BIN_EXE_facade"),
             &path_of(&p.config()),
-            &listen,
+            &format!("127.0.0.1:{port}"),
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("JWT_SECRET")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (p, child, port)
+}
+
+#[tokio::test]
+async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
+    // Started with a soft limit of 256, as a login shell or a systemd unit may start it.
+    let (_p, mut child, _) = serve_under("ulimit -Sn 256", &[]);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let start = lines
         .by_ref()
@@ -938,25 +945,9 @@ async fn serve_raises_its_open_files_limit_to_the_hard_limit() {
 
 #[tokio::test]
 async fn running_out_of_files_is_logged_once_and_its_end_once() {
-    let p = Project::new("services:\n  s:\n    url: http://127.0.0.1:9\n", &[]);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     // A hard limit of 48 open files: a few dozen clients use them up.
-    let mut child = Command::new("bash")
-        .args([
-            "-c",
-            "ulimit -n 48 && exec \"$0\" serve --config \"$1\" --listen \"$2\" --log-format json",
-            env!("CARGO_BIN_EXE_facade"),
-            &path_of(&p.config()),
-            &listen,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("JWT_SECRET")
-        .env("TOKIO_WORKER_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (_p, mut child, port) = serve_under("ulimit -n 48", &[("TOKIO_WORKER_THREADS", "1")]);
+    let listen = format!("127.0.0.1:{port}");
     let stderr = child.stderr.take().unwrap();
     let (tx, logs) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
