@@ -215,10 +215,15 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for SendTimeout<T> {
 /// The pause behind an error of reading a body, if that is what it was: the error itself or any
 /// error in its chain of sources.
 pub fn idle_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyIdle> {
+    cause::<BodyIdle>(e)
+}
+
+/// The first error of type `T` in `e`'s chain of sources, `e` included.
+pub fn cause<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut next = Some(e);
     while let Some(e) = next {
-        if let Some(idle) = e.downcast_ref::<BodyIdle>() {
-            return Some(idle);
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         next = e.source();
     }

@@ -113,10 +113,7 @@ pub async fn serve_with(
     let conns = Arc::new(Connections {
         builder: builder(&options),
         state,
-        body_idle: options.body_idle_timeout,
-        send_timeout: options.send_timeout,
-        header_read_timeout: options.header_read_timeout,
-        h2_idle: options.h2_idle_timeout,
+        options,
     });
     let workers = Workers::start(options.workers.saturating_sub(1))?;
     let (stop, drain) = Drain::new();
@@ -141,12 +138,12 @@ pub async fn serve_with(
         };
         // Responses are written whole; Nagle's algorithm would only add delay.
         let _ = stream.set_nodelay(true);
-        let watcher = drain.clone();
+        let connection_drain = drain.clone();
         // Round robin: this thread is turn 0, each worker thread one more.
         let turn = next % (workers.handles.len() + 1);
         next = next.wrapping_add(1);
         match turn.checked_sub(1).and_then(|i| workers.handles.get(i)) {
-            None => conns.clone().spawn(stream, peer, watcher),
+            None => conns.clone().spawn(stream, peer, connection_drain),
             Some(worker) => match stream.into_std() {
                 Ok(std) => {
                     let conns = conns.clone();
@@ -154,7 +151,7 @@ pub async fn serve_with(
                         // Registered with the worker's own reactor, so its readiness wakes
                         // the worker's thread only.
                         match TcpStream::from_std(std) {
-                            Ok(stream) => conns.spawn(stream, peer, watcher),
+                            Ok(stream) => conns.spawn(stream, peer, connection_drain),
                             Err(e) => tracing::debug!("cannot hand a connection to a worker: {e}"),
                         }
                     });
@@ -226,10 +223,7 @@ fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
 struct Connections {
     builder: auto::Builder<TokioExecutor>,
     state: Arc<AppState>,
-    body_idle: Duration,
-    send_timeout: Duration,
-    header_read_timeout: Duration,
-    h2_idle: Duration,
+    options: ServeOptions,
 }
 
 impl Connections {
@@ -238,14 +232,14 @@ impl Connections {
     fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, drain: Drain) {
         tokio::spawn(async move {
             let _live = drain.enter();
-            let Some(protocol) = protocol_shown(&stream, self.header_read_timeout).await else {
+            let Some(protocol) = protocol_shown(&stream, self.options.header_read_timeout).await else {
                 return;
             };
             // HTTP/1.1 connections idle between requests are closed by the header read timeout;
             // HTTP/2 ones are watched here.
-            let activity = (protocol == Protocol::Http2).then(|| Arc::new(Activity::default()));
+            let activity = (protocol == Protocol::Http2).then(|| Arc::new(Activity::new()));
             let state = self.state.clone();
-            let body_idle = self.body_idle;
+            let body_idle = self.options.body_idle_timeout;
             let requests = activity.clone();
             let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
@@ -262,7 +256,7 @@ impl Connections {
                 })
             });
             let conn = self.builder.serve_connection_with_upgrades(
-                TokioIo::new(crate::idle::SendTimeout::new(stream, self.send_timeout)),
+                TokioIo::new(crate::idle::SendTimeout::new(stream, self.options.send_timeout)),
                 service,
             );
             tokio::pin!(conn);
@@ -271,7 +265,7 @@ impl Connections {
             if finishing {
                 conn.as_mut().graceful_shutdown();
             }
-            let idle = tokio::time::sleep(self.h2_idle);
+            let idle = tokio::time::sleep(self.options.h2_idle_timeout);
             tokio::pin!(idle);
             let ended = loop {
                 tokio::select! {
@@ -283,7 +277,7 @@ impl Connections {
                         conn.as_mut().graceful_shutdown();
                     }
                     _ = idle.as_mut(), if !finishing && activity.is_some() => {
-                        match activity.as_ref().and_then(|a| a.idle_until(self.h2_idle)) {
+                        match activity.as_ref().and_then(|a| a.idle_until(self.options.h2_idle_timeout)) {
                             // Nothing in flight for the whole time: GOAWAY, then close.
                             None => {
                                 finishing = true;
@@ -357,12 +351,11 @@ impl Drain {
 }
 
 /// An HTTP/2 connection's requests in flight, and when the last one ended.
-#[derive(Default)]
 struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
-    /// Milliseconds since `Activity::base`: when the last request ended.
+    /// Milliseconds since `base` (when the connection began): when the last request ended.
     last_ms: std::sync::atomic::AtomicU64,
-    base: std::sync::OnceLock<tokio::time::Instant>,
+    base: tokio::time::Instant,
 }
 
 /// One request in flight on an HTTP/2 connection, until dropped.
@@ -377,9 +370,16 @@ impl Drop for InFlight {
 }
 
 impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: Default::default(),
+            last_ms: Default::default(),
+            base: tokio::time::Instant::now(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
-        let base = *self.base.get_or_init(tokio::time::Instant::now);
-        u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn start(self: &Arc<Self>) -> InFlight {
@@ -395,8 +395,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Some(now + limit);
         }
-        let base = *self.base.get_or_init(|| now);
-        let last = base + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Acquire));
         let until = last + limit;
         (until > now).then_some(until)
     }

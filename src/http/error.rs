@@ -77,18 +77,18 @@ impl HttpError {
     /// A request body that could not be read whole, by why: above `limit` (413), paused too long
     /// by its client (408 `request_timeout`), or broken off (400).
     pub fn body_unread(e: &axum::Error, limit: u64) -> HttpError {
-        use std::error::Error as _;
         if let Some(idle) = crate::idle::idle_cause(e) {
-            return HttpError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", idle.to_string());
+            return HttpError::request_timeout(idle);
         }
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            if c.is::<http_body_util::LengthLimitError>() {
-                return HttpError::payload_too_large(limit);
-            }
-            cause = c.source();
+        if crate::idle::cause::<http_body_util::LengthLimitError>(e).is_some() {
+            return HttpError::payload_too_large(limit);
         }
         HttpError::bad_request("the request body broke off before its end")
+    }
+
+    /// 408 `request_timeout`: the client paused its request body too long.
+    pub fn request_timeout(idle: &crate::idle::BodyIdle) -> HttpError {
+        HttpError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", idle.to_string())
     }
 
     /// Adds a body field.
@@ -232,9 +232,7 @@ impl From<ForwardError> for HttpError {
                 "circuit_open",
                 "the service's circuit is open after repeated failures; try again later",
             ),
-            ForwardError::ClientBody(idle) => {
-                HttpError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", idle.to_string())
-            }
+            ForwardError::ClientBody(idle) => HttpError::request_timeout(&idle),
         }
     }
 }

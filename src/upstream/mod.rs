@@ -413,7 +413,7 @@ impl Upstream {
         req: http::Request<Body>,
         timeout: Duration,
     ) -> Result<http::Response<Body>, ForwardError> {
-        let idle = |headers: &HeaderMap| match declared_length(headers) {
+        let idle_for = |headers: &HeaderMap| match declared_length(headers) {
             Some(_) => timeout,
             None => timeout.max(STREAM_IDLE),
         };
@@ -422,7 +422,7 @@ impl Upstream {
                 pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
                 e => ForwardError::Connect(e.to_string()),
             })?;
-            let idle = idle(resp.headers());
+            let idle = idle_for(resp.headers());
             return Ok(resp.map(|b| watched(b, idle)));
         }
         let (parts, body) = req.into_parts();
@@ -441,7 +441,7 @@ impl Upstream {
             None => ForwardError::Connect(error_chain(&e)),
         })?;
         let resp = http::Response::from(resp);
-        let idle = idle(resp.headers());
+        let idle = idle_for(resp.headers());
         Ok(resp.map(|b| watched(b, idle)))
     }
 }
