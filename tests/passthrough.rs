@@ -677,3 +677,271 @@ async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
         .unwrap();
     drop(client);
 }
+
+/// What a `piecewise_backend` does after writing an answer.
+#[derive(Clone, Copy)]
+enum After {
+    KeepOpen,
+    Close,
+    /// Closes the connection this long after the answer, without having said so.
+    CloseLater(Duration),
+    /// Closes the connection at once, without answering at all.
+    CloseUnanswered,
+}
+
+/// A backend scripted per request: `answer(connection, request number on that connection,
+/// request head)` gives the pieces of the answer, each written on its own a moment apart (so they
+/// reach the gateway in separate reads), and what to do after them. Every request's head is
+/// recorded. Returns its address, the heads seen (with their connection) and the number of
+/// connections it closed.
+#[allow(clippy::type_complexity)]
+async fn piecewise_backend(
+    answer: impl Fn(usize, usize, &str) -> (Vec<Vec<u8>>, After) + Send + Sync + 'static,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (seen2, closed2) = (seen.clone(), closed.clone());
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        let mut connections = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let conn = connections;
+            connections += 1;
+            let (answer, seen, closed) = (answer.clone(), seen2.clone(), closed2.clone());
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut byte = [0u8; 1];
+                for number in 0.. {
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => {
+                                closed.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    seen.lock().unwrap().push((conn, head.clone()));
+                    let (pieces, after) = answer(conn, number, &head);
+                    for piece in pieces {
+                        if stream.write_all(&piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    match after {
+                        After::KeepOpen => {}
+                        After::Close | After::CloseUnanswered => break,
+                        After::CloseLater(delay) => {
+                            tokio::time::sleep(delay).await;
+                            break;
+                        }
+                    }
+                }
+                drop(stream);
+                closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, seen, closed)
+}
+
+/// The body of an answer read by `raw`, with the gateway's own chunked framing taken off.
+fn unchunked(headers: &[(String, String)], body: &str) -> String {
+    if !headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn answers_framed_every_way_http_1_1_allows_come_back_whole_in_pieces() {
+    // Each answer arrives in pieces cut at awkward places; each names its backend connection.
+    let (addr, _, _) = piecewise_backend(|conn, _, head| {
+        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+        let status = |line: &str| format!("{line}\r\nX-Conn: {conn}\r\n").into_bytes();
+        let bytes = |s: &str| s.as_bytes().to_vec();
+        match path.as_str() {
+            "/api/orders/chunked" => (
+                vec![
+                    status("HTTP/1.1 200 OK"),
+                    bytes("Transfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+                    bytes("lo\r\n6;ext=\"a\"\r\n wor"),
+                    bytes("ld\r"),
+                    bytes("\n0\r"),
+                    bytes("\nx-trailer: 1\r\n\r\n"),
+                ],
+                After::KeepOpen,
+            ),
+            "/api/orders/early-hints" => (
+                vec![
+                    bytes("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"),
+                    status("HTTP/1.1 200 OK"),
+                    bytes("Content-Length: 2\r\n\r\nok"),
+                ],
+                After::KeepOpen,
+            ),
+            "/api/orders/repeated-length" => (
+                vec![
+                    status("HTTP/1.1 200 OK"),
+                    bytes("Content-Length: 3\r\ncontent-length: 3\r\n\r\nabc"),
+                ],
+                After::KeepOpen,
+            ),
+            "/api/orders/head" => (
+                vec![status("HTTP/1.1 200 OK"), bytes("Content-Length: 1000\r\n\r\n")],
+                After::KeepOpen,
+            ),
+            "/api/orders/until-close" => (
+                vec![status("HTTP/1.1 200 OK"), bytes("\r\nread "), bytes("to the end")],
+                After::Close,
+            ),
+            "/api/orders/http-1.0" => (
+                vec![status("HTTP/1.0 200 OK"), bytes("Content-Length: 4\r\n\r\nold!")],
+                After::KeepOpen,
+            ),
+            "/api/orders/differing-lengths" => (
+                vec![
+                    status("HTTP/1.1 200 OK"),
+                    bytes("Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+                ],
+                After::KeepOpen,
+            ),
+            _ => (
+                vec![bytes("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")],
+                After::KeepOpen,
+            ),
+        }
+    })
+    .await;
+    let gw = orders_gateway(addr, "").await;
+    let get = |method: &'static str, case: &'static str| {
+        let gw = &gw;
+        async move {
+            let (status, headers, body) = raw(
+                gw.addr,
+                &format!("{method} /api/orders/{case} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            let conn = header(&headers, "x-conn").map(str::to_string);
+            (status, unchunked(&headers, &body), conn, headers)
+        }
+    };
+
+    let (status, body, first, _) = get("GET", "chunked").await;
+    assert_eq!((status, body.as_str()), (200, "hello world"));
+    // Read to its last chunk and trailers: the connection is used again.
+    let (status, body, conn, _) = get("GET", "early-hints").await;
+    assert_eq!(
+        (status, body.as_str(), &conn),
+        (200, "ok", &first),
+        "103 skipped, connection kept"
+    );
+    let (status, body, conn, _) = get("GET", "repeated-length").await;
+    assert_eq!((status, body.as_str(), &conn), (200, "abc", &first));
+    let (status, body, conn, headers) = get("HEAD", "head").await;
+    assert_eq!(
+        (status, body.as_str(), &conn),
+        (200, "", &first),
+        "a HEAD answer has no body"
+    );
+    assert_eq!(header(&headers, "content-length"), Some("1000"));
+    let (status, body, conn, _) = get("GET", "chunked").await;
+    assert_eq!((status, body.as_str(), &conn), (200, "hello world", &first));
+
+    // No framing: the body is everything until the backend closes, and that connection is done.
+    let (status, body, conn, _) = get("GET", "until-close").await;
+    assert_eq!((status, body.as_str(), &conn), (200, "read to the end", &first));
+    let (status, body, second, _) = get("GET", "http-1.0").await;
+    assert_eq!((status, body.as_str()), (200, "old!"));
+    assert_ne!(second, first);
+    // HTTP/1.0 without keep-alive: not used again.
+    let (status, _, third, _) = get("GET", "chunked").await;
+    assert_eq!(status, 200);
+    assert_ne!(third, second);
+
+    // Two different lengths: which one is the body? Neither: a 502.
+    let (status, body, _, _) = get("GET", "differing-lengths").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_failed"), "{body}");
+}
+
+#[tokio::test]
+async fn a_backend_that_drops_idle_connections_costs_no_request() {
+    // Each connection is closed 20 ms after its answer, unannounced (a backend's short keep-alive
+    // timeout). No retries are configured: a connection the backend closed is never used.
+    let (addr, seen, closed) = piecewise_backend(|_, _, _| {
+        (
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()],
+            After::CloseLater(Duration::from_millis(20)),
+        )
+    })
+    .await;
+    let gw = orders_gateway(addr, "").await;
+    for i in 0..5 {
+        let (status, _, body) = order_request(&gw, "GET", i).await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "request {i}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while closed.load(std::sync::atomic::Ordering::SeqCst) <= i {
+            assert!(tokio::time::Instant::now() < deadline, "the backend never closed");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    assert_eq!(seen.lock().unwrap().len(), 5, "one request each, none sent twice");
+
+    // A backend that takes a second request on a connection and closes it unanswered (its
+    // keep-alive timeout ran out as the request came): a GET goes again on a new connection; a
+    // POST may have been acted on, so it is not repeated and fails.
+    let (addr, seen, _) = piecewise_backend(|_, number, _| match number {
+        0 => (
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()],
+            After::KeepOpen,
+        ),
+        _ => (vec![], After::CloseUnanswered),
+    })
+    .await;
+    let gw = orders_gateway(addr, "").await;
+    let mut statuses = Vec::new();
+    for (method, i) in [("GET", 1), ("GET", 2), ("POST", 3)] {
+        statuses.push(order_request(&gw, method, i).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 502]);
+    let seen = seen.lock().unwrap().clone();
+    let on = |what: &str| {
+        seen.iter()
+            .filter(|(_, head)| head.starts_with(what))
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on("GET /api/orders/2 "),
+        [0, 1],
+        "the GET went again, on a new connection"
+    );
+    assert_eq!(on("POST /api/orders/3 "), [1], "the POST was sent once");
+}

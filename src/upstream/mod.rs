@@ -11,6 +11,7 @@
 //! log; they are never shown to clients as they are.
 
 pub mod breaker;
+mod h1;
 pub mod pool;
 
 use crate::clock::Clock;
@@ -267,7 +268,11 @@ impl Upstream {
         let uri: http::Uri = path_and_query
             .parse()
             .map_err(|e: http::uri::InvalidUri| CallError::Connect(e.to_string()))?;
-        let mut request = http::Request::new(Body::from(req.body.clone().unwrap_or_default()));
+        let body = match &req.body {
+            Some(bytes) => pool::Outgoing::Full(bytes.clone()),
+            None => pool::Outgoing::Empty,
+        };
+        let mut request = http::Request::new(body);
         *request.method_mut() = http_method(req.method);
         *request.uri_mut() = uri;
         *request.headers_mut() = req.headers.clone();
@@ -418,6 +423,10 @@ impl Upstream {
             None => timeout.max(STREAM_IDLE),
         };
         if origin.starts_with("http://") {
+            let req = req.map(|body| match http_body::Body::is_end_stream(&body) {
+                true => pool::Outgoing::Empty,
+                false => pool::Outgoing::Stream(body),
+            });
             let resp = self.plain.send(origin, req).await.map_err(|e| match e {
                 pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
                 e => ForwardError::Connect(e.to_string()),

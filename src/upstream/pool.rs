@@ -13,11 +13,17 @@
 //! thread that opened it, so a request that took a connection opened by another thread would wake
 //! that thread twice per exchange.
 //!
+//! Two kinds of connection are kept: Facade's own HTTP/1.1 connections (`h1`), read and written by
+//! the request's task, for requests without a body or with one already in memory (composition
+//! calls, most passthrough requests); and hyper client connections for a client's streamed upload,
+//! which hyper writes while it reads an early answer.
+//!
 //! What stays as the legacy client did it: connections are made by hyper-util's `HttpConnector`
 //! (DNS, `TCP_NODELAY`), a request that a reused connection could not even start (the backend
 //! closed it while idle) is sent again on another one, idle connections expire after a while,
 //! and a response abandoned before its end closes its connection instead of returning it.
 
+use super::h1::{self, BodyState, Conn, H1Error, Step};
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::HOST;
@@ -49,6 +55,26 @@ pub enum PoolError {
     /// The request's body (a client's upload) paused too long while it was being sent.
     #[error("{0}")]
     ClientBody(crate::idle::BodyIdle),
+}
+
+/// What a request sends after its head.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Nothing.
+    Empty,
+    /// A body already in memory (a composition call's JSON).
+    Full(Bytes),
+    /// A client's body, streamed as it comes.
+    Stream(Body),
+}
+
+/// Why a backend's answer body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    H1(#[from] H1Error),
 }
 
 /// Shares of an origin's idle connections; worker threads beyond this many share a share.
@@ -85,8 +111,10 @@ struct Origin {
     connect: Uri,
     /// The `Host` header of requests that carry none (the port only when it is not 80).
     host: HeaderValue,
-    /// Indexed by `share()`.
+    /// Indexed by `share()`: hyper connections (streamed uploads).
     idle: [Mutex<VecDeque<Idle>>; SHARES],
+    /// Indexed by `share()`: Facade's own connections (everything else).
+    idle_h1: [Mutex<VecDeque<IdleH1>>; SHARES],
     idle_timeout: Duration,
     max_idle: usize,
 }
@@ -94,6 +122,12 @@ struct Origin {
 #[derive(Debug)]
 struct Idle {
     sender: SendRequest<Body>,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct IdleH1 {
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -113,11 +147,69 @@ impl Pools {
 
     /// Sends `req` (its URI in origin-form: path and query) to `origin` and returns the response
     /// with its body still streaming. A `Host` header is added when the request has none.
-    pub async fn send(&self, origin: &str, mut req: Request<Body>) -> Result<Response<PooledBody>, PoolError> {
+    pub async fn send(&self, origin: &str, req: Request<Outgoing>) -> Result<Response<PooledBody>, PoolError> {
         let pool = self.origin(origin)?;
-        if !req.headers().contains_key(HOST) {
-            req.headers_mut().insert(HOST, pool.host.clone());
+        let (mut parts, body) = req.into_parts();
+        if !parts.headers.contains_key(HOST) {
+            parts.headers.insert(HOST, pool.host.clone());
         }
+        match body {
+            Outgoing::Empty => self.send_h1(&pool, &parts, None).await,
+            Outgoing::Full(bytes) if bytes.is_empty() => self.send_h1(&pool, &parts, None).await,
+            Outgoing::Full(bytes) => self.send_h1(&pool, &parts, Some(&bytes)).await,
+            Outgoing::Stream(body) => self.send_hyper(&pool, Request::from_parts(parts, body)).await,
+        }
+    }
+
+    /// One exchange on Facade's own connections: the head and the body in one write.
+    async fn send_h1(
+        &self,
+        pool: &Arc<Origin>,
+        parts: &http::request::Parts,
+        body: Option<&Bytes>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut wire = Vec::new();
+        h1::encode_head(
+            &parts.method,
+            target,
+            &parts.headers,
+            body.map_or(0, Bytes::len),
+            &mut wire,
+        );
+        if let Some(body) = body {
+            wire.extend_from_slice(body);
+        }
+        loop {
+            let (mut conn, reused) = match pool.checkout_h1() {
+                Some(conn) => (conn, true),
+                None => (self.connect_h1(pool).await?, false),
+            };
+            let written = conn.write_request(&wire).await;
+            let answered = match written {
+                Ok(()) => conn.read_head(&parts.method).await,
+                // The backend had closed the idle connection: nothing of the request was taken.
+                Err(_) if reused => continue,
+                Err(e) => Err(H1Error::Io(e)),
+            };
+            match answered {
+                Ok((head, state)) => {
+                    return Ok(Response::from_parts(head, PooledBody::h1(conn, state, pool.clone())));
+                }
+                // Closed as the request arrived (a backend's keep-alive timeout ran out): nothing
+                // was answered, and a request that is safe to repeat goes on another connection.
+                // Any other one may have been acted on, and fails (as nginx's
+                // `proxy_next_upstream` does not repeat a non-idempotent request).
+                Err(H1Error::Closed | H1Error::Io(_)) if reused && conn.nothing_read() && idempotent(&parts.method) => {
+                    continue
+                }
+                Err(e) => return Err(PoolError::Request(e.to_string())),
+            }
+        }
+    }
+
+    /// One exchange on a hyper connection, which streams the request's body.
+    async fn send_hyper(&self, pool: &Arc<Origin>, mut req: Request<Body>) -> Result<Response<PooledBody>, PoolError> {
         loop {
             let (mut sender, reused) = match pool.checkout() {
                 Some(mut sender) => {
@@ -128,13 +220,15 @@ impl Pools {
                     }
                     (sender, true)
                 }
-                None => (self.connect(&pool).await?, false),
+                None => (self.connect(pool).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     return Ok(resp.map(|body| PooledBody {
-                        inner: body,
-                        slot: Some((sender, pool)),
+                        inner: Inner::Hyper {
+                            body,
+                            slot: Some((sender, pool.clone())),
+                        },
                     }))
                 }
                 Err(mut e) => match e.take_message() {
@@ -159,6 +253,13 @@ impl Pools {
         let made = Arc::new(Origin::new(origin, self.idle_timeout, self.max_idle)?);
         let mut origins = self.origins.write().unwrap_or_else(|p| p.into_inner());
         Ok(origins.entry(origin.into()).or_insert(made).clone())
+    }
+
+    async fn connect_h1(&self, origin: &Origin) -> Result<Box<Conn>, PoolError> {
+        let io = tower::ServiceExt::oneshot(self.connector.clone(), origin.connect.clone())
+            .await
+            .map_err(|e| PoolError::Connect(super::error_chain(&e)))?;
+        Ok(Box::new(Conn::new(io.into_inner())))
     }
 
     async fn connect(&self, origin: &Origin) -> Result<SendRequest<Body>, PoolError> {
@@ -194,6 +295,7 @@ impl Origin {
             connect,
             host,
             idle: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
+            idle_h1: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
             idle_timeout,
             max_idle,
         })
@@ -208,6 +310,33 @@ impl Origin {
             }
         }
         None
+    }
+
+    /// The most recently used own connection that the backend has not closed and is not expired.
+    fn checkout_h1(&self) -> Option<Box<Conn>> {
+        let mut idle = self.idle_h1[share()].lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(entry) = idle.pop_back() {
+            if !entry.conn.is_stale() && entry.since.elapsed() < self.idle_timeout {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    /// Returns an own connection whose response was read to its end.
+    fn put_h1(&self, conn: Box<Conn>) {
+        let now = Instant::now();
+        let mut idle = self.idle_h1[share()].lock().unwrap_or_else(|p| p.into_inner());
+        while idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)
+        {
+            idle.pop_front();
+        }
+        if idle.len() >= self.max_idle {
+            idle.pop_front();
+        }
+        idle.push_back(IdleH1 { conn, since: now });
     }
 
     /// Returns a connection whose response was read to its end.
@@ -230,46 +359,130 @@ impl Origin {
     }
 }
 
+/// Whether a method may be sent twice with the same effect (RFC 9110 §9.2.2).
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::TRACE
+            | http::Method::PUT
+            | http::Method::DELETE
+    )
+}
+
 /// A backend's response body that returns its connection to the pool once read to its end. A
-/// body dropped before its end takes the connection with it (hyper then closes it: the rest of
-/// that response would be in the way of the next one).
+/// body dropped before its end takes the connection with it (it is closed: the rest of that
+/// response would be in the way of the next one).
 #[derive(Debug)]
 pub struct PooledBody {
-    inner: Incoming,
-    slot: Option<(SendRequest<Body>, Arc<Origin>)>,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Hyper {
+        body: Incoming,
+        slot: Option<(SendRequest<Body>, Arc<Origin>)>,
+    },
+    H1 {
+        /// `None` once the body ended or failed.
+        conn: Option<Box<Conn>>,
+        state: BodyState,
+        origin: Arc<Origin>,
+    },
 }
 
 impl PooledBody {
+    fn h1(conn: Box<Conn>, state: BodyState, origin: Arc<Origin>) -> PooledBody {
+        PooledBody {
+            inner: Inner::H1 {
+                conn: Some(conn),
+                state,
+                origin,
+            },
+        }
+    }
+
     fn release(&mut self) {
-        if let Some((sender, origin)) = self.slot.take() {
-            origin.put(sender);
+        match &mut self.inner {
+            Inner::Hyper { slot, .. } => {
+                if let Some((sender, origin)) = slot.take() {
+                    origin.put(sender);
+                }
+            }
+            Inner::H1 { conn, state, origin } => {
+                if let Some(conn) = conn.take() {
+                    if state.reusable(&conn) {
+                        origin.put_h1(conn);
+                    }
+                }
+            }
         }
     }
 }
 
 impl http_body::Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        let ended = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
-            _ => false,
-        };
-        if ended {
-            self.release();
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match &mut this.inner {
+            Inner::Hyper { body, .. } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                let ended = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    _ => false,
+                };
+                if ended {
+                    this.release();
+                }
+                polled.map(|frame| frame.map(|f| f.map_err(BodyError::from)))
+            }
+            Inner::H1 { conn, state, .. } => {
+                let Some(open) = conn.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match state.poll_step(open, cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(Step::Data(data))) => {
+                        if state.is_end() {
+                            this.release();
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Poll::Ready(Ok(Step::End)) => {
+                        this.release();
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Err(e)) => {
+                        *conn = None;
+                        Poll::Ready(Some(Err(BodyError::H1(e))))
+                    }
+                }
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.is_end_stream(),
+            Inner::H1 { conn, state, .. } => conn.is_none() || state.is_end(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.size_hint(),
+            Inner::H1 { conn, state, .. } => match (conn, state.remaining()) {
+                (None, _) => SizeHint::with_exact(0),
+                (Some(_), Some(n)) => SizeHint::with_exact(n),
+                (Some(_), None) => SizeHint::default(),
+            },
+        }
     }
 }
 
@@ -277,7 +490,7 @@ impl Drop for PooledBody {
     fn drop(&mut self) {
         // A body with nothing left (no body at all, or one whose reader stopped at its
         // `is_end_stream`) still returns its connection.
-        if self.inner.is_end_stream() {
+        if self.is_end_stream() {
             self.release();
         }
     }
