@@ -23,7 +23,7 @@
 //! sides keep it alive.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use std::io;
 use std::pin::Pin;
@@ -171,16 +171,21 @@ impl Conn {
             } else {
                 Version::HTTP_11
             };
-            let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+            // Room for what the gateway adds (request id, rate-limit headers) without growing.
+            let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
+            let mut fields = Fields::default();
             for field in parsed.headers.iter() {
+                if !fields.note(field.name, field.value)? {
+                    continue;
+                }
                 let name = HeaderName::from_bytes(field.name.as_bytes())
                     .map_err(|_| H1Error::Invalid("invalid header name"))?;
                 let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
                     .map_err(|_| H1Error::Invalid("invalid header value"))?;
                 headers.append(name, value);
             }
-            let framing = framing(code, method, version, &headers)?;
-            let keep_alive = framing != Framing::Eof && code != 101 && keeps_alive(version, &headers);
+            let framing = framing(code, method, version, &fields)?;
+            let keep_alive = framing != Framing::Eof && code != 101 && fields.keeps_alive(version);
             let mut parts = http::Response::new(()).into_parts().0;
             parts.status = status;
             parts.version = version;
@@ -406,67 +411,97 @@ fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
     u64::from_str_radix(text, 16).map_err(|_| H1Error::Invalid("invalid chunk size"))
 }
 
+/// What an answer's header fields say about its framing and its connection, read as the head is
+/// taken in (so the hop-by-hop fields need not be put into the header map only to be looked up
+/// and stripped again).
+#[derive(Debug, Default)]
+struct Fields {
+    /// `Transfer-Encoding` was present; `true` when its last coding is `chunked`.
+    transfer_encoding: Option<bool>,
+    content_length: Option<u64>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Fields {
+    /// Takes in one field; `false` when it is hop-by-hop and says nothing beyond what is noted
+    /// here (`Transfer-Encoding`, `Keep-Alive`, a `Connection` of only `close` or `keep-alive`),
+    /// so it is left out of the header map. A `Connection` naming other fields stays, so that a
+    /// proxy can strip the fields it names.
+    fn note(&mut self, name: &str, value: &[u8]) -> Result<bool, H1Error> {
+        let is = |known: &str| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        match name.len() {
+            14 if is("content-length") => {
+                let text = std::str::from_utf8(value).map_err(|_| H1Error::Invalid("invalid Content-Length"))?;
+                for part in text.split(',') {
+                    let part = part.trim();
+                    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(H1Error::Invalid("invalid Content-Length"));
+                    }
+                    let n: u64 = part.parse().map_err(|_| H1Error::Invalid("invalid Content-Length"))?;
+                    if self.content_length.is_some_and(|seen| seen != n) {
+                        return Err(H1Error::Invalid("differing Content-Length values"));
+                    }
+                    self.content_length = Some(n);
+                }
+                Ok(true)
+            }
+            17 if is("transfer-encoding") => {
+                let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
+                self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                Ok(false)
+            }
+            10 if is("keep-alive") => Ok(false),
+            10 if is("connection") => {
+                let mut others = false;
+                for token in value.split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if !token.is_empty() {
+                        others = true;
+                    }
+                }
+                Ok(others)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// Whether the backend keeps the connection open after this answer.
+    fn keeps_alive(&self, version: Version) -> bool {
+        match version {
+            Version::HTTP_10 => self.keep_alive && !self.close,
+            _ => !self.close,
+        }
+    }
+}
+
 /// How the body of an answer with this status, to this method, is delimited (RFC 9112 §6.3).
-fn framing(code: u16, method: &Method, version: Version, headers: &HeaderMap) -> Result<Framing, H1Error> {
+fn framing(code: u16, method: &Method, version: Version, fields: &Fields) -> Result<Framing, H1Error> {
     if matches!(code, 101 | 204 | 304) || *method == Method::HEAD {
         return Ok(Framing::Done);
     }
     if *method == Method::CONNECT && (200..300).contains(&code) {
         return Ok(Framing::Done);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if let Some(chunked) = fields.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(H1Error::Invalid("Transfer-Encoding in an HTTP/1.0 response"));
         }
-        let chunked = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         return Ok(if chunked {
             Framing::Chunked(Chunk::Size)
         } else {
             Framing::Eof
         });
     }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| H1Error::Invalid("invalid Content-Length"))?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(H1Error::Invalid("invalid Content-Length"));
-            }
-            let n: u64 = part.parse().map_err(|_| H1Error::Invalid("invalid Content-Length"))?;
-            if length.is_some_and(|seen| seen != n) {
-                return Err(H1Error::Invalid("differing Content-Length values"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
+    Ok(match fields.content_length {
         Some(0) => Framing::Done,
         Some(n) => Framing::Length(n),
         None => Framing::Eof,
     })
-}
-
-/// Whether the backend keeps the connection open after this answer.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let mentions = |token: &str| {
-        headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    match version {
-        Version::HTTP_10 => mentions("keep-alive"),
-        _ => !mentions("close"),
-    }
 }
 
 /// Writes a request head into `out`: the request line (always HTTP/1.1), every field of
@@ -564,37 +599,55 @@ mod tests {
         }
     }
 
+    fn fields(pairs: &[(&str, &str)]) -> Result<Fields, H1Error> {
+        let mut fields = Fields::default();
+        for (name, value) in pairs {
+            fields.note(name, value.as_bytes())?;
+        }
+        Ok(fields)
+    }
+
     #[test]
     fn content_length_framing_follows_rfc_9112() {
         let get = Method::GET;
-        let mut h = HeaderMap::new();
-        h.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
-        h.append(CONTENT_LENGTH, HeaderValue::from_static("5, 5"));
-        assert_eq!(framing(200, &get, Version::HTTP_11, &h).unwrap(), Framing::Length(5));
-        assert_eq!(
-            framing(200, &Method::HEAD, Version::HTTP_11, &h).unwrap(),
-            Framing::Done
+        let v11 = Version::HTTP_11;
+        let h = fields(&[("Content-Length", "5"), ("content-length", "5, 5")]).unwrap();
+        assert_eq!(framing(200, &get, v11, &h).unwrap(), Framing::Length(5));
+        assert_eq!(framing(200, &Method::HEAD, v11, &h).unwrap(), Framing::Done);
+        assert_eq!(framing(304, &get, v11, &h).unwrap(), Framing::Done);
+        assert!(fields(&[("Content-Length", "5"), ("Content-Length", "6")]).is_err());
+        let te = fields(&[("Transfer-Encoding", "gzip, chunked"), ("Content-Length", "5")]).unwrap();
+        assert_eq!(framing(200, &get, v11, &te).unwrap(), Framing::Chunked(Chunk::Size));
+        assert!(framing(200, &get, Version::HTTP_10, &te).is_err());
+        let gz = fields(&[("transfer-encoding", "gzip")]).unwrap();
+        assert_eq!(framing(200, &get, v11, &gz).unwrap(), Framing::Eof);
+        assert_eq!(framing(200, &get, v11, &Fields::default()).unwrap(), Framing::Eof);
+        assert!(fields(&[("Content-Length", "+5")]).is_err());
+        assert!(fields(&[("Content-Length", "")]).is_err());
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        let close = fields(&[("Connection", "Upgrade, Close")]).unwrap();
+        assert!(!close.keeps_alive(Version::HTTP_11));
+        assert!(Fields::default().keeps_alive(Version::HTTP_11));
+        assert!(!Fields::default().keeps_alive(Version::HTTP_10));
+        let keep = fields(&[("connection", "keep-alive")]).unwrap();
+        assert!(keep.keeps_alive(Version::HTTP_10));
+    }
+
+    #[test]
+    fn hop_by_hop_fields_stay_out_of_the_header_map_unless_they_name_others() {
+        let mut f = Fields::default();
+        assert!(!f.note("Connection", b"keep-alive").unwrap());
+        assert!(!f.note("Keep-Alive", b"timeout=5").unwrap());
+        assert!(!f.note("Transfer-Encoding", b"chunked").unwrap());
+        assert!(
+            f.note("Connection", b"close, x-secret").unwrap(),
+            "x-secret must be stripped by name"
         );
-        assert_eq!(framing(304, &get, Version::HTTP_11, &h).unwrap(), Framing::Done);
-        h.append(CONTENT_LENGTH, HeaderValue::from_static("6"));
-        assert!(framing(200, &get, Version::HTTP_11, &h).is_err());
-        let mut te = HeaderMap::new();
-        te.append(TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
-        te.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
-        assert_eq!(
-            framing(200, &get, Version::HTTP_11, &te).unwrap(),
-            Framing::Chunked(Chunk::Size)
-        );
-        let mut gz = HeaderMap::new();
-        gz.append(TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
-        assert_eq!(framing(200, &get, Version::HTTP_11, &gz).unwrap(), Framing::Eof);
-        assert_eq!(
-            framing(200, &get, Version::HTTP_11, &HeaderMap::new()).unwrap(),
-            Framing::Eof
-        );
-        let mut bad = HeaderMap::new();
-        bad.append(CONTENT_LENGTH, HeaderValue::from_static("+5"));
-        assert!(framing(200, &get, Version::HTTP_11, &bad).is_err());
+        assert!(f.note("Content-Length", b"3").unwrap());
+        assert!(f.note("ETag", b"\"a\"").unwrap());
     }
 
     #[test]
@@ -603,18 +656,6 @@ mod tests {
         assert_eq!(head_end(b"HTTP/1.1 200 OK\nA: b\n\nbody"), Some(22));
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n\r"), None);
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
-    }
-
-    #[test]
-    fn keep_alive_follows_the_version_and_connection() {
-        let mut close = HeaderMap::new();
-        close.append(CONNECTION, HeaderValue::from_static("Upgrade, Close"));
-        assert!(!keeps_alive(Version::HTTP_11, &close));
-        assert!(keeps_alive(Version::HTTP_11, &HeaderMap::new()));
-        assert!(!keeps_alive(Version::HTTP_10, &HeaderMap::new()));
-        let mut keep = HeaderMap::new();
-        keep.append(CONNECTION, HeaderValue::from_static("keep-alive"));
-        assert!(keeps_alive(Version::HTTP_10, &keep));
     }
 
     #[test]
