@@ -1016,3 +1016,37 @@ async fn a_service_url_with_a_base_path_prefixes_every_call() {
     assert_eq!((status, body["value"].as_i64()), (200, Some(7)));
     assert_eq!(backend.seen()[0].uri, "/v1/thing");
 }
+
+#[tokio::test]
+async fn a_backend_body_declared_above_the_limit_is_refused_before_it_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The backend declares 10 GB, sends a few bytes and then nothing: the call fails on the
+    // declaration at once, not when the body (or the service timeout) runs out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{\"a\":")
+                    .await;
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    let gw = gateway(&[("things", url, "    timeout: 20s\n")], &one_call("")).await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_failed")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for the body instead of refusing its declared size: {:?}",
+        started.elapsed()
+    );
+}

@@ -113,9 +113,15 @@ impl Conn {
 
     /// Reads the answer's head. Informational answers are skipped. Returns the head, how its body
     /// is delimited, and whether the connection may carry another request after it.
-    pub async fn read_head(&mut self, method: &Method) -> Result<(http::response::Parts, BodyState), H1Error> {
+    /// The answer's header fields are kept only when `keep_fields` (a composition call reads the
+    /// status and the body alone).
+    pub async fn read_head(
+        &mut self,
+        method: &Method,
+        keep_fields: bool,
+    ) -> Result<(http::response::Parts, BodyState), H1Error> {
         loop {
-            if let Some(parsed) = self.parse_head(method)? {
+            if let Some(parsed) = self.parse_head(method, keep_fields)? {
                 return Ok(parsed);
             }
             if self.buf.len() > MAX_HEAD {
@@ -145,7 +151,11 @@ impl Conn {
 
     /// One parse of what is buffered: `None` until a whole head (past any informational ones) is
     /// there.
-    fn parse_head(&mut self, method: &Method) -> Result<Option<(http::response::Parts, BodyState)>, H1Error> {
+    fn parse_head(
+        &mut self,
+        method: &Method,
+        keep_fields: bool,
+    ) -> Result<Option<(http::response::Parts, BodyState)>, H1Error> {
         loop {
             // The head is split off whole first, so that the header values can share its bytes.
             let Some(len) = head_end(&self.buf) else {
@@ -172,10 +182,13 @@ impl Conn {
                 Version::HTTP_11
             };
             // Room for what the gateway adds (request id, rate-limit headers) without growing.
-            let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
+            let mut headers = match keep_fields {
+                true => HeaderMap::with_capacity(parsed.headers.len() + 8),
+                false => HeaderMap::new(),
+            };
             let mut fields = Fields::default();
             for field in parsed.headers.iter() {
-                if !fields.note(field.name, field.value)? {
+                if !fields.note(field.name, field.value)? || !keep_fields {
                     continue;
                 }
                 let name = HeaderName::from_bytes(field.name.as_bytes())

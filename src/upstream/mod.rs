@@ -284,7 +284,7 @@ impl Upstream {
         }
         let resp = self
             .plain
-            .send(origin, request)
+            .send(origin, request, pool::Fields::Drop)
             .await
             .map_err(|e| CallError::Connect(e.to_string()))?;
         read_answer(resp, self.body_limit()).await
@@ -427,10 +427,14 @@ impl Upstream {
                 true => pool::Outgoing::Empty,
                 false => pool::Outgoing::Stream(body),
             });
-            let resp = self.plain.send(origin, req).await.map_err(|e| match e {
-                pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
-                e => ForwardError::Connect(e.to_string()),
-            })?;
+            let resp = self
+                .plain
+                .send(origin, req, pool::Fields::Keep)
+                .await
+                .map_err(|e| match e {
+                    pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
+                    e => ForwardError::Connect(e.to_string()),
+                })?;
             let idle = idle_for(resp.headers());
             return Ok(resp.map(|b| watched(b, idle)));
         }
@@ -521,7 +525,9 @@ where
 {
     use http_body_util::BodyExt;
     let status = resp.status();
-    let declared = declared_length(resp.headers());
+    // Facade's own connections give a composition call no header fields: the body's size hint
+    // carries its declared length.
+    let declared = declared_length(resp.headers()).or_else(|| resp.body().size_hint().exact());
     if declared.is_some_and(|len| len > limit) {
         return Err(CallError::TooLarge(limit));
     }

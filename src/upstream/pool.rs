@@ -68,6 +68,17 @@ pub enum Outgoing {
     Stream(Body),
 }
 
+/// Whether the caller reads the answer's header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// A proxy passes them on.
+    Keep,
+    /// A composition call reads the status and the body alone (and the body's length from its
+    /// size hint): the fields are not put into a header map at all. Only Facade's own
+    /// connections drop them.
+    Drop,
+}
+
 /// Why a backend's answer body could not be read to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -147,16 +158,21 @@ impl Pools {
 
     /// Sends `req` (its URI in origin-form: path and query) to `origin` and returns the response
     /// with its body still streaming. A `Host` header is added when the request has none.
-    pub async fn send(&self, origin: &str, req: Request<Outgoing>) -> Result<Response<PooledBody>, PoolError> {
+    pub async fn send(
+        &self,
+        origin: &str,
+        req: Request<Outgoing>,
+        fields: Fields,
+    ) -> Result<Response<PooledBody>, PoolError> {
         let pool = self.origin(origin)?;
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(HOST) {
             parts.headers.insert(HOST, pool.host.clone());
         }
         match body {
-            Outgoing::Empty => self.send_h1(&pool, &parts, None).await,
-            Outgoing::Full(bytes) if bytes.is_empty() => self.send_h1(&pool, &parts, None).await,
-            Outgoing::Full(bytes) => self.send_h1(&pool, &parts, Some(&bytes)).await,
+            Outgoing::Empty => self.send_h1(&pool, &parts, None, fields).await,
+            Outgoing::Full(bytes) if bytes.is_empty() => self.send_h1(&pool, &parts, None, fields).await,
+            Outgoing::Full(bytes) => self.send_h1(&pool, &parts, Some(&bytes), fields).await,
             Outgoing::Stream(body) => self.send_hyper(&pool, Request::from_parts(parts, body)).await,
         }
     }
@@ -167,6 +183,7 @@ impl Pools {
         pool: &Arc<Origin>,
         parts: &http::request::Parts,
         body: Option<&Bytes>,
+        fields: Fields,
     ) -> Result<Response<PooledBody>, PoolError> {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut wire = Vec::new();
@@ -187,7 +204,7 @@ impl Pools {
             };
             let written = conn.write_request(&wire).await;
             let answered = match written {
-                Ok(()) => conn.read_head(&parts.method).await,
+                Ok(()) => conn.read_head(&parts.method, fields == Fields::Keep).await,
                 // The backend had closed the idle connection: nothing of the request was taken.
                 Err(_) if reused => continue,
                 Err(e) => Err(H1Error::Io(e)),
