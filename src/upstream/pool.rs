@@ -122,24 +122,12 @@ struct Origin {
     connect: Uri,
     /// The `Host` header of requests that carry none (the port only when it is not 80).
     host: HeaderValue,
-    /// Indexed by `share()`: hyper connections (streamed uploads).
-    idle: [Mutex<VecDeque<Idle>>; SHARES],
-    /// Indexed by `share()`: Facade's own connections (everything else).
-    idle_h1: [Mutex<VecDeque<IdleH1>>; SHARES],
+    /// hyper connections (streamed uploads).
+    idle: IdleSet<SendRequest<Body>>,
+    /// Facade's own connections (everything else).
+    idle_h1: IdleSet<Box<Conn>>,
     idle_timeout: Duration,
     max_idle: usize,
-}
-
-#[derive(Debug)]
-struct Idle {
-    sender: SendRequest<Body>,
-    since: Instant,
-}
-
-#[derive(Debug)]
-struct IdleH1 {
-    conn: Box<Conn>,
-    since: Instant,
 }
 
 impl Pools {
@@ -311,68 +299,75 @@ impl Origin {
         Ok(Origin {
             connect,
             host,
-            idle: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
-            idle_h1: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
+            idle: IdleSet::new(),
+            idle_h1: IdleSet::new(),
             idle_timeout,
             max_idle,
         })
     }
 
-    /// The most recently used connection that is still open and not expired.
+    /// The most recently used hyper connection that is still open and not expired.
     fn checkout(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle[share()].lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(entry) = idle.pop_back() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
-                return Some(entry.sender);
-            }
-        }
-        None
+        self.idle.take(self.idle_timeout, |sender| !sender.is_closed())
     }
 
     /// The most recently used own connection that the backend has not closed and is not expired.
     fn checkout_h1(&self) -> Option<Box<Conn>> {
-        let mut idle = self.idle_h1[share()].lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(entry) = idle.pop_back() {
-            if !entry.conn.is_stale() && entry.since.elapsed() < self.idle_timeout {
-                return Some(entry.conn);
+        self.idle_h1.take(self.idle_timeout, |conn| !conn.is_stale())
+    }
+
+    /// Returns an own connection whose response was read to its end.
+    fn put_h1(&self, conn: Box<Conn>) {
+        self.idle_h1.put(conn, self.idle_timeout, self.max_idle);
+    }
+
+    /// Returns a hyper connection whose response was read to its end.
+    fn put(&self, sender: SendRequest<Body>) {
+        if !sender.is_closed() {
+            self.idle.put(sender, self.idle_timeout, self.max_idle);
+        }
+    }
+}
+
+/// One kind of an origin's idle connections, newest last, in one share per worker thread.
+#[derive(Debug)]
+struct IdleSet<T> {
+    shares: [Mutex<VecDeque<(T, Instant)>>; SHARES],
+}
+
+impl<T> IdleSet<T> {
+    fn new() -> IdleSet<T> {
+        IdleSet {
+            shares: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
+        }
+    }
+
+    /// The newest connection of this thread's share that is `usable` and younger than
+    /// `idle_timeout`; the others met on the way are dropped (closed).
+    fn take(&self, idle_timeout: Duration, usable: impl Fn(&T) -> bool) -> Option<T> {
+        let mut idle = self.shares[share()].lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((conn, since)) = idle.pop_back() {
+            if since.elapsed() < idle_timeout && usable(&conn) {
+                return Some(conn);
             }
         }
         None
     }
 
-    /// Returns an own connection whose response was read to its end.
-    fn put_h1(&self, conn: Box<Conn>) {
+    /// Keeps `conn`, dropping expired ones and, beyond `max_idle`, the oldest.
+    fn put(&self, conn: T, idle_timeout: Duration, max_idle: usize) {
         let now = Instant::now();
-        let mut idle = self.idle_h1[share()].lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.shares[share()].lock().unwrap_or_else(|p| p.into_inner());
         while idle
             .front()
-            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)
+            .is_some_and(|(_, since)| now.duration_since(*since) >= idle_timeout)
         {
             idle.pop_front();
         }
-        if idle.len() >= self.max_idle {
+        if idle.len() >= max_idle {
             idle.pop_front();
         }
-        idle.push_back(IdleH1 { conn, since: now });
-    }
-
-    /// Returns a connection whose response was read to its end.
-    fn put(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.idle[share()].lock().unwrap_or_else(|p| p.into_inner());
-        while idle
-            .front()
-            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout)
-        {
-            idle.pop_front();
-        }
-        if idle.len() >= self.max_idle {
-            idle.pop_front();
-        }
-        idle.push_back(Idle { sender, since: now });
+        idle.push_back((conn, now));
     }
 }
 
