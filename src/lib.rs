@@ -41,5 +41,6 @@ pub mod plan;
 pub mod ratelimit;
 pub mod reload;
 pub mod server;
+pub mod stall;
 pub mod state;
 pub mod upstream;

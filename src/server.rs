@@ -251,6 +251,10 @@ impl Connections {
                 // request's instructions); a box moves as one pointer.
                 Box::pin(async move {
                     let resp = crate::http::handle(state, req).await;
+                    let resp = match &in_flight {
+                        Some(flight) => resp.map(|body| flight.0.streams.watch(body)),
+                        None => resp,
+                    };
                     drop(in_flight);
                     Ok::<_, std::convert::Infallible>(resp)
                 })
@@ -267,6 +271,10 @@ impl Connections {
             }
             let idle = tokio::time::sleep(self.options.h2_idle_timeout);
             tokio::pin!(idle);
+            // How often an HTTP/2 connection looks for streams its client stopped taking.
+            let stall_every = (self.options.send_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+            let mut stalls = tokio::time::interval_at(tokio::time::Instant::now() + stall_every, stall_every);
+            stalls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let ended = loop {
                 tokio::select! {
                     // In this order, without drawing a random one every time the connection wakes.
@@ -284,6 +292,16 @@ impl Connections {
                                 conn.as_mut().graceful_shutdown();
                             }
                             Some(next) => idle.as_mut().reset(next),
+                        }
+                    }
+                    _ = stalls.tick(), if activity.is_some() => {
+                        let cut = activity.as_ref().map_or(0, |a| a.streams.cut_stalled(self.options.send_timeout));
+                        if cut > 0 {
+                            tracing::info!(
+                                peer = %peer,
+                                streams = cut,
+                                "an HTTP/2 client took nothing of a stream for the send timeout: its answer was dropped"
+                            );
                         }
                     }
                 }
@@ -353,6 +371,8 @@ impl Drain {
 /// An HTTP/2 connection's requests in flight, and when the last one ended.
 struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
+    /// The answers' bodies, watched for streams the client stopped taking.
+    streams: crate::stall::StreamWatch,
     /// Milliseconds since `base` (when the connection began): when the last request ended.
     last_ms: std::sync::atomic::AtomicU64,
     base: tokio::time::Instant,
@@ -373,6 +393,7 @@ impl Activity {
     fn new() -> Activity {
         Activity {
             in_flight: Default::default(),
+            streams: Default::default(),
             last_ms: Default::default(),
             base: tokio::time::Instant::now(),
         }

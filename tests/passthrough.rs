@@ -639,10 +639,10 @@ async fn an_answer_whose_backend_stops_in_the_middle_is_cut_off_after_the_servic
     assert!(text.contains("data: 1") && text.contains("data: 2"), "{text}");
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
+/// A backend streaming an endless answer to its first request; the receiver hears when its
+/// connection was closed on it.
+async fn endless_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<()>) {
     use tokio::io::AsyncWriteExt;
-    // A backend streaming an endless answer; it reports when its connection is closed on it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
@@ -658,12 +658,26 @@ async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
         }
         let _ = closed_tx.send(());
     });
+    (addr, closed_rx)
+}
+
+/// A gateway whose one route, `/api/orders` without auth, goes to `addr`; clients may keep a
+/// write waiting for 500 ms.
+async fn impatient_gateway(addr: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let facade = routes_facade(
         &[("orders", format!("http://{addr}"), "")],
         "  - { prefix: /api/orders, service: orders, auth: none }\n",
     );
     let plan = Project::new(&facade, &[]).plan(&[]);
-    let (gw, _stop, _) = serve_plan(plan, |o| o.send_timeout = Duration::from_millis(500)).await;
+    let (gw, stop, _) = serve_plan(plan, |o| o.send_timeout = Duration::from_millis(500)).await;
+    (gw, stop)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
+    use tokio::io::AsyncWriteExt;
+    let (addr, closed_rx) = endless_backend().await;
+    let (gw, _stop) = impatient_gateway(addr).await;
     // The client asks, then reads nothing: the buffers on the way fill up, and Facade's writes
     // to it wait.
     let mut client = tokio::net::TcpStream::connect(gw).await.unwrap();
@@ -676,6 +690,48 @@ async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
         .expect("the backend was still held 10 s after its client stopped reading")
         .unwrap();
     drop(client);
+}
+
+#[tokio::test]
+async fn an_http2_client_that_stops_taking_a_stream_lets_go_of_its_backend() {
+    // The HTTP/2 form of the same: the client reads its connection (so writes to it never wait)
+    // but gives the stream no more flow-control window, as a browser does with a response body
+    // nobody reads. The stream waits for window for ever; its backend must not.
+    let (addr, closed_rx) = endless_backend().await;
+    let (gw, _stop) = impatient_gateway(addr).await;
+    let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let (mut client, connection) = h2::client::Builder::new()
+        .initial_window_size(4096)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{gw}/api/orders/big"))
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    tokio::time::timeout(Duration::from_secs(10), closed_rx)
+        .await
+        .expect("the backend was still held 10 s after its HTTP/2 client stopped taking the stream")
+        .unwrap();
+    // The connection itself still serves other streams.
+    let (other, _) = client
+        .send_request(
+            http::Request::get(format!("http://{gw}/healthz")).body(()).unwrap(),
+            true,
+        )
+        .unwrap();
+    let other = tokio::time::timeout(Duration::from_secs(5), other)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    drop(answer);
 }
 
 /// What a `piecewise_backend` does after writing an answer.
