@@ -251,11 +251,15 @@ impl Connections {
                 // request's instructions); a box moves as one pointer.
                 Box::pin(async move {
                     let resp = crate::http::handle(state, req).await;
-                    let resp = match &in_flight {
-                        Some(flight) => resp.map(|body| flight.0.streams.watch(body)),
+                    let resp = match in_flight {
+                        // On HTTP/2 a request is in flight until its answer's body has ended (an
+                        // event stream keeps its connection from being idle).
+                        Some(flight) => {
+                            let activity = flight.0.clone();
+                            resp.map(|body| activity.streams.watch(body, flight))
+                        }
                         None => resp,
                     };
-                    drop(in_flight);
                     Ok::<_, std::convert::Infallible>(resp)
                 })
             });
@@ -275,6 +279,9 @@ impl Connections {
             let stall_every = (self.options.send_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
             let mut stalls = tokio::time::interval_at(tokio::time::Instant::now() + stall_every, stall_every);
             stalls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // GOAWAY was sent to an idle HTTP/2 connection; what streams are left (only ones whose
+            // answers were cut) get the send timeout, then the connection is closed.
+            let mut closing_idle = false;
             let ended = loop {
                 tokio::select! {
                     // In this order, without drawing a random one every time the connection wakes.
@@ -284,12 +291,18 @@ impl Connections {
                         finishing = true;
                         conn.as_mut().graceful_shutdown();
                     }
-                    _ = idle.as_mut(), if !finishing && activity.is_some() => {
+                    _ = idle.as_mut(), if activity.is_some() && (!finishing || closing_idle) => {
+                        if closing_idle {
+                            tracing::debug!(peer = %peer, "an idle HTTP/2 connection did not finish after GOAWAY: closed");
+                            break Ok(());
+                        }
                         match activity.as_ref().and_then(|a| a.idle_until(self.options.h2_idle_timeout)) {
                             // Nothing in flight for the whole time: GOAWAY, then close.
                             None => {
                                 finishing = true;
+                                closing_idle = true;
                                 conn.as_mut().graceful_shutdown();
+                                idle.as_mut().reset(tokio::time::Instant::now() + self.options.send_timeout);
                             }
                             Some(next) => idle.as_mut().reset(next),
                         }

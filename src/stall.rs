@@ -41,13 +41,26 @@ pub struct StreamWatch {
 
 #[derive(Debug)]
 struct Watched {
-    /// `None` once the body ended or was cut.
-    body: Mutex<Option<Body>>,
+    /// `None` once the body ended, was cut or was dropped.
+    body: Mutex<Option<Held>>,
     /// When the last frame was handed over, in milliseconds since the watch's `base`, while hyper
     /// has not asked for the next: `NOT_WAITING` otherwise.
     handed_ms: AtomicU64,
     cut: AtomicBool,
     base: Instant,
+}
+
+/// A watched body, and what is held for as long as it lives (the connection's count of requests
+/// in flight).
+struct Held {
+    body: Body,
+    _token: Box<dyn Send>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held").finish_non_exhaustive()
+    }
 }
 
 impl Default for StreamWatch {
@@ -60,13 +73,16 @@ impl Default for StreamWatch {
 }
 
 impl StreamWatch {
-    /// `body`, watched.
-    pub fn watch(&self, body: Body) -> Body {
+    /// `body`, watched; `token` is dropped when the body ends, is cut or is dropped.
+    pub fn watch(&self, body: Body, token: impl Send + 'static) -> Body {
         if body.is_end_stream() {
             return body;
         }
         let watched = Arc::new(Watched {
-            body: Mutex::new(Some(body)),
+            body: Mutex::new(Some(Held {
+                body,
+                _token: Box::new(token),
+            })),
             handed_ms: AtomicU64::new(NOT_WAITING),
             cut: AtomicBool::new(false),
             base: self.base,
@@ -123,7 +139,7 @@ impl http_body::Body for WatchedBody {
         let w = &self.0;
         let mut slot = w.body.lock().unwrap_or_else(|p| p.into_inner());
         w.handed_ms.store(NOT_WAITING, Ordering::Release);
-        let Some(body) = slot.as_mut() else {
+        let Some(Held { body, .. }) = slot.as_mut() else {
             if w.cut.load(Ordering::Acquire) {
                 return Poll::Ready(Some(Err(axum::Error::new(StreamStalled))));
             }
@@ -143,7 +159,7 @@ impl http_body::Body for WatchedBody {
     fn is_end_stream(&self) -> bool {
         let slot = self.0.body.lock().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
-            Some(body) => body.is_end_stream(),
+            Some(held) => held.body.is_end_stream(),
             // A cut body still has its error to give.
             None => !self.0.cut.load(Ordering::Acquire),
         }
@@ -151,7 +167,16 @@ impl http_body::Body for WatchedBody {
 
     fn size_hint(&self) -> SizeHint {
         let slot = self.0.body.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map_or_else(SizeHint::default, |b| b.size_hint())
+        slot.as_ref()
+            .map_or_else(SizeHint::default, |held| held.body.size_hint())
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        // The stream is over (ended, or reset by the client): let go of what it held now, not at
+        // the next look.
+        self.0.body.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -164,8 +189,9 @@ mod tests {
     async fn a_frame_left_waiting_past_the_limit_drops_its_body_and_a_body_asked_again_is_kept() {
         let watch = StreamWatch::default();
         let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
-        let mut stalled = watch.watch(Body::new(http_body_util::StreamBody::new(rx)));
-        let mut taken = watch.watch(Body::from("whole"));
+        let (held, holding) = (Arc::new(()), Arc::new(()));
+        let mut stalled = watch.watch(Body::new(http_body_util::StreamBody::new(rx)), held.clone());
+        let mut taken = watch.watch(Body::from("whole"), holding.clone());
         tx.try_send(Ok(Frame::data(Bytes::from_static(b"a")))).unwrap();
         assert!(stalled.frame().await.is_some());
         assert_eq!(taken.frame().await.unwrap().unwrap().into_data().unwrap(), "whole");
@@ -173,6 +199,8 @@ mod tests {
         assert_eq!(watch.cut_stalled(Duration::from_millis(500)), 0, "not yet");
         tokio::time::advance(Duration::from_millis(200)).await;
         assert_eq!(watch.cut_stalled(Duration::from_millis(500)), 1);
+        assert_eq!(Arc::strong_count(&held), 1, "a cut body lets go of its token");
+        assert_eq!(Arc::strong_count(&holding), 1, "an ended body lets go of its token");
         assert!(
             tx.try_send(Ok(Frame::data(Bytes::from_static(b"b")))).is_err(),
             "the body was dropped"

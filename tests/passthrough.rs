@@ -662,14 +662,18 @@ async fn endless_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Recei
 }
 
 /// A gateway whose one route, `/api/orders` without auth, goes to `addr`; clients may keep a
-/// write waiting for 500 ms.
+/// write waiting for 500 ms, and an HTTP/2 connection may be idle for 300 ms.
 async fn impatient_gateway(addr: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let facade = routes_facade(
         &[("orders", format!("http://{addr}"), "")],
         "  - { prefix: /api/orders, service: orders, auth: none }\n",
     );
     let plan = Project::new(&facade, &[]).plan(&[]);
-    let (gw, stop, _) = serve_plan(plan, |o| o.send_timeout = Duration::from_millis(500)).await;
+    let (gw, stop, _) = serve_plan(plan, |o| {
+        o.send_timeout = Duration::from_millis(500);
+        o.h2_idle_timeout = Duration::from_millis(300);
+    })
+    .await;
     (gw, stop)
 }
 
@@ -705,7 +709,7 @@ async fn an_http2_client_that_stops_taking_a_stream_lets_go_of_its_backend() {
         .handshake::<_, bytes::Bytes>(tcp)
         .await
         .unwrap();
-    tokio::spawn(connection);
+    let connection = tokio::spawn(connection);
     let request = http::Request::get(format!("http://{gw}/api/orders/big"))
         .body(())
         .unwrap();
@@ -731,7 +735,77 @@ async fn an_http2_client_that_stops_taking_a_stream_lets_go_of_its_backend() {
         .unwrap()
         .unwrap();
     assert_eq!(other.status(), 200);
+    // Idle since (the stalled stream no longer counts): GOAWAY, and as the stalled stream never
+    // finishes, the connection is closed a send timeout later instead of lingering.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("an idle HTTP/2 connection with a stalled stream was still open after 5 s");
     drop(answer);
+}
+
+#[tokio::test]
+async fn an_http2_event_stream_keeps_its_connection_from_being_idle() {
+    use tokio::io::AsyncWriteExt;
+    // Events 100 ms apart for 1.2 s, on a connection allowed 300 ms of idleness: a stream whose
+    // answer is still coming is activity, so the connection takes new streams all along.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if !read_request_head(&mut stream).await {
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for i in 0..12 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let event = format!("data: {i}\n\n");
+                    let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                    if stream.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    let (gw, _stop) = impatient_gateway(addr).await;
+    let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{gw}/api/orders/events"))
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body = answer.into_body();
+    let mut events = String::new();
+    while let Some(data) = tokio::time::timeout(Duration::from_secs(5), body.data()).await.unwrap() {
+        let data = data.unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+        events.push_str(&String::from_utf8_lossy(&data));
+        if events.matches("data:").count() == 8 {
+            // 800 ms into the stream, far past the idle limit: a new stream is still taken.
+            let (other, _) = client
+                .send_request(
+                    http::Request::get(format!("http://{gw}/healthz")).body(()).unwrap(),
+                    true,
+                )
+                .expect("the connection refused a new stream while an answer was streaming");
+            let other = tokio::time::timeout(Duration::from_secs(5), other)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(other.status(), 200);
+        }
+    }
+    assert_eq!(events.matches("data:").count(), 12, "{events}");
 }
 
 /// What a `piecewise_backend` does after writing an answer.
