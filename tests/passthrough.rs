@@ -696,6 +696,22 @@ async fn a_client_that_stops_reading_a_download_lets_go_of_its_backend() {
     drop(client);
 }
 
+/// `GET path` as a new stream of an HTTP/2 connection to `gw`; its answer's head.
+async fn h2_get(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    gw: std::net::SocketAddr,
+    path: &str,
+) -> http::Response<h2::RecvStream> {
+    let request = http::Request::get(format!("http://{gw}{path}")).body(()).unwrap();
+    let (answer, _) = client
+        .send_request(request, true)
+        .expect("the connection refused a new stream");
+    tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn an_http2_client_that_stops_taking_a_stream_lets_go_of_its_backend() {
     // The HTTP/2 form of the same: the client reads its connection (so writes to it never wait)
@@ -710,31 +726,14 @@ async fn an_http2_client_that_stops_taking_a_stream_lets_go_of_its_backend() {
         .await
         .unwrap();
     let connection = tokio::spawn(connection);
-    let request = http::Request::get(format!("http://{gw}/api/orders/big"))
-        .body(())
-        .unwrap();
-    let (answer, _) = client.send_request(request, true).unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = h2_get(&mut client, gw, "/api/orders/big").await;
     assert_eq!(answer.status(), 200);
     tokio::time::timeout(Duration::from_secs(10), closed_rx)
         .await
         .expect("the backend was still held 10 s after its HTTP/2 client stopped taking the stream")
         .unwrap();
     // The connection itself still serves other streams.
-    let (other, _) = client
-        .send_request(
-            http::Request::get(format!("http://{gw}/healthz")).body(()).unwrap(),
-            true,
-        )
-        .unwrap();
-    let other = tokio::time::timeout(Duration::from_secs(5), other)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(other.status(), 200);
+    assert_eq!(h2_get(&mut client, gw, "/healthz").await.status(), 200);
     // Idle since (the stalled stream no longer counts): GOAWAY, and as the stalled stream never
     // finishes, the connection is closed a send timeout later instead of lingering.
     let _ = tokio::time::timeout(Duration::from_secs(5), connection)
@@ -776,14 +775,7 @@ async fn an_http2_event_stream_keeps_its_connection_from_being_idle() {
     let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
     let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
-    let request = http::Request::get(format!("http://{gw}/api/orders/events"))
-        .body(())
-        .unwrap();
-    let (answer, _) = client.send_request(request, true).unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = h2_get(&mut client, gw, "/api/orders/events").await;
     let mut body = answer.into_body();
     let mut events = String::new();
     while let Some(data) = tokio::time::timeout(Duration::from_secs(5), body.data()).await.unwrap() {
@@ -792,17 +784,7 @@ async fn an_http2_event_stream_keeps_its_connection_from_being_idle() {
         events.push_str(&String::from_utf8_lossy(&data));
         if events.matches("data:").count() == 8 {
             // 800 ms into the stream, far past the idle limit: a new stream is still taken.
-            let (other, _) = client
-                .send_request(
-                    http::Request::get(format!("http://{gw}/healthz")).body(()).unwrap(),
-                    true,
-                )
-                .expect("the connection refused a new stream while an answer was streaming");
-            let other = tokio::time::timeout(Duration::from_secs(5), other)
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(other.status(), 200);
+            assert_eq!(h2_get(&mut client, gw, "/healthz").await.status(), 200);
         }
     }
     assert_eq!(events.matches("data:").count(), 12, "{events}");
