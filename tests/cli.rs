@@ -976,9 +976,18 @@ async fn running_out_of_files_is_logged_once_and_its_end_once() {
         }
         assert!(Instant::now() < deadline, "the server never accepted again");
     }
+    // The log is written by a thread of its own: wait for the outage's end to reach it before
+    // the process is killed (a kill at once could lose the line still on its way).
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lines.iter().any(|l| l.contains("accepting connections again")) && Instant::now() < deadline {
+        if let Ok(line) = logs.recv_timeout(Duration::from_millis(100)) {
+            lines.push(line);
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
-    let lines: Vec<String> = logs.try_iter().collect();
+    lines.extend(logs.try_iter());
     let count = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
     assert_eq!(count("cannot accept connections"), 1, "{lines:#?}");
     assert_eq!(count("accepting connections again"), 1, "{lines:#?}");
