@@ -816,6 +816,57 @@ async fn hostile_documents_are_refused_quickly_without_echo() {
 }
 
 #[tokio::test]
+async fn fragments_spread_inside_themselves_or_over_and_over_are_refused_quickly() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    // Every one of these once took the whole process down with a stack overflow (Facade prepares
+    // an operation before async-graphql validates it, and followed spreads round the cycle).
+    let cycles = [
+        "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+        "{ readerApp { ...N } } fragment N on ReaderAppQuery { shelf { count } ...N }",
+        "{ readerApp { shelf { ...S } } } fragment S on ReaderAppShelf { count ... on ReaderAppShelf { ...S } }",
+    ];
+    for doc in cycles {
+        let started = Instant::now();
+        let (s, body) = gql(&lib.gw, Some(&t), doc, json!({})).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{doc}");
+        assert_eq!(s, 200, "{doc}: {body}");
+        assert!(body.get("data").is_none(), "{doc}: {body}");
+        assert!(body["errors"][0]["message"].is_string(), "{doc}: {body}");
+    }
+    // Twenty-six fragments, each spreading the next twice: 2^26 fields in 1.5 KiB, which
+    // async-graphql's complexity check spread one by one (11 s of CPU in a release build).
+    let mut bomb = String::from("{ readerApp { ...F0 } }");
+    for i in 0..26 {
+        bomb.push_str(&format!(
+            " fragment F{i} on ReaderAppQuery {{ ...F{n} ...F{n} }}",
+            n = i + 1
+        ));
+    }
+    bomb.push_str(" fragment F26 on ReaderAppQuery { shelf { count } }");
+    let started = Instant::now();
+    let (s, body) = gql(&lib.gw, Some(&t), &bomb, json!({})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s, 200, "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("fragments are spread"), "{body}");
+    assert!(body.to_string().len() < 1000, "the document is not echoed");
+    assert_eq!(lib.counts(), [0, 0, 0, 0, 0], "nothing refused reached a backend");
+    // The server is still there, and answers an ordinary operation.
+    let (s, body) = gql(&lib.gw, Some(&t), "{ readerApp { shelf { count } } }", json!({})).await;
+    assert_eq!(
+        (s, &body["data"]["readerApp"]["shelf"]["count"]),
+        (200, &json!(2)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn names_and_nullability_follow_the_spec() {
     let comp = r#"
 client: ios-app

@@ -6,6 +6,7 @@
 pub mod direct;
 pub mod resolve;
 pub mod schema;
+pub mod size;
 
 pub use resolve::Operation;
 pub use schema::build_schema;

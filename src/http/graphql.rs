@@ -26,6 +26,10 @@ use std::sync::Arc;
 /// quickly, and no real operation comes near this.
 pub const MAX_DOCUMENT: usize = 64 * 1024;
 
+/// The most fields a document may select once its fragments are spread (or `max_complexity`, if
+/// that is larger), checked before async-graphql spreads them (`graphql::size`).
+const MAX_SPREAD_FIELDS: usize = 100_000;
+
 /// The deepest nesting of `{`, `(` and `[` accepted in a document, checked before parsing (the
 /// parser recurses); `max_depth` bounds selections again after parsing.
 const MAX_NESTING: usize = 128;
@@ -166,6 +170,16 @@ async fn operation(
     let (is_mutation, missing, prepared) = match request.parsed_query() {
         Ok(doc) => {
             if cached.is_none() {
+                // Checked once per document text: a remembered document passed.
+                let limit = gp.max_complexity.max(MAX_SPREAD_FIELDS);
+                if crate::graphql::size::selected_fields(doc) > limit {
+                    let message =
+                        format!("the operation selects more than {limit} fields once its fragments are spread");
+                    return Ok(request_errors(
+                        mode,
+                        vec![async_graphql::ServerError::new(message, None)],
+                    ));
+                }
                 schema.documents.insert(text.clone(), doc.clone());
             }
             let op = crate::plan::operation::selected(&doc.operations, operation_name.as_deref());

@@ -28,6 +28,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Pos, Positioned, Value as GqlValue};
 use serde_json::{Map, Value};
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 /// A validated operation, ready to run.
@@ -151,8 +152,9 @@ pub fn prepare(gp: &GraphqlPlan, doc: &ExecutableDocument, operation_name: Optio
         OperationType::Mutation => true,
         OperationType::Subscription => return None,
     };
+    let doc = &Flatten::new(doc);
     let mut root = Vec::new();
-    for field in unique(flatten(doc, &op.selection_set.node)?)? {
+    for field in unique(doc.fields(&op.selection_set.node)?)? {
         let f = &field.node;
         let key = response_key(f);
         if !f.arguments.is_empty() {
@@ -173,7 +175,7 @@ pub fn prepare(gp: &GraphqlPlan, doc: &ExecutableDocument, operation_name: Optio
             return None;
         }
         let mut fields = Vec::new();
-        for field in unique(flatten(doc, &f.selection_set.node)?)? {
+        for field in unique(doc.fields(&f.selection_set.node)?)? {
             let f = &field.node;
             if f.name.node == "__typename" {
                 fields.push(NamespaceField::Typename { key: response_key(f) });
@@ -306,10 +308,10 @@ fn argument_type(ep: &Endpoint, name: &str) -> Option<ParamType> {
     }
 }
 
-fn endpoint_selection(
-    doc: &ExecutableDocument,
+fn endpoint_selection<'d>(
+    doc: &Flatten<'d>,
     ef: &EndpointField,
-    field: &Positioned<Field>,
+    field: &'d Positioned<Field>,
 ) -> Option<EndpointSelection> {
     let f = &field.node;
     let arguments = f
@@ -353,17 +355,17 @@ fn endpoint_selection(
 }
 
 /// The selection of an output value of type `ty` whose objects are named from `type_name`.
-fn out_selection(
-    doc: &ExecutableDocument,
+fn out_selection<'d>(
+    doc: &Flatten<'d>,
     ty: &OutType,
     type_name: &str,
-    set: &SelectionSet,
+    set: &'d SelectionSet,
 ) -> Option<Vec<OutSelection>> {
     let Some(fields) = ty.innermost().fields() else {
         return set.items.is_empty().then(Vec::new);
     };
     let mut out = Vec::new();
-    for field in unique(flatten(doc, set)?)? {
+    for field in unique(doc.fields(set)?)? {
         let f = &field.node;
         if !f.arguments.is_empty() {
             return None;
@@ -409,37 +411,83 @@ fn response_key(f: &Field) -> String {
     f.alias.as_ref().unwrap_or(&f.name).node.to_string()
 }
 
-/// The fields of a selection set with fragments inlined (every type is an object type, so a
-/// valid fragment applies wherever it is spread) and skipped selections left out; `None` for a
-/// directive other than `@skip` and `@include` or a condition that is not a literal.
-fn flatten<'d>(doc: &'d ExecutableDocument, set: &'d SelectionSet) -> Option<Vec<&'d Positioned<Field>>> {
-    let mut out = Vec::new();
-    flatten_into(doc, set, &mut out)?;
-    Some(out)
+/// How many fields and fragment spreads preparing one operation may visit, and how deeply
+/// fragments may be spread inside one another.
+const FLATTEN_BUDGET: usize = 10_000;
+const FLATTEN_DEPTH: usize = 32;
+
+/// A document's selection sets with fragments inlined, within a budget.
+///
+/// Why a budget: an operation is prepared before async-graphql validates it, and a document
+/// that validation refuses may spread a fragment inside itself (unbounded recursion: a stack
+/// overflow took the whole process down) or spread fragments so many times over that a few
+/// kilobytes spell billions of fields. Past the budget, a cycle or the depth limit, the operation
+/// is not prepared, and async-graphql answers it (refusing a cycle as a validation error).
+struct Flatten<'d> {
+    doc: &'d ExecutableDocument,
+    /// Fields and spreads that may still be visited.
+    left: Cell<usize>,
+    /// The fragments being spread, innermost last.
+    open: RefCell<Vec<&'d str>>,
 }
 
-fn flatten_into<'d>(
-    doc: &'d ExecutableDocument,
-    set: &'d SelectionSet,
-    out: &mut Vec<&'d Positioned<Field>>,
-) -> Option<()> {
-    for item in &set.items {
-        if skipped(item.node.directives())? {
-            continue;
-        }
-        match &item.node {
-            Selection::Field(f) => out.push(f),
-            Selection::FragmentSpread(s) => {
-                let fragment = doc.fragments.get(&s.node.fragment_name.node)?;
-                if !fragment.node.directives.is_empty() {
-                    return None;
-                }
-                flatten_into(doc, &fragment.node.selection_set.node, out)?;
-            }
-            Selection::InlineFragment(i) => flatten_into(doc, &i.node.selection_set.node, out)?,
+impl<'d> Flatten<'d> {
+    fn new(doc: &'d ExecutableDocument) -> Flatten<'d> {
+        Flatten {
+            doc,
+            left: Cell::new(FLATTEN_BUDGET),
+            open: RefCell::new(Vec::new()),
         }
     }
-    Some(())
+
+    /// The fields of a selection set with fragments inlined (every type is an object type, so a
+    /// valid fragment applies wherever it is spread) and skipped selections left out; `None` for
+    /// a directive other than `@skip` and `@include`, a condition that is not a literal, or past
+    /// the budget.
+    fn fields(&self, set: &'d SelectionSet) -> Option<Vec<&'d Positioned<Field>>> {
+        let mut out = Vec::new();
+        self.fields_into(set, &mut out)?;
+        Some(out)
+    }
+
+    fn fields_into(&self, set: &'d SelectionSet, out: &mut Vec<&'d Positioned<Field>>) -> Option<()> {
+        for item in &set.items {
+            self.left.set(self.left.get().checked_sub(1)?);
+            if skipped(item.node.directives())? {
+                continue;
+            }
+            match &item.node {
+                Selection::Field(f) => out.push(f),
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    let fragment = self.doc.fragments.get(&s.node.fragment_name.node)?;
+                    if !fragment.node.directives.is_empty() {
+                        return None;
+                    }
+                    {
+                        let mut open = self.open.borrow_mut();
+                        if open.len() >= FLATTEN_DEPTH || open.contains(&name) {
+                            return None;
+                        }
+                        open.push(name);
+                    }
+                    let inlined = self.fields_into(&fragment.node.selection_set.node, out);
+                    self.open.borrow_mut().pop();
+                    inlined?;
+                }
+                Selection::InlineFragment(i) => {
+                    if self.open.borrow().len() >= FLATTEN_DEPTH {
+                        return None;
+                    }
+                    self.open.borrow_mut().push("");
+                    let inlined = self.fields_into(&i.node.selection_set.node, out);
+                    self.open.borrow_mut().pop();
+                    inlined?;
+                }
+            }
+        }
+        Some(())
+    }
 }
 
 /// Whether `@skip`/`@include` leave a selection out.
