@@ -745,6 +745,8 @@ async fn parameters_are_typed_defaulted_and_refused_with_json_400s() {
         ("/c/search/7?exact=true&limit=ten", "limit"),
         ("/c/search/7", "exact"),
         ("/c/search/7?exact=maybe", "exact"),
+        // `Int` is GraphQL's (and the OpenAPI document's `int32`) on every surface.
+        ("/c/search/7?exact=true&limit=2147483648", "limit"),
     ] {
         let (status, headers, body) = get(&gw.url(url), None).await;
         assert_eq!(status, 400, "{url}");
@@ -780,6 +782,9 @@ async fn parameters_are_typed_defaulted_and_refused_with_json_400s() {
     let (status, body) = post(r#"{"count": 1}"#).await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("name"));
+    let (status, body) = post(r#"{"name": "x", "count": -2147483649}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("count"), "{body}");
     let (status, body) = post(r#"{"name": 5}"#).await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = post(r#"["not an object"]"#).await;

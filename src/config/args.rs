@@ -29,7 +29,7 @@ pub fn convert(v: &Value, ty: &ParamType) -> Result<Value, String> {
                 (ScalarType::Id, Value::String(_)) => Some(v.clone()),
                 (ScalarType::Id, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::String(n.to_string())),
                 (ScalarType::String, Value::String(_)) => Some(v.clone()),
-                (ScalarType::Int, Value::Number(n)) if n.is_i64() => Some(v.clone()),
+                (ScalarType::Int, Value::Number(n)) if n.as_i64().is_some_and(fits_int) => Some(v.clone()),
                 (ScalarType::Float, Value::Number(_)) => Some(v.clone()),
                 (ScalarType::Boolean, Value::Bool(_)) => Some(v.clone()),
                 _ => None,
@@ -55,7 +55,12 @@ pub fn convert_text(texts: &[&str], ty: &ParamType) -> Result<Value, String> {
             };
             let parsed = match s {
                 ScalarType::Id | ScalarType::String => Some(Value::String(text.to_string())),
-                ScalarType::Int => text.trim().parse::<i64>().ok().map(Value::from),
+                ScalarType::Int => text
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|i| fits_int(*i))
+                    .map(Value::from),
                 // A whole number stays as written (`3`, not `3.0`), as a JSON body's or a GraphQL
                 // argument's does: the backend gets the same text from every surface.
                 ScalarType::Float => text.trim().parse::<i64>().ok().map(Value::from).or_else(|| {
@@ -80,11 +85,17 @@ pub fn convert_text(texts: &[&str], ty: &ParamType) -> Result<Value, String> {
     }
 }
 
+/// `Int` is GraphQL's: 32 bits, on REST as in GraphQL (where async-graphql refuses more) and in
+/// the OpenAPI document (`format: int32`), so one value means the same on every surface.
+fn fits_int(i: i64) -> bool {
+    i32::try_from(i).is_ok()
+}
+
 fn article(ty: &ParamType) -> String {
     let name = ty.to_string();
     let name = name.trim_end_matches('!');
     match &ty.base {
-        BaseType::Scalar(ScalarType::Int) => "an Int (a whole number)".into(),
+        BaseType::Scalar(ScalarType::Int) => "an Int (a whole number from -2147483648 to 2147483647)".into(),
         BaseType::Scalar(ScalarType::Id) => "an ID (a string or whole number)".into(),
         BaseType::Scalar(ScalarType::Float) => "a Float (a number)".into(),
         BaseType::Scalar(ScalarType::Boolean) => "a Boolean (true or false)".into(),
@@ -116,6 +127,18 @@ mod tests {
         assert!(convert_text(&["five"], &t("Int")).is_err());
         assert_eq!(convert_text(&["a", "b"], &t("[String]")).unwrap(), json!(["a", "b"]));
         assert_eq!(convert_text(&["true"], &t("Boolean")).unwrap(), json!(true));
+    }
+
+    #[test]
+    fn an_int_has_graphqls_32_bits() {
+        assert_eq!(convert_text(&["2147483647"], &t("Int")).unwrap(), json!(2147483647));
+        assert_eq!(
+            convert(&json!(-2147483648i64), &t("Int")).unwrap(),
+            json!(-2147483648i64)
+        );
+        assert!(convert_text(&["2147483648"], &t("Int")).is_err());
+        assert!(convert(&json!(-2147483649i64), &t("Int")).is_err());
+        assert!(convert(&json!([1, 3000000000u64]), &t("[Int]")).is_err());
     }
 
     #[test]
