@@ -1055,3 +1055,51 @@ async fn a_backend_body_declared_above_the_limit_is_refused_before_it_is_read() 
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_says_so_instead_of_blaming_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // 150 header fields (more than any proxy takes), then a chunked body whose size line is no
+    // number: each call fails with a 502 whose message says what was wrong with the answer.
+    let mut reply = Reply::json(json!({"a": 1}));
+    for i in 0..150 {
+        reply = reply.with_header(&format!("x-f{i}"), "v");
+    }
+    let crowded = Backend::start(move |_| reply.clone()).await;
+    let gw = gateway(&[("things", crowded.url(), "")], &one_call("")).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_failed")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not valid HTTP/1.1 (too many header fields)"),
+        "{body}"
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+                    .await;
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    let gw = gateway(&[("things", url, "")], &one_call("")).await;
+    let (status, _, body) = get(&gw.url("/c/one"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_failed")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not valid HTTP/1.1 (invalid chunk size)"), "{body}");
+}

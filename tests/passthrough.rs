@@ -944,6 +944,25 @@ async fn answers_framed_every_way_http_1_1_allows_come_back_whole_in_pieces() {
                 ],
                 After::KeepOpen,
             ),
+            "/api/orders/many-fields" => (
+                vec![
+                    status("HTTP/1.1 200 OK"),
+                    (0..150)
+                        .map(|i| format!("X-F{i}: v\r\n"))
+                        .collect::<String>()
+                        .into_bytes(),
+                    bytes("Content-Length: 2\r\n\r\nok"),
+                ],
+                After::KeepOpen,
+            ),
+            "/api/orders/huge-head" => (
+                vec![
+                    status("HTTP/1.1 200 OK"),
+                    format!("X-Big: {}\r\n", "v".repeat(500 * 1024)).into_bytes(),
+                    bytes("Content-Length: 2\r\n\r\nok"),
+                ],
+                After::KeepOpen,
+            ),
             _ => (
                 vec![bytes("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")],
                 After::KeepOpen,
@@ -1001,6 +1020,17 @@ async fn answers_framed_every_way_http_1_1_allows_come_back_whole_in_pieces() {
     let (status, body, _, _) = get("GET", "differing-lengths").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("upstream_failed"), "{body}");
+    // More header fields than a proxy takes, or a head above 400 KiB: a 502 that says what was
+    // wrong with the answer (not that the backend could not be reached).
+    for (case, why) in [
+        ("many-fields", "too many header fields"),
+        ("huge-head", "response head too large"),
+    ] {
+        let (status, body, _, _) = get("GET", case).await;
+        assert_eq!(status, 502, "{case}: {body}");
+        assert!(body.contains("upstream_failed"), "{case}: {body}");
+        assert!(body.contains(&format!("not valid HTTP/1.1 ({why})")), "{case}: {body}");
+    }
 }
 
 #[tokio::test]

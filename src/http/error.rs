@@ -222,6 +222,11 @@ impl From<ForwardError> for HttpError {
                 "upstream_timeout",
                 format!("the backend sent no response within {} ms", d.as_millis()),
             ),
+            ForwardError::InvalidAnswer(why) => HttpError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                format!("the backend's answer is not valid HTTP/1.1 ({why})"),
+            ),
             ForwardError::BrokenAnswer => HttpError::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_failed",

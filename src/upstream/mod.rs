@@ -47,6 +47,9 @@ pub enum CallError {
         /// Its JSON body, when it had one (only ever shown with `errors: pass`).
         body: Option<Arc<Value>>,
     },
+    /// The answer was not HTTP/1.1 as RFC 9112 writes it (the reason is Facade's own words).
+    #[error("the backend's answer is not valid HTTP/1.1: {0}")]
+    InvalidAnswer(&'static str),
     /// The body was not JSON.
     #[error("the backend's answer is not JSON")]
     NotJson,
@@ -63,10 +66,13 @@ pub enum CallError {
 
 impl CallError {
     /// Whether the attempt counts against the circuit breaker: connect errors, timeouts and 5xx
-    /// (SPEC §9); a 4xx, or an answer that is not JSON, shows the backend is up.
+    /// (SPEC §9), and an answer that is not HTTP at all (as a 502 from a proxy in front of the
+    /// backend would); a 4xx, or an answer that is not JSON, shows the backend is up.
     fn breaks(&self) -> bool {
-        matches!(self, CallError::Connect(_) | CallError::Timeout(_))
-            || matches!(self, CallError::Status { status, .. } if *status >= 500)
+        matches!(
+            self,
+            CallError::Connect(_) | CallError::Timeout(_) | CallError::InvalidAnswer(_)
+        ) || matches!(self, CallError::Status { status, .. } if *status >= 500)
     }
 }
 
@@ -85,6 +91,9 @@ pub enum ForwardError {
     /// The answer's head came, but its body broke off before its first bytes.
     #[error("the backend's answer broke off before its body")]
     BrokenAnswer,
+    /// The answer was not HTTP/1.1 as RFC 9112 writes it (the reason is Facade's own words).
+    #[error("the backend's answer is not valid HTTP/1.1: {0}")]
+    InvalidAnswer(&'static str),
     /// The client's request body paused too long while it was being sent: the backend is not
     /// at fault (its circuit breaker does not count it).
     #[error("{0}")]
@@ -160,7 +169,9 @@ fn call_outcome(result: &Result<CallResponse, CallError>) -> &'static str {
         Err(CallError::Timeout(_)) => "timeout",
         Err(CallError::Connect(_)) => "connect",
         Err(CallError::CircuitOpen) => "circuit_open",
-        Err(CallError::NotJson | CallError::TooLarge(_) | CallError::NotMade(_)) => "invalid",
+        Err(CallError::NotJson | CallError::TooLarge(_) | CallError::NotMade(_) | CallError::InvalidAnswer(_)) => {
+            "invalid"
+        }
     }
 }
 
@@ -286,7 +297,10 @@ impl Upstream {
             .plain
             .send(origin, request, pool::Fields::Drop)
             .await
-            .map_err(|e| CallError::Connect(e.to_string()))?;
+            .map_err(|e| match e {
+                pool::PoolError::Invalid(why) => CallError::InvalidAnswer(why),
+                e => CallError::Connect(e.to_string()),
+            })?;
         read_answer(resp, self.body_limit()).await
     }
 
@@ -374,6 +388,7 @@ impl Upstream {
                 Ok(resp) if resp.status().is_client_error() => "4xx",
                 Ok(_) => "ok",
                 Err(ForwardError::Timeout(_)) => "timeout",
+                Err(ForwardError::InvalidAnswer(_)) => "invalid",
                 Err(_) => "connect",
             };
             let took = started.elapsed();
@@ -433,6 +448,7 @@ impl Upstream {
                 .await
                 .map_err(|e| match e {
                     pool::PoolError::ClientBody(idle) => ForwardError::ClientBody(idle),
+                    pool::PoolError::Invalid(why) => ForwardError::InvalidAnswer(why),
                     e => ForwardError::Connect(e.to_string()),
                 })?;
             let idle = idle_for(resp.headers());
@@ -521,7 +537,7 @@ fn answer(status: StatusCode, bytes: Vec<u8>, req: &CallRequest) -> Result<CallR
 async fn read_answer<B>(resp: http::Response<B>, limit: u64) -> Result<(StatusCode, Vec<u8>), CallError>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: std::error::Error,
+    B::Error: std::error::Error + 'static,
 {
     use http_body_util::BodyExt;
     let status = resp.status();
@@ -534,7 +550,13 @@ where
     let mut body = resp.into_body();
     let mut out = Vec::with_capacity(declared.unwrap_or(1024).min(limit) as usize);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| CallError::Connect(error_chain(&e)))?;
+        let frame =
+            frame.map_err(
+                |e| match (&e as &(dyn std::error::Error + 'static)).downcast_ref::<pool::BodyError>() {
+                    Some(pool::BodyError::H1(h1::H1Error::Invalid(why))) => CallError::InvalidAnswer(why),
+                    _ => CallError::Connect(error_chain(&e)),
+                },
+            )?;
         if let Ok(chunk) = frame.into_data() {
             if out.len() as u64 + chunk.len() as u64 > limit {
                 return Err(CallError::TooLarge(limit));

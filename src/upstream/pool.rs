@@ -55,6 +55,10 @@ pub enum PoolError {
     /// The request's body (a client's upload) paused too long while it was being sent.
     #[error("{0}")]
     ClientBody(crate::idle::BodyIdle),
+    /// The backend answered with something that is not HTTP/1.1 as RFC 9112 writes it (a head
+    /// above 400 KiB, more than 100 header fields, a malformed line).
+    #[error("the backend's answer is not valid HTTP/1.1: {0}")]
+    Invalid(&'static str),
 }
 
 /// What a request sends after its head.
@@ -208,6 +212,7 @@ impl Pools {
                 Err(H1Error::Closed | H1Error::Io(_)) if reused && conn.nothing_read() && idempotent(&parts.method) => {
                     continue
                 }
+                Err(H1Error::Invalid(why)) => return Err(PoolError::Invalid(why)),
                 Err(e) => return Err(PoolError::Request(e.to_string())),
             }
         }
