@@ -43,4 +43,5 @@ pub mod reload;
 pub mod server;
 pub mod stall;
 pub mod state;
+pub mod unread;
 pub mod upstream;

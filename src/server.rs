@@ -241,16 +241,26 @@ impl Connections {
             let state = self.state.clone();
             let body_idle = self.options.body_idle_timeout;
             let requests = activity.clone();
+            let http1 = protocol == Protocol::Http1;
             let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let state = state.clone();
-                let req = req.map(|body| client_body(body, body_idle));
+                let expects_continue = http1 && expects_continue(req.headers());
+                let (parts, body) = req.into_parts();
+                let (hold, body) = client_body(body, body_idle, http1);
+                let req = http::Request::from_parts(parts, body);
                 let in_flight = requests.as_ref().map(|a| a.start());
                 // Boxed: hyper moves the request's future into its connection state, and the
                 // whole pipeline's future is several KiB (moving it was a tenth of a passthrough
                 // request's instructions); a box moves as one pointer.
                 Box::pin(async move {
-                    let resp = crate::http::handle(state, req).await;
+                    let mut resp = crate::http::handle(state, req).await;
+                    if let Some(hold) = hold {
+                        if !hold.settle(expects_continue).await {
+                            resp.headers_mut()
+                                .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                        }
+                    }
                     let resp = match in_flight {
                         // On HTTP/2 a request is in flight until its answer's body has ended (an
                         // event stream keeps its connection from being idle).
@@ -502,14 +512,30 @@ pub async fn shutdown_signal() {
 
 /// A request's body for the pipeline: one that has bytes to come may not pause longer than
 /// `idle` (a client that declared a body and stopped sending it would hold its connection for
-/// ever); an empty one needs no watch.
-fn client_body(body: hyper::body::Incoming, idle: Duration) -> axum::body::Body {
+/// ever), and on HTTP/1.1 the connection keeps a hold of it, in case the answer leaves it unread
+/// (`crate::unread`); an empty one needs neither.
+fn client_body(
+    body: hyper::body::Incoming,
+    idle: Duration,
+    http1: bool,
+) -> (Option<crate::unread::Hold>, axum::body::Body) {
     use http_body::Body as _;
     if body.is_end_stream() {
-        axum::body::Body::new(body)
-    } else {
-        axum::body::Body::new(crate::idle::IdleTimeout::new(body, idle, crate::idle::Sender::Client))
+        return (None, axum::body::Body::new(body));
     }
+    let watched = crate::idle::IdleTimeout::new(body, idle, crate::idle::Sender::Client);
+    if !http1 {
+        return (None, axum::body::Body::new(watched));
+    }
+    let (hold, held) = crate::unread::hold(watched);
+    (Some(hold), axum::body::Body::new(held))
+}
+
+/// Whether the client waits for `100 Continue` before it sends its body.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// What a connection's first bytes say it speaks.
@@ -537,11 +563,11 @@ async fn protocol_shown(stream: &TcpStream, within: Duration) -> Option<Protocol
             // Nothing in time, closed, or broken.
             _ => return None,
         };
-        if n == PREFACE.len() {
-            return Some(Protocol::Http2);
-        }
         if first[..n] != PREFACE[..n] {
             return Some(Protocol::Http1);
+        }
+        if n == PREFACE.len() {
+            return Some(Protocol::Http2);
         }
         // Part of an HTTP/2 preface: the rest is on its way (peeking again at once would find
         // the same bytes).
@@ -551,5 +577,53 @@ async fn protocol_shown(stream: &TcpStream, within: Duration) -> Option<Protocol
         {
             return None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{protocol_shown, Protocol};
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    async fn shown(first: &[&[u8]]) -> Option<Protocol> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let parts: Vec<Vec<u8>> = first.iter().map(|p| p.to_vec()).collect();
+        tokio::spawn(async move {
+            for part in parts {
+                let _ = client.write_all(&part).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        protocol_shown(&server, Duration::from_secs(1)).await
+    }
+
+    #[tokio::test]
+    async fn the_first_bytes_say_which_protocol_whatever_their_number() {
+        // A whole HTTP/1.1 request arrives at once: as many bytes as a preface, or more, and
+        // still HTTP/1 (it was taken for HTTP/2 when 24 bytes were there to peek).
+        assert_eq!(
+            shown(&[b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]).await,
+            Some(Protocol::Http1)
+        );
+        assert_eq!(shown(&[b"GET / HTTP/1.1\r\n"]).await, Some(Protocol::Http1));
+        assert_eq!(
+            shown(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).await,
+            Some(Protocol::Http2)
+        );
+        // A preface in pieces is waited for; one that goes wrong is HTTP/1.
+        assert_eq!(
+            shown(&[b"PRI * HTTP/2", b".0\r\n\r\nSM\r\n\r\n"]).await,
+            Some(Protocol::Http2)
+        );
+        assert_eq!(shown(&[b"PRI * HTTP/2", b".1\r\n"]).await, Some(Protocol::Http1));
+        // Nothing at all: no protocol, and the connection is dropped.
+        assert_eq!(shown(&[]).await, None);
     }
 }

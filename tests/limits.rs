@@ -340,3 +340,82 @@ async fn an_idle_http2_connection_is_finished_and_a_busy_one_is_not() {
     assert!(started.elapsed() >= idle, "closed after {:?}", started.elapsed());
     assert!(frames.contains(&7), "no GOAWAY among the frames {frames:?}");
 }
+
+/// Reads one response (head and a `Content-Length` body) from `stream`; `None` when the stream
+/// ends or nothing complete comes within 5 s.
+async fn one_response(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return Some(String::from_utf8_lossy(&buf[..end + 4 + length]).into_owned());
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_leaves_the_body_unread_keeps_the_connection_or_says_it_closes() {
+    let (gw, _backend) = serve("  request_body: 1MiB\n", Duration::from_secs(10)).await;
+    let head = |length: usize, extra: &str| {
+        format!("POST /app/read HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n{extra}\r\n")
+    };
+    let body = br#"{"name":"x"}"#;
+
+    // The head alone, and the body a moment later in a segment of its own (as Python's
+    // http.client sends a POST): the 405 comes before the body is read, the rest of the body is
+    // read and dropped, and the connection serves the next request.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(head(body.len(), "").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(body).await.unwrap();
+    let first = one_response(&mut stream).await.expect("an answer");
+    assert_eq!(status_of(&first), 405, "{first}");
+    assert!(!first.to_ascii_lowercase().contains("connection: close"), "{first}");
+    stream
+        .write_all(b"GET /app/read HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let second = one_response(&mut stream).await.expect("the connection stayed open");
+    assert_eq!(status_of(&second), 200, "{second}");
+
+    // A body far larger than is worth reading: the answer says the connection closes, and it does.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream.write_all(head(900_000, "").as_bytes()).await.unwrap();
+    stream.write_all(&[b' '; 1000]).await.unwrap();
+    let answer = one_response(&mut stream).await.expect("an answer");
+    assert_eq!(status_of(&answer), 405, "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(_))), "the server closed the connection");
+
+    // A client waiting for `100 Continue`: not asked for its body, answered at once, and told
+    // the connection closes.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(head(body.len(), "Expect: 100-continue\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = one_response(&mut stream).await.expect("an answer");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status_of(&answer), 405, "no 100 Continue first: {answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+}
