@@ -1024,23 +1024,11 @@ async fn a_service_url_with_a_base_path_prefixes_every_call() {
 
 #[tokio::test]
 async fn a_backend_body_declared_above_the_limit_is_refused_before_it_is_read() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // The backend declares 10 GB, sends a few bytes and then nothing: the call fails on the
     // declaration at once, not when the body (or the service timeout) runs out.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{\"a\":")
-                    .await;
-                let _ = stream.read(&mut buf).await;
-            });
-        }
-    });
+    let url =
+        raw_backend(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{\"a\":")
+            .await;
     let gw = gateway(&[("things", url, "    timeout: 20s\n")], &one_call("")).await;
     let started = std::time::Instant::now();
     let (status, _, body) = get(&gw.url("/c/one"), None).await;
@@ -1058,7 +1046,6 @@ async fn a_backend_body_declared_above_the_limit_is_refused_before_it_is_read() 
 
 #[tokio::test]
 async fn an_answer_that_is_not_http_says_so_instead_of_blaming_the_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // 150 header fields (more than any proxy takes), then a chunked body whose size line is no
     // number: each call fails with a 502 whose message says what was wrong with the answer.
     let mut reply = Reply::json(json!({"a": 1}));
@@ -1066,19 +1053,30 @@ async fn an_answer_that_is_not_http_says_so_instead_of_blaming_the_connection() 
         reply = reply.with_header(&format!("x-f{i}"), "v");
     }
     let crowded = Backend::start(move |_| reply.clone()).await;
-    let gw = gateway(&[("things", crowded.url(), "")], &one_call("")).await;
-    let (status, _, body) = get(&gw.url("/c/one"), None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (502, Some("upstream_failed")),
-        "{body}"
-    );
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("not valid HTTP/1.1 (too many header fields)"),
-        "{body}"
-    );
+    let chunked = raw_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    )
+    .await;
+    for (url, why) in [
+        (crowded.url(), "too many header fields"),
+        (chunked, "invalid chunk size"),
+    ] {
+        let gw = gateway(&[("things", url, "")], &one_call("")).await;
+        let (status, _, body) = get(&gw.url("/c/one"), None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_failed")),
+            "{body}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("not valid HTTP/1.1 ({why})")), "{body}");
+    }
+}
 
+/// A backend on a raw socket: to each connection's first read it writes `answer` as it is, then
+/// holds the connection until the gateway lets go of it.
+async fn raw_backend(answer: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -1086,20 +1084,10 @@ async fn an_answer_that_is_not_http_says_so_instead_of_blaming_the_connection() 
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
-                    .await;
+                let _ = stream.write_all(answer).await;
                 let _ = stream.read(&mut buf).await;
             });
         }
     });
-    let gw = gateway(&[("things", url, "")], &one_call("")).await;
-    let (status, _, body) = get(&gw.url("/c/one"), None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (502, Some("upstream_failed")),
-        "{body}"
-    );
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("not valid HTTP/1.1 (invalid chunk size)"), "{body}");
+    url
 }
