@@ -167,6 +167,9 @@ async fn operation(
         request = request.operation_name(name.clone());
     }
     let given = params.variables.unwrap_or_default();
+    // A newly parsed document, kept once its operation has run (one that fails validation is
+    // not worth its memory: it fails again).
+    let mut parsed = None;
     let (is_mutation, missing, prepared) = match request.parsed_query() {
         Ok(doc) => {
             if cached.is_none() {
@@ -180,7 +183,7 @@ async fn operation(
                         vec![async_graphql::ServerError::new(message, None)],
                     ));
                 }
-                schema.documents.insert(text.clone(), doc.clone());
+                parsed = Some(doc.clone());
             }
             let op = crate::plan::operation::selected(&doc.operations, operation_name.as_deref());
             // Prepared now, while the document is at hand; kept only if the operation runs.
@@ -225,6 +228,9 @@ async fn operation(
     }
     // It ran, so its document passed every rule: from now on it runs through Facade's own
     // executor when it can, or (without variables) skips the rules.
+    if let Some(doc) = parsed {
+        schema.documents.insert(text.clone(), doc);
+    }
     if let Some(prepared) = prepared {
         // Remembered as merely valid only from a run without variables: one with variables
         // says nothing of the same text sent without them.
