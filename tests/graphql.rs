@@ -867,6 +867,29 @@ async fn fragments_spread_inside_themselves_or_over_and_over_are_refused_quickly
 }
 
 #[tokio::test]
+async fn only_documents_that_ran_are_kept_each_weighed_with_its_overhead() {
+    let lib = library("").await;
+    let t = token("u1", json!({}));
+    let documents = || {
+        let plan = lib.gw.state.plan();
+        let docs = plan.graphql_schema.as_ref().expect("a schema").documents.clone();
+        docs.run_pending_tasks();
+        docs
+    };
+    // A document that fails validation fails again: it is not kept.
+    let (_, body) = gql(&lib.gw, Some(&t), "{ nope }", json!({})).await;
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(documents().entry_count(), 0);
+    // One that ran is, weighed at more than its text (a parsed document and its entry take
+    // kilobytes: weighed by its 14 bytes alone, 90,000 small documents held 80 MiB).
+    let (_, body) = gql(&lib.gw, Some(&t), "{ __typename }", json!({})).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    let docs = documents();
+    assert_eq!(docs.entry_count(), 1);
+    assert!(docs.weighted_size() >= 2048, "{}", docs.weighted_size());
+}
+
+#[tokio::test]
 async fn names_and_nullability_follow_the_spec() {
     let comp = r#"
 client: ios-app
