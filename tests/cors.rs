@@ -92,6 +92,51 @@ async fn preflights_are_answered_before_auth_and_headers_are_exposed() {
 }
 
 #[tokio::test]
+async fn an_options_request_that_is_no_preflight_is_routed_like_any_other() {
+    let (gw, backend) = gateway(
+        "cors:\n  allow_origins: [https://shop.example.com]\nroutes:\n  - { prefix: /pass, service: things, auth: none }\n",
+    )
+    .await;
+    let options = |path: &str| client().request(reqwest::Method::OPTIONS, gw.url(path));
+    // To a passthrough route: the backend answers it, and an allowed origin gets the headers of
+    // an actual request.
+    let resp = options("/pass/x")
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    assert!(
+        !resp.headers().contains_key("access-control-allow-methods"),
+        "not a preflight answer"
+    );
+    let seen = backend.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.method.as_str(), s.uri.as_str()))
+            .collect::<Vec<_>>(),
+        [("OPTIONS", "/pass/x")]
+    );
+    // To a composed GET endpoint: 405, with what it allows.
+    let resp = options("/app/e").send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    // A preflight to the same route is still answered by Facade, before the backend.
+    let resp = preflight(&gw.url("/pass/x"), "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert!(resp.headers().contains_key("access-control-allow-methods"));
+    assert_eq!(backend.count(), 1);
+}
+
+#[tokio::test]
 async fn without_a_cors_section_no_cors_header_is_sent() {
     let (gw, _backend) = gateway("").await;
     let url = gw.url("/app/e");

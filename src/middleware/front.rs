@@ -138,9 +138,24 @@ pub fn headers_size(headers: &http::HeaderMap) -> u64 {
 /// The CORS stage (SPEC §3), after the stages above and before route resolution, so a preflight
 /// is answered before auth and rate limiting and every answer to an allowed origin exposes
 /// Facade's headers. Without a `cors:` section it does nothing and adds no header.
+///
+/// A preflight is an `OPTIONS` with `Origin` and `Access-Control-Request-Method`. tower-http's layer answers
+/// every `OPTIONS` as one, so an ordinary `OPTIONS` (a passthrough route's backend answers
+/// `OPTIONS` itself; a composed endpoint answers 405) goes round the layer, and takes from it only
+/// the headers an actual request to its origin would get.
 async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, req: Request) -> Response {
     match layer {
         None => crate::http::dispatch::dispatch(state, req).await,
+        Some(layer) if req.method() == http::Method::OPTIONS && !is_preflight(req.headers()) => {
+            let origin = req.headers().get(http::header::ORIGIN).cloned();
+            let mut resp = crate::http::dispatch::dispatch(state, req).await;
+            if let Some(origin) = origin {
+                for (name, value) in actual_request_headers(layer, origin).await {
+                    resp.headers_mut().append(name, value);
+                }
+            }
+            resp
+        }
         Some(layer) => {
             use tower::{Layer, ServiceExt};
             let inner = tower::service_fn(move |req: Request| {
@@ -153,5 +168,32 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
                 Err(never) => match never {},
             }
         }
+    }
+}
+
+/// An `OPTIONS` that asks whether a request may be made (the Fetch standard's CORS preflight).
+fn is_preflight(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN) && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The CORS headers the layer gives an actual (not preflight) request from `origin`.
+async fn actual_request_headers(
+    layer: tower_http::cors::CorsLayer,
+    origin: http::HeaderValue,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    use tower::{Layer, ServiceExt};
+    let mut probe = Request::new(axum::body::Body::empty());
+    probe.headers_mut().insert(http::header::ORIGIN, origin);
+    let empty = tower::service_fn(|_: Request| async {
+        Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::empty()))
+    });
+    match layer.layer(empty).oneshot(probe).await {
+        Ok(resp) => resp
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("access-control-") || *name == http::header::VARY)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        Err(never) => match never {},
     }
 }
