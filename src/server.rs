@@ -245,9 +245,9 @@ impl Connections {
             let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let state = state.clone();
-                let expects_continue = http1 && expects_continue(req.headers());
                 let (parts, body) = req.into_parts();
                 let (hold, body) = client_body(body, body_idle, http1);
+                let expects_continue = hold.is_some() && expects_continue(&parts.headers);
                 let req = http::Request::from_parts(parts, body);
                 let in_flight = requests.as_ref().map(|a| a.start());
                 // Boxed: hyper moves the request's future into its connection state, and the

@@ -205,7 +205,7 @@ fn client_message(call: &str, service: &str, error: &CallError) -> String {
         CallError::Connect(_) => "the backend could not be reached".to_string(),
         CallError::Timeout(d) => format!("the backend did not answer within {} ms", d.as_millis()),
         CallError::Status { status, .. } => format!("the backend answered {status}"),
-        CallError::InvalidAnswer(why) => format!("the backend's answer is not valid HTTP/1.1 ({why})"),
+        CallError::InvalidAnswer(why) => crate::upstream::invalid_answer_message(why),
         CallError::NotJson => "the backend's answer is not JSON".into(),
         CallError::TooLarge(n) => format!("the backend's answer is larger than {n} bytes"),
         CallError::NotMade(m) => format!("the call was not made: {m}"),

@@ -225,7 +225,7 @@ impl From<ForwardError> for HttpError {
             ForwardError::InvalidAnswer(why) => HttpError::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_failed",
-                format!("the backend's answer is not valid HTTP/1.1 ({why})"),
+                crate::upstream::invalid_answer_message(why),
             ),
             ForwardError::BrokenAnswer => HttpError::new(
                 StatusCode::BAD_GATEWAY,

@@ -28,7 +28,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Pos, Positioned, Value as GqlValue};
 use serde_json::{Map, Value};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 
 /// A validated operation, ready to run.
@@ -421,14 +421,13 @@ const FLATTEN_DEPTH: usize = 32;
 /// Why a budget: an operation is prepared before async-graphql validates it, and a document
 /// that validation refuses may spread a fragment inside itself (unbounded recursion: a stack
 /// overflow took the whole process down) or spread fragments so many times over that a few
-/// kilobytes spell billions of fields. Past the budget, a cycle or the depth limit, the operation
-/// is not prepared, and async-graphql answers it (refusing a cycle as a validation error).
+/// kilobytes spell billions of fields. Past the budget or the depth limit (where a cycle ends),
+/// the operation is not prepared, and async-graphql answers it (refusing a cycle as a
+/// validation error).
 struct Flatten<'d> {
     doc: &'d ExecutableDocument,
     /// Fields and spreads that may still be visited.
     left: Cell<usize>,
-    /// The fragments being spread, innermost last.
-    open: RefCell<Vec<&'d str>>,
 }
 
 impl<'d> Flatten<'d> {
@@ -436,7 +435,6 @@ impl<'d> Flatten<'d> {
         Flatten {
             doc,
             left: Cell::new(FLATTEN_BUDGET),
-            open: RefCell::new(Vec::new()),
         }
     }
 
@@ -446,11 +444,14 @@ impl<'d> Flatten<'d> {
     /// the budget.
     fn fields(&self, set: &'d SelectionSet) -> Option<Vec<&'d Positioned<Field>>> {
         let mut out = Vec::new();
-        self.fields_into(set, &mut out)?;
+        self.fields_into(set, &mut out, 0)?;
         Some(out)
     }
 
-    fn fields_into(&self, set: &'d SelectionSet, out: &mut Vec<&'d Positioned<Field>>) -> Option<()> {
+    fn fields_into(&self, set: &'d SelectionSet, out: &mut Vec<&'d Positioned<Field>>, depth: usize) -> Option<()> {
+        if depth > FLATTEN_DEPTH {
+            return None;
+        }
         for item in &set.items {
             self.left.set(self.left.get().checked_sub(1)?);
             if skipped(item.node.directives())? {
@@ -459,31 +460,13 @@ impl<'d> Flatten<'d> {
             match &item.node {
                 Selection::Field(f) => out.push(f),
                 Selection::FragmentSpread(s) => {
-                    let name = s.node.fragment_name.node.as_str();
                     let fragment = self.doc.fragments.get(&s.node.fragment_name.node)?;
                     if !fragment.node.directives.is_empty() {
                         return None;
                     }
-                    {
-                        let mut open = self.open.borrow_mut();
-                        if open.len() >= FLATTEN_DEPTH || open.contains(&name) {
-                            return None;
-                        }
-                        open.push(name);
-                    }
-                    let inlined = self.fields_into(&fragment.node.selection_set.node, out);
-                    self.open.borrow_mut().pop();
-                    inlined?;
+                    self.fields_into(&fragment.node.selection_set.node, out, depth + 1)?;
                 }
-                Selection::InlineFragment(i) => {
-                    if self.open.borrow().len() >= FLATTEN_DEPTH {
-                        return None;
-                    }
-                    self.open.borrow_mut().push("");
-                    let inlined = self.fields_into(&i.node.selection_set.node, out);
-                    self.open.borrow_mut().pop();
-                    inlined?;
-                }
+                Selection::InlineFragment(i) => self.fields_into(&i.node.selection_set.node, out, depth + 1)?,
             }
         }
         Some(())

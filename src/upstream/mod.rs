@@ -64,6 +64,12 @@ pub enum CallError {
     CircuitOpen,
 }
 
+/// What a client is told of a backend answer that is not HTTP/1.1 (`why` is Facade's own words,
+/// never the backend's), for composition calls and passthrough alike.
+pub fn invalid_answer_message(why: &str) -> String {
+    format!("the backend's answer is not valid HTTP/1.1 ({why})")
+}
+
 impl CallError {
     /// Whether the attempt counts against the circuit breaker: connect errors, timeouts and 5xx
     /// (SPEC §9), and an answer that is not HTTP at all (as a 502 from a proxy in front of the
