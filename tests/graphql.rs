@@ -1801,3 +1801,122 @@ async fn the_shipped_endpoints_answer_over_graphql_what_they_answer_over_rest() 
         }
     }
 }
+
+#[tokio::test]
+async fn an_int_beyond_32_bits_fails_the_request_not_the_field() {
+    let comp = r#"
+client: shelf
+base_path: /shelf
+endpoints:
+  search:
+    get: /search
+    auth: none
+    query:
+      limit: { type: Int, default: 5 }
+      years: "[Int]"
+    calls: { s: { service: books, get: /search, query: { limit: "$.args.limit", year: "$.args.years" } } }
+    response: { echo: "$.s" }
+  reserve:
+    post: /reserve
+    auth: none
+    body: { copies: Int! }
+    calls: { r: { service: books, post: /reserve, body: { n: "$.args.copies" } } }
+    response: { echo: "$.r" }
+"#;
+    let books = Backend::start(|s| Reply::json(json!({"uri": s.uri}))).await;
+    let yaml = format!("services:\n  books:\n    url: {}\n", books.url());
+    let p = Project::new(&yaml, &[("shelf.yaml", comp)]);
+    let gw = Gateway::start(p.plan(&[])).await;
+    let refused = |body: &Value, what: &str| {
+        assert!(
+            body.get("data").is_none(),
+            "{what}: no data for a request error: {body}"
+        );
+        let m = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            m.contains("Int is a whole number from -2147483648 to 2147483647"),
+            "{what}: {body}"
+        );
+    };
+    for (what, query, variables) in [
+        ("literal", "{ shelf { search(limit: 2147483648) { echo } } }", json!({})),
+        (
+            "negative literal",
+            "{ shelf { search(limit: -2147483649) { echo } } }",
+            json!({}),
+        ),
+        (
+            "list item",
+            "{ shelf { search(years: [2024, 9999999999]) { echo } } }",
+            json!({}),
+        ),
+        (
+            "one item for a list",
+            "{ shelf { search(years: 9999999999) { echo } } }",
+            json!({}),
+        ),
+        (
+            "in a fragment",
+            "{ shelf { ...S } } fragment S on ShelfQuery { search(limit: 3000000000) { echo } }",
+            json!({}),
+        ),
+        (
+            "in inline fragments",
+            "{ ... on Query { shelf { ... { search(limit: 3000000000) { echo } } } } }",
+            json!({}),
+        ),
+        (
+            "mutation literal",
+            "mutation { shelf { reserve(copies: 3000000000) { echo } } }",
+            json!({}),
+        ),
+        (
+            "variable",
+            "query($l: Int) { shelf { search(limit: $l) { echo } } }",
+            json!({"l": 3000000000_i64}),
+        ),
+        (
+            "variable list",
+            "query($y: [Int]) { shelf { search(years: $y) { echo } } }",
+            json!({"y": [1, -3000000000_i64]}),
+        ),
+        (
+            "variable default",
+            "query($l: Int = 2147483648) { shelf { search(limit: $l) { echo } } }",
+            json!({}),
+        ),
+    ] {
+        let (status, body) = gql(&gw, None, query, variables).await;
+        assert_eq!(status, 200, "{what}: application/json answers 200: {body}");
+        refused(&body, what);
+    }
+    assert_eq!(books.count(), 0, "no request ran");
+    // The same operation with a value in range runs, also once its document was remembered.
+    let q = "query($l: Int) { shelf { search(limit: $l) { echo } } }";
+    for l in [2147483647_i64, -2147483648, 7] {
+        let (status, body) = gql(&gw, None, q, json!({"l": l})).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["shelf"]["search"]["echo"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.contains(&format!("limit={l}"))));
+    }
+    let (_, body) = gql(&gw, None, q, json!({"l": 2147483648_i64})).await;
+    refused(&body, "a remembered operation with a variable out of range");
+    let (_, body) = gql(
+        &gw,
+        None,
+        "{ shelf { search(years: [2147483647]) { echo } } }",
+        json!({}),
+    )
+    .await;
+    assert!(body["errors"].is_null(), "{body}");
+    // As application/graphql-response+json, a request error is a 400.
+    let resp = client()
+        .post(gw.url("/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({"query": "{ shelf { search(limit: 2147483648) { echo } } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}

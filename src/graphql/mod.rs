@@ -4,6 +4,7 @@
 //! `graphql.path` is `http::graphql`.
 
 pub mod direct;
+pub mod int_range;
 pub mod resolve;
 pub mod schema;
 pub mod size;

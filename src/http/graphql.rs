@@ -183,6 +183,9 @@ async fn operation(
                         vec![async_graphql::ServerError::new(message, None)],
                     ));
                 }
+                if let Some(e) = crate::graphql::int_range::literal_out_of_range(gp, doc) {
+                    return Ok(request_errors(mode, vec![e]));
+                }
                 parsed = Some(doc.clone());
             }
             let op = crate::plan::operation::selected(&doc.operations, operation_name.as_deref());
@@ -192,7 +195,10 @@ async fn operation(
                 .then(|| crate::plan::operation::prepare(gp, doc, operation_name.as_deref()).map(Arc::new));
             (
                 op.is_some_and(|op| op.node.ty == OperationType::Mutation),
-                op.and_then(|op| missing_variable(op, &given)),
+                op.and_then(|op| {
+                    missing_variable(op, &given)
+                        .or_else(|| crate::graphql::int_range::variable_out_of_range(op, &given))
+                }),
                 prepared,
             )
         }

@@ -296,7 +296,7 @@ fn input_type(t: &Type) -> Option<ParamType> {
 }
 
 /// The GraphQL type of an endpoint field's argument (path parameters are `ID!`).
-fn argument_type(ep: &Endpoint, name: &str) -> Option<ParamType> {
+pub(crate) fn argument_type(ep: &Endpoint, name: &str) -> Option<ParamType> {
     let p = ep.params.iter().find(|p| p.name == name)?;
     match p.source {
         ParamSource::Header(_) => None,
