@@ -73,6 +73,21 @@ fn unknown_keys_get_did_you_mean_hints() {
 }
 
 #[test]
+fn a_yaml_merge_key_says_that_yaml_1_2_has_none() {
+    let c = comp(
+        "  e:\n    <<: &common { auth: none }\n    get: /e\n    calls:\n      u: &call { service: other, get: /u }\n    response: { x: \"$.u.x\" }\n  f:\n    auth: none\n    get: /f\n    calls: { u: *call }\n    response: { x: \"$.u.x\" }\n",
+    );
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("app.yaml:5:5: unknown key `<<` in endpoint `e`")
+            && out.contains("merge keys (`<<: *anchor`) are not part of YAML 1.2"),
+        "{out}"
+    );
+    // The alias of a whole value is fine: `<<` is the one error.
+    assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 1, "{out}");
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(
@@ -341,7 +356,17 @@ fn numbers_and_booleans_quoted_as_a_tool_writes_them_load_as_their_type() {
         ]
     );
     let out = Project::new("listen: \"8080\"\nservices: {}\n", &[]).diagnostics(&[]);
-    assert!(out.contains("`listen` must be an address like `127.0.0.1:8080`; give the host too: `0.0.0.0:8080` listens on every interface"), "{out}");
+    assert!(out.contains("`listen` must be an address like `127.0.0.1:8080` or `localhost:8080`; give the host too: `0.0.0.0:8080` listens on every interface"), "{out}");
+    let out = Project::new("listen: \"http://127.0.0.1:8080/\"\nservices: {}\n", &[]).diagnostics(&[]);
+    assert!(
+        out.contains("a listen address is `host:port`, without `http://`: `127.0.0.1:8080`"),
+        "{out}"
+    );
+    // A host name is resolved when `serve` binds, as `--listen` is.
+    for ok in ["localhost:8080", "[::1]:8080", "0.0.0.0:8080", "gw.internal:80"] {
+        let out = Project::new(&format!("listen: \"{ok}\"\nservices: {{}}\n"), &[]).diagnostics(&[]);
+        assert!(!out.contains("listen"), "{ok}: {out}");
+    }
     // Quoted or not, the text must be that type's plain form.
     let bad = "services:\n  users:\n    url: http://127.0.0.1:9\n    retries: \"1.5\"\nwatch: \"yes\"\n";
     let out = Project::new(bad, &[]).diagnostics(&[]);

@@ -130,6 +130,22 @@ async fn prefixes_paths_and_queries_reach_the_backend_as_configured() {
         assert!(body.contains("bad_request"), "{body}");
     }
     assert_eq!(orders.count() + legacy.count(), before);
+    // A target that is not a path never reaches the catch-all: CONNECT (a forward proxy's
+    // method) is not implemented, `OPTIONS *` is answered by Facade itself.
+    let (status, _, body) = raw(
+        gw.addr,
+        "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("\"error\":\"not_implemented\""), "{body}");
+    let (status, headers, _) = raw(gw.addr, "OPTIONS * HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 204);
+    assert!(
+        headers.iter().any(|(k, v)| k == "allow" && v.contains("GET")),
+        "{headers:?}"
+    );
+    assert_eq!(legacy.count() + orders.count(), before);
 }
 
 #[tokio::test]
@@ -184,6 +200,14 @@ async fn every_method_and_body_and_end_to_end_header_is_forwarded() {
     let seen = backend.seen().pop().unwrap();
     assert!(seen.header("x-user-id").is_none());
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    // A request in absolute form names its host in the target, which wins over `Host` (RFC 9112
+    // §3.2.2); userinfo is never part of it.
+    let request =
+        "GET http://user:pw@shop.example:8443/api/orders/2 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(gw.addr, request).await.0, 200);
+    let seen = backend.seen().pop().unwrap();
+    assert_eq!(seen.uri, "/api/orders/2");
+    assert_eq!(seen.header("x-forwarded-host"), Some("shop.example:8443"));
 }
 
 /// A backend that answers with chosen headers, including hop-by-hop ones.

@@ -85,10 +85,10 @@ pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<Gatew
     };
     if let Some(n) = f.get("listen") {
         if let Some(s) = r.string(n, "listen") {
-            if s.parse::<std::net::SocketAddr>().is_err() {
+            if !listen_address_ok(&s) {
                 r.error(
                     n.loc,
-                    "`listen` must be an address like `127.0.0.1:8080`",
+                    "`listen` must be an address like `127.0.0.1:8080` or `localhost:8080`",
                     listen_hint(&s),
                 );
             }
@@ -710,9 +710,32 @@ fn item_loc(node: &Node, i: usize) -> super::diag::Loc {
     }
 }
 
-/// What to write instead of a listen address given as a bare port (`8080`) or with no host
-/// (`:8080`, as Go servers take it).
+/// An IP address and port, or a host name and port (`localhost:8080`, resolved when `serve`
+/// binds, as `--listen` is).
+fn listen_address_ok(addr: &str) -> bool {
+    if addr.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+/// What to write instead of a listen address given as a bare port (`8080`), with no host
+/// (`:8080`, as Go servers take it) or as a URL (`http://127.0.0.1:8080`).
 pub fn listen_hint(addr: &str) -> Option<String> {
+    if let Some((scheme, rest)) = addr.split_once("://") {
+        let rest = rest.trim_end_matches('/');
+        return Some(format!(
+            "a listen address is `host:port`, without `{scheme}://`: `{rest}`"
+        ));
+    }
     let port = addr.strip_prefix(':').unwrap_or(addr);
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then(|| {
         format!(

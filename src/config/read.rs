@@ -124,6 +124,10 @@ impl Reader<'_> {
             let Some(key) = self.key(k) else { continue };
             if !allowed.contains(&key) {
                 let hint = match emptied {
+                    _ if key == "<<" => Some(
+                        "YAML merge keys (`<<: *anchor`) are not part of YAML 1.2, which Facade reads: write the keys out (an alias such as `*anchor` can still stand for a whole value)"
+                            .to_string(),
+                    ),
                     Some(parent) => Some(format!(
                         "`{parent}:` above is empty: if `{key}` belongs under it, indent it further than `{parent}:`"
                     )),

@@ -13,7 +13,7 @@ use crate::plan::{Access, Plan};
 use crate::ratelimit::RateHeaders;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +45,31 @@ async fn route(
     request_id: &HeaderValue,
 ) -> (Option<String>, Result<Response, HttpError>) {
     let raw = req.uri().path();
+    // Only a path (origin form, or absolute form reduced to its path) names a route. A CONNECT
+    // (authority form) would otherwise reach a catch-all passthrough route, fail there as if
+    // the backend were down, and count against its circuit breaker.
+    if req.method() == http::Method::CONNECT {
+        return (
+            None,
+            Err(HttpError::new(
+                http::StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "CONNECT is not supported: Facade is a reverse proxy, not a forward proxy",
+            )),
+        );
+    }
+    if !raw.starts_with('/') {
+        // `OPTIONS *` asks about the server as a whole.
+        if raw == "*" && req.method() == http::Method::OPTIONS {
+            let mut resp = http::StatusCode::NO_CONTENT.into_response();
+            resp.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return (None, Ok(resp));
+        }
+        return (None, Err(HttpError::bad_request("the request target must be a path")));
+    }
     // Composed endpoints match the path as sent, so a `..` path parameter reaches its 400 (SPEC
     // §4.2); everything else is resolved on the path with dot segments removed.
     let mut resolved = plan.routes.resolve(req.method(), raw);

@@ -44,12 +44,14 @@ pub async fn forward(
     let service = &plan.services[route.service];
     let path_and_query = backend_path(service, route, path, req.uri().query());
     let (mut parts, body) = req.into_parts();
-    let client_host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The target's authority (a request in absolute form, HTTP/2's `:authority`) wins over
+    // `Host` (RFC 9112 §3.2.2, RFC 9113 §8.3.1); its userinfo is never forwarded.
+    let client_host = parts
+        .uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit('@').next())
+        .and_then(|a| HeaderValue::from_str(a).ok())
+        .or_else(|| parts.headers.get(http::header::HOST).cloned());
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(http::header::HOST);
     // Facade's own server answers `Expect: 100-continue` when the body is first read; the backend
