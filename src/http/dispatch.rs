@@ -46,8 +46,8 @@ async fn route(
 ) -> (Option<String>, Result<Response, HttpError>) {
     let raw = req.uri().path();
     // Only a path (origin form, or absolute form reduced to its path) names a route. A CONNECT
-    // (authority form) would otherwise reach a catch-all passthrough route, fail there as if
-    // the backend were down, and count against its circuit breaker.
+    // (authority form) would otherwise reach a catch-all passthrough route and come back as a
+    // 502 that blames the backend.
     if req.method() == http::Method::CONNECT {
         return (
             None,
