@@ -88,6 +88,27 @@ fn a_yaml_merge_key_says_that_yaml_1_2_has_none() {
 }
 
 #[test]
+fn a_duration_written_as_a_bare_number_asks_for_its_unit() {
+    let facade = r#"{"services": {"users": {"url": "http://127.0.0.1:9", "timeout": 5},
+  "other": {"url": "http://127.0.0.1:9", "timeout": "${T}"}}, "cors": {"allow_origins": ["*"], "max_age": "600"}}"#;
+    let out = Project::new(facade, &[]).diagnostics(&[("T", "7")]);
+    assert!(
+        out.contains("facade.yaml:1:65: `timeout` must be a duration like `250ms`, `2s`, `5m` or `1h`, found the bare number `5`; a duration needs its unit: `5s` for seconds, `5ms` for milliseconds"),
+        "{out}"
+    );
+    assert!(
+        out.contains("found the bare number `600`; a duration needs its unit: `600s`"),
+        "{out}"
+    );
+    // From the environment: the value is never shown.
+    assert!(
+        out.contains("`timeout` must be a duration like `250ms`, `2s`, `5m` or `1h`, found the value of variable `T`"),
+        "{out}"
+    );
+    assert!(!out.contains("`7"), "{out}");
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

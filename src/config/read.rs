@@ -273,6 +273,28 @@ impl Reader<'_> {
 
     /// Reads a duration: `250ms`, `2s`, `5m`, `1h`.
     pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        // A bare number has no unit to read it in (seconds? milliseconds?): say so, with the
+        // number as written (never a value from the environment).
+        if let NodeKind::Scalar {
+            text,
+            env: EnvUse::None,
+            ..
+        } = &node.kind
+        {
+            let t = text.trim();
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                self.error(
+                    node.loc,
+                    format!(
+                        "`{what}` must be a duration like `250ms`, `2s`, `5m` or `1h`, found the bare number `{t}`"
+                    ),
+                    Some(format!(
+                        "a duration needs its unit: `{t}s` for seconds, `{t}ms` for milliseconds"
+                    )),
+                );
+                return None;
+            }
+        }
         self.typed(
             node,
             what,
