@@ -305,6 +305,17 @@ async fn failures_access_and_upgrades() {
     )
     .await;
     assert_eq!(status, 501, "{body}");
+    // An upgrade the server may decline (`curl --http2` offers h2c this way) is declined: the
+    // request is served over HTTP/1.1, its Upgrade and HTTP2-Settings headers not forwarded.
+    let (status, _, body) = raw(
+        gw.addr,
+        "GET /open/h2c HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = ok.seen().pop().unwrap();
+    assert_eq!(seen.uri, "/open/h2c");
+    assert!(seen.header("upgrade").is_none() && seen.header("http2-settings").is_none());
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ pub async fn forward(
     req: Request,
     request_id: &HeaderValue,
 ) -> Result<Response, HttpError> {
-    if is_upgrade(req.headers()) {
+    if is_websocket_upgrade(req.headers()) {
         return Err(HttpError::new(
             StatusCode::NOT_IMPLEMENTED,
             "upgrade_not_supported",
@@ -132,9 +132,23 @@ fn backend_path(service: &crate::plan::Service, route: &Passthrough, path: &str,
     url
 }
 
-/// A request asking to switch protocols (WebSocket), which is not proxied.
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::UPGRADE)
+/// A request asking to switch to WebSocket, which is not proxied. Any other upgrade (`h2c`,
+/// which `curl --http2` offers) is one a server may decline (RFC 9110 §7.8): the request is
+/// served over HTTP/1.1, its `Upgrade` dropped with the other hop-by-hop headers.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let websocket = headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|t| {
+                t.trim()
+                    .split('/')
+                    .next()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("websocket"))
+            })
+        });
+    websocket
         && headers
             .get_all(http::header::CONNECTION)
             .iter()
