@@ -109,6 +109,17 @@ fn a_duration_written_as_a_bare_number_asks_for_its_unit() {
 }
 
 #[test]
+fn a_composition_given_as_the_configuration_is_named_as_such() {
+    let c = comp("  e:\n    get: /e\n    calls: { u: { service: users, get: /u } }\n    response: { x: \"$.u.x\" }\n");
+    let out = Project::new(&c, &[]).diagnostics(&[]);
+    assert_eq!(
+        out.trim(),
+        "facade.yaml:1:1: this is a composition (it has `client:` and `endpoints:`), not the gateway's configuration; pass facade.yaml to --config; the compositions are read from the folder its `compositions:` names",
+        "one error, no did-you-mean per key"
+    );
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

@@ -64,6 +64,18 @@ pub fn spanned_string(r: &mut Reader<'_>, node: &Node, what: &str) -> Option<Spa
 
 /// Reads `facade.yaml`'s (already expanded) root node. `dir` is the file's folder.
 pub fn read_gateway(r: &mut Reader<'_>, root: &Node, dir: &Path) -> Option<GatewayConfig> {
+    if let Some(loc) = composition_given(root) {
+        // One error instead of one per key, each with a did-you-mean that cannot help.
+        r.error(
+            loc,
+            "this is a composition (it has `client:` and `endpoints:`), not the gateway's configuration",
+            Some(
+                "pass facade.yaml to --config; the compositions are read from the folder its `compositions:` names"
+                    .to_string(),
+            ),
+        );
+        return None;
+    }
     let f = r.fields(root, "facade.yaml", TOP_KEYS)?;
     let mut cfg = GatewayConfig {
         file: r.file.clone(),
@@ -708,6 +720,27 @@ fn item_loc(node: &Node, i: usize) -> super::diag::Loc {
         NodeKind::Seq(items) => items.get(i).map(|x| x.loc).unwrap_or(node.loc),
         _ => node.loc,
     }
+}
+
+/// Where a composition's `client:` (or `endpoints:`) key stands, when `root` is a composition
+/// given where `facade.yaml` was expected (it has one of them and no `services:`).
+fn composition_given(root: &Node) -> Option<super::diag::Loc> {
+    let NodeKind::Map(entries) = &root.kind else {
+        return None;
+    };
+    fn key(k: &Node) -> Option<&str> {
+        match &k.kind {
+            NodeKind::Scalar { text, .. } => Some(text.as_str()),
+            _ => None,
+        }
+    }
+    if entries.iter().any(|(k, _)| key(k) == Some("services")) {
+        return None;
+    }
+    entries
+        .iter()
+        .find(|(k, _)| matches!(key(k), Some("client" | "endpoints")))
+        .map(|(k, _)| k.loc)
 }
 
 /// An IP address and port, or a host name and port (`localhost:8080`, resolved when `serve`
