@@ -120,6 +120,21 @@ fn a_composition_given_as_the_configuration_is_named_as_such() {
 }
 
 #[test]
+fn compositions_beside_facade_yaml_leave_facade_yaml_out() {
+    let c = comp("  e:\n    get: /e\n    auth: none\n    calls: { u: { service: other, get: /u } }\n    response: { x: \"$.u.x\" }\n");
+    let p = Project::new(&format!("compositions: .\n{SERVICES}"), &[])
+        .schema("users.yaml", USERS_SCHEMA)
+        .file("app.yaml", &c);
+    let plan = p.plan(&[]);
+    assert_eq!(plan.endpoints.len(), 1);
+    let out = p.diagnostics(&[]);
+    assert!(
+        !out.contains("composition"),
+        "facade.yaml is not read as a composition: {out}"
+    );
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

@@ -166,9 +166,12 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
     let mut compositions = Vec::new();
     match std::fs::read_dir(&gateway.compositions_dir) {
         Ok(entries) => {
+            // `compositions: .` puts facade.yaml itself in the folder: it is no composition.
+            let itself = std::fs::canonicalize(config).ok();
             let mut paths: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| is_composition_file(p))
+                .filter(|p| itself.is_none() || std::fs::canonicalize(p).ok() != itself)
                 .collect();
             paths.sort();
             if paths.is_empty() && gateway.routes.is_empty() {
