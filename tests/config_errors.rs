@@ -120,10 +120,10 @@ fn a_composition_given_as_the_configuration_is_named_as_such() {
 }
 
 #[test]
-fn compositions_beside_facade_yaml_leave_facade_yaml_out() {
+fn compositions_beside_facade_yaml_and_the_schemas_leave_those_out() {
     let c = comp("  e:\n    get: /e\n    auth: none\n    calls: { u: { service: other, get: /u } }\n    response: { x: \"$.u.x\" }\n");
-    let p = Project::new(&format!("compositions: .\n{SERVICES}"), &[])
-        .schema("users.yaml", USERS_SCHEMA)
+    let p = Project::new(&format!("compositions: .\nschemas: .\n{SERVICES}"), &[])
+        .file("users.yaml", USERS_SCHEMA)
         .file("app.yaml", &c);
     let plan = p.plan(&[]);
     assert_eq!(plan.endpoints.len(), 1);

@@ -166,12 +166,21 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
     let mut compositions = Vec::new();
     match std::fs::read_dir(&gateway.compositions_dir) {
         Ok(entries) => {
-            // `compositions: .` puts facade.yaml itself in the folder: it is no composition.
-            let itself = std::fs::canonicalize(config).ok();
+            // A flat layout (`compositions: .`, `schemas: .`) puts facade.yaml and the services'
+            // OpenAPI documents in the same folder: they are no compositions.
+            let not_compositions: Vec<PathBuf> = std::iter::once(config.to_path_buf())
+                .chain(
+                    gateway
+                        .services
+                        .iter()
+                        .filter_map(|s| s.schema.as_ref().map(|x| gateway.schemas_dir.join(&x.value))),
+                )
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect();
             let mut paths: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| is_composition_file(p))
-                .filter(|p| itself.is_none() || std::fs::canonicalize(p).ok() != itself)
+                .filter(|p| std::fs::canonicalize(p).is_ok_and(|c| !not_compositions.contains(&c)))
                 .collect();
             paths.sort();
             if paths.is_empty() && gateway.routes.is_empty() {
