@@ -186,7 +186,7 @@ impl Verifier {
             keys,
             jwks,
             validation,
-            roles_claim: cfg.roles_claim.split('.').map(str::to_string).collect(),
+            roles_claim: claim_path(&cfg.roles_claim),
             verified: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         })
     }
@@ -323,7 +323,17 @@ impl Verifier {
     }
 }
 
-/// The claim at a dotted path (`realm_access.roles`).
+/// A claim name as configured, split into the path of nested claims it names: dots separate
+/// them (`realm_access.roles`, as Keycloak nests roles), except in a name that is a URI
+/// (`https://shop.example/roles`, as Auth0 namespaces custom claims), which is one claim.
+pub fn claim_path(name: &str) -> Vec<String> {
+    if name.contains("://") {
+        return vec![name.to_string()];
+    }
+    name.split('.').map(str::to_string).collect()
+}
+
+/// The claim at a path of nested claims (`claim_path`).
 pub fn claim_at<'a, S: AsRef<str>>(claims: &'a Value, path: &[S]) -> Option<&'a Value> {
     let mut v = claims;
     for p in path {
@@ -408,20 +418,18 @@ pub fn mint(
 }
 
 fn set_dotted(map: &mut serde_json::Map<String, Value>, path: &str, value: Value) {
-    let mut parts: Vec<&str> = path.split('.').collect();
-    let last = parts.pop().unwrap_or(path);
+    let mut parts = claim_path(path);
+    let last = parts.pop().unwrap_or_else(|| path.to_string());
     let mut cur = map;
     for p in parts {
-        let entry = cur
-            .entry(p.to_string())
-            .or_insert_with(|| Value::Object(Default::default()));
+        let entry = cur.entry(p).or_insert_with(|| Value::Object(Default::default()));
         if !entry.is_object() {
             *entry = Value::Object(Default::default());
         }
         let Value::Object(next) = entry else { return };
         cur = next;
     }
-    cur.insert(last.to_string(), value);
+    cur.insert(last, value);
 }
 
 #[cfg(test)]
@@ -469,5 +477,22 @@ mod tests {
         let mut bad = token.clone();
         bad.push('x');
         assert!(v.verify(&bad).is_err());
+    }
+
+    #[test]
+    fn a_claim_name_that_is_a_uri_is_one_claim_and_dots_nest_the_others() {
+        let mut cfg = config();
+        cfg.roles_claim = "https://shop.example/roles".into();
+        let v = Verifier::build(&cfg).unwrap();
+        let token = mint(&cfg, "ada", &["admin".into()], Duration::from_secs(60), &[]).unwrap();
+        let claims = v.verify(&token).unwrap();
+        assert_eq!(claims["https://shop.example/roles"], "admin", "{claims}");
+        assert_eq!(v.roles(&claims), ["admin"]);
+        cfg.roles_claim = "realm_access.roles".into();
+        let v = Verifier::build(&cfg).unwrap();
+        let token = mint(&cfg, "ada", &["a".into(), "b".into()], Duration::from_secs(60), &[]).unwrap();
+        let claims = v.verify(&token).unwrap();
+        assert_eq!(claims["realm_access"]["roles"], serde_json::json!(["a", "b"]));
+        assert_eq!(v.roles(&claims), ["a", "b"]);
     }
 }

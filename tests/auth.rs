@@ -176,6 +176,27 @@ async fn roles_give_403_to_tokens_without_them_and_401_to_anonymous() {
     assert_eq!(status_of(&gw, "/c/admin", Some(&admin_string)).await.0, 200);
 }
 
+#[tokio::test]
+async fn claims_named_by_a_uri_as_auth0_namespaces_them_are_one_claim() {
+    let backend =
+        Backend::start(|s| Reply::json(json!({"user": s.header("x-user-id"), "tier": s.header("x-tier")}))).await;
+    let facade = format!(
+        "services:\n  echo:\n    url: {}\nauth:\n  jwt:\n    algorithms: [HS256]\n    secret: test-secret\n    roles_claim: https://shop.example/roles\n  forward_claims:\n    x-user-id: sub\n    x-tier: https://shop.example/tier\n",
+        backend.url()
+    );
+    let comp = "client: c\nbase_path: /c\nendpoints:\n  admin:\n    get: /admin\n    roles: [admin]\n    calls: { who: { service: echo, get: /who } }\n    response: { tier: \"$.who.tier\" }\n";
+    let gw = Gateway::start(Project::new(&facade, &[("app.yaml", comp)]).plan(&[])).await;
+    let hs = |c: Value| sign(&c, Algorithm::HS256, b"test-secret");
+    let exp = now() + 600;
+    let admin = hs(
+        json!({"sub": "ada", "exp": exp, "https://shop.example/roles": ["admin"], "https://shop.example/tier": "gold"}),
+    );
+    let (status, _, body) = status_of(&gw, "/c/admin", Some(&admin)).await;
+    assert_eq!((status, &body["tier"]), (200, &json!("gold")), "{body}");
+    let user = hs(json!({"sub": "bob", "exp": exp, "https://shop.example/roles": "user"}));
+    assert_eq!(status_of(&gw, "/c/admin", Some(&user)).await.0, 403);
+}
+
 fn sign_pem(alg: Algorithm, pem: &str, c: &Value) -> String {
     let key = match alg {
         Algorithm::RS256 | Algorithm::PS256 | Algorithm::RS512 => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),

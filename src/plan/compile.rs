@@ -218,7 +218,7 @@ fn compile_auth(gw: &GatewayConfig, diags: &mut Diagnostics) -> Option<AuthPlan>
     let mut forward = Vec::new();
     for (h, claim) in &a.forward_claims {
         match HeaderName::from_bytes(h.as_bytes()) {
-            Ok(name) => forward.push((name, claim.split('.').map(str::to_string).collect())),
+            Ok(name) => forward.push((name, crate::jwt::claim_path(claim))),
             Err(_) => diags.error(file, a.loc, format!("`{h}` is not a valid header name"), None),
         }
     }
