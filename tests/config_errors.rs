@@ -614,10 +614,61 @@ components:
         "{out}"
     );
     assert!(!out.contains("matches no operation"), "{out}");
-    // A `$ref` to another file is not followed, and says so once.
+    // A `$ref` to a file that is not there is not followed, and says so once.
     assert!(
-        out.contains("schemas/api.yaml:1:1: warning: 1 `$ref`(s) to other files (`./other.yaml#/components/schemas/Thing`) are not followed"),
+        out.contains("schemas/api.yaml:1:1: warning: 1 `$ref`(s) are not followed (`./other.yaml#/components/schemas/Thing`: cannot read `schemas/other.yaml`: No such file"),
         "{out}"
     );
     assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn refs_into_other_files_are_followed_relative_to_each_file() {
+    let facade = "services:\n  api:\n    url: http://127.0.0.1:9\n    schema: api.yaml\n";
+    let doc = r##"
+openapi: 3.0.3
+info: { title: api, version: "1" }
+paths:
+  /items/{id}:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json: { schema: { $ref: "./parts/items.yaml#/Item" } }
+  /remote:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json: { schema: { $ref: "https://schemas.example/thing.yaml" } }
+"##;
+    let items = "Item:\n  type: object\n  required: [price]\n  properties:\n    name: { $ref: \"#/Name\" }\n    price: { $ref: \"money.json#/Money\" }\nName: { type: string }\n";
+    let money = r#"{"Money": {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}}}}"#;
+    let c = comp("  e:\n    get: /e/{id}\n    auth: none\n    calls:\n      i: { service: api, get: \"/items/{$.args.id}\" }\n      r: { service: api, get: /remote }\n    response:\n      n: \"$.i.name\"\n      a: \"$.i.price.amount\"\n      c: \"$.i.price.currancy\"\n      x: \"$.r.anything\"\n");
+    // compositions: . and schemas: . too: the referenced files are no compositions.
+    let p = Project::new(&format!("compositions: .\nschemas: .\n{facade}"), &[])
+        .file("api.yaml", doc)
+        .file("parts/items.yaml", items)
+        .file("parts/money.json", money)
+        .file("app.yaml", &c);
+    let out = p.diagnostics(&[]);
+    assert!(
+        out.contains(
+            "$.i.price.currancy: api GET /items/{id} has no property \"currancy\"; did you mean \"currency\"?"
+        ),
+        "the types of both other files are read: {out}"
+    );
+    assert!(
+        out.contains("api.yaml:1:1: warning: 1 `$ref`(s) are not followed (`https://schemas.example/thing.yaml`: references by URL are not fetched)"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // Fixed, it loads, typed through the other files (`amount` is a required number).
+    let fixed = c.replace("currancy", "currency");
+    let p = p.file("app.yaml", &fixed);
+    let plan = p.plan(&[]);
+    let schema = plan.graphql_schema.as_ref().unwrap().schema.sdl();
+    assert!(schema.contains("a: Float!") && schema.contains("n: String"), "{schema}");
 }

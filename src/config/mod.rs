@@ -5,6 +5,7 @@
 //! line and column. No network, no HTTP.
 
 pub mod args;
+pub mod bundle;
 pub mod composition;
 pub mod diag;
 pub mod env;
@@ -110,19 +111,22 @@ fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
     None
 }
 
-/// Every `$ref` of an OpenAPI document that points outside it (`other.yaml#/…`, a URL).
-fn external_refs(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                match (k.as_str(), v) {
-                    ("$ref", serde_json::Value::String(r)) if !r.starts_with('#') => out.push(r.clone()),
-                    _ => external_refs(v, out),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|i| external_refs(i, out)),
-        _ => {}
+/// A file an OpenAPI document refers to, read into JSON: JSON by its extension, else YAML.
+fn read_referenced(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("json")) {
+        return serde_json::from_str(&text).map_err(|e| format!("`{}` is not valid JSON: {e}", path.display()));
+    }
+    match yaml::parse(&text) {
+        Ok(Some(node)) => Ok(node.to_json()),
+        Ok(None) => Err(format!("`{}` is empty", path.display())),
+        Err(e) => Err(format!(
+            "`{}` has a YAML syntax error at {}:{}: {}",
+            path.display(),
+            e.loc.line,
+            e.loc.col,
+            e.message
+        )),
     }
 }
 
@@ -158,68 +162,9 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
         };
         gateway::read_gateway(&mut r, &root, &dir)
     };
-    let Some(gateway) = gateway else {
+    let Some(mut gateway) = gateway else {
         return (None, diags);
     };
-
-    // Compositions.
-    let mut compositions = Vec::new();
-    match std::fs::read_dir(&gateway.compositions_dir) {
-        Ok(entries) => {
-            // A flat layout (`compositions: .`, `schemas: .`) puts facade.yaml and the services'
-            // OpenAPI documents in the same folder: they are no compositions.
-            let not_compositions: Vec<PathBuf> = std::iter::once(config.to_path_buf())
-                .chain(
-                    gateway
-                        .services
-                        .iter()
-                        .filter_map(|s| s.schema.as_ref().map(|x| gateway.schemas_dir.join(&x.value))),
-                )
-                .filter_map(|p| std::fs::canonicalize(p).ok())
-                .collect();
-            let mut paths: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_composition_file(p))
-                .filter(|p| std::fs::canonicalize(p).is_ok_and(|c| !not_compositions.contains(&c)))
-                .collect();
-            paths.sort();
-            if paths.is_empty() && gateway.routes.is_empty() {
-                // Nothing composed and nothing proxied: most often a wrong folder or files named
-                // otherwise; say so rather than serve nothing in silence.
-                diags.warning(
-                    &file,
-                    Loc { line: 1, col: 1 },
-                    format!(
-                        "the compositions folder `{}` holds no `*.yaml`, `*.yml` or `*.json` file: no composed endpoint is served",
-                        gateway.compositions_dir.display()
-                    ),
-                );
-            }
-            for path in paths {
-                let cfile = display(&path);
-                let Some(raw) = parse_file(&path, &cfile, &mut diags) else {
-                    continue;
-                };
-                let root = read::expand_tree(&raw, env, &cfile, &mut diags);
-                let mut r = Reader {
-                    file: cfile,
-                    diags: &mut diags,
-                };
-                if let Some(c) = composition::read_composition(&mut r, &root) {
-                    compositions.push(c);
-                }
-            }
-        }
-        Err(e) => diags.error(
-            &file,
-            Loc { line: 1, col: 1 },
-            format!(
-                "cannot read the compositions folder `{}`: {e}",
-                gateway.compositions_dir.display()
-            ),
-            None,
-        ),
-    }
 
     // OpenAPI documents.
     let mut schemas = Vec::new();
@@ -275,7 +220,7 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
             );
             None
         };
-        if let Some(doc) = doc {
+        if let Some(mut doc) = doc {
             let version = doc.get("openapi").and_then(|v| v.as_str()).unwrap_or("");
             if !version.starts_with("3.") {
                 // A Swagger 2.0 document is the usual reason: say so, and how to convert it.
@@ -290,24 +235,85 @@ pub fn load(config: &Path, env: &dyn Env) -> (Option<Loaded>, Diagnostics) {
                 );
                 continue;
             }
-            let mut external = Vec::new();
-            external_refs(&doc, &mut external);
-            if let Some(first) = external.first() {
+            let followed = bundle::follow_file_refs(&mut doc, &path, &mut read_referenced);
+            if let Some((first, why)) = followed.unfollowed.first() {
                 diags.warning(
                     &sfile,
                     Loc { line: 1, col: 1 },
                     format!(
-                        "{} `$ref`(s) to other files (`{first}`) are not followed: what they describe is typed JSON and not checked; bundle the document into one file first (for example with `npx @redocly/cli bundle`)",
-                        external.len()
+                        "{} `$ref`(s) are not followed (`{first}`: {why}): what they describe is typed JSON and not checked",
+                        followed.unfollowed.len()
                     ),
                 );
             }
+            gateway.other_files.extend(followed.files);
             schemas.push(SchemaDoc {
                 service: svc.name.value.clone(),
                 file: sfile,
                 doc,
             });
         }
+    }
+
+    // Compositions.
+    let mut compositions = Vec::new();
+    match std::fs::read_dir(&gateway.compositions_dir) {
+        Ok(entries) => {
+            // A flat layout (`compositions: .`, `schemas: .`) puts facade.yaml, the services'
+            // OpenAPI documents and the files those refer to in the same folder: they are no
+            // compositions.
+            let not_compositions: Vec<PathBuf> = std::iter::once(config.to_path_buf())
+                .chain(
+                    gateway
+                        .services
+                        .iter()
+                        .filter_map(|s| s.schema.as_ref().map(|x| gateway.schemas_dir.join(&x.value))),
+                )
+                .chain(gateway.other_files.iter().cloned())
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect();
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_composition_file(p))
+                .filter(|p| std::fs::canonicalize(p).is_ok_and(|c| !not_compositions.contains(&c)))
+                .collect();
+            paths.sort();
+            if paths.is_empty() && gateway.routes.is_empty() {
+                // Nothing composed and nothing proxied: most often a wrong folder or files named
+                // otherwise; say so rather than serve nothing in silence.
+                diags.warning(
+                    &file,
+                    Loc { line: 1, col: 1 },
+                    format!(
+                        "the compositions folder `{}` holds no `*.yaml`, `*.yml` or `*.json` file: no composed endpoint is served",
+                        gateway.compositions_dir.display()
+                    ),
+                );
+            }
+            for path in paths {
+                let cfile = display(&path);
+                let Some(raw) = parse_file(&path, &cfile, &mut diags) else {
+                    continue;
+                };
+                let root = read::expand_tree(&raw, env, &cfile, &mut diags);
+                let mut r = Reader {
+                    file: cfile,
+                    diags: &mut diags,
+                };
+                if let Some(c) = composition::read_composition(&mut r, &root) {
+                    compositions.push(c);
+                }
+            }
+        }
+        Err(e) => diags.error(
+            &file,
+            Loc { line: 1, col: 1 },
+            format!(
+                "cannot read the compositions folder `{}`: {e}",
+                gateway.compositions_dir.display()
+            ),
+            None,
+        ),
     }
     (
         Some(Loaded {
