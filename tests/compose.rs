@@ -304,6 +304,49 @@ async fn a_required_each_call_fails_when_one_item_fails() {
 }
 
 #[tokio::test]
+async fn a_required_each_call_fails_as_soon_as_one_item_fails() {
+    let items = Backend::fixed(json!({"ids": ["slow1", "slow2", "bad", "slow3", "later1", "later2"]})).await;
+    let stock = Backend::start(|s| {
+        if s.uri.ends_with("/bad") {
+            return Reply::status(500, json!({"error": "boom"}));
+        }
+        Reply::json(json!({"ok": true})).after(Duration::from_millis(1500))
+    })
+    .await;
+    let comp = r#"
+client: c
+base_path: /c
+endpoints:
+  e:
+    get: /e
+    auth: none
+    calls:
+      list: { service: items, get: /list }
+      stock: { service: stock, get: "/x/{@}", each: "$.list.ids[*]", concurrency: 4 }
+    response:
+      n: "length($.stock)"
+"#;
+    let gw = gateway(&[("items", items.url(), ""), ("stock", stock.url(), "")], comp).await;
+    let start = Instant::now();
+    let (status, _, body) = get(&gw.url("/c/e"), None).await;
+    assert_eq!((status, body["call"].as_str()), (502, Some("stock")), "{body}");
+    // Before, the endpoint waited for every item (1.5 s and more) to report one failure.
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "failed while the slow items still ran: {:?}",
+        start.elapsed()
+    );
+    // The items not yet started when the call failed are never sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        stock.count(),
+        4,
+        "{:?}",
+        stock.seen().iter().map(|s| s.uri.clone()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn each_over_null_or_empty_makes_no_request() {
     let products = Backend::fixed(json!({"variants": []})).await;
     let inventory = Backend::start(inventory_backend()).await;

@@ -388,24 +388,27 @@ impl Exec {
         }
         let concurrency = each.concurrency;
         Ok(async move {
-            let results: Vec<Result<CallResponse, CallError>> = futures::stream::iter(requests)
-                .map(|r| async move {
-                    match r {
+            // Items finish in any order and go to their own slot. A required call's first
+            // failed item fails it at once, as a failed required call fails its endpoint at
+            // once: the items still running are dropped (their requests cancelled) and the
+            // ones not started never are.
+            let mut slots: Vec<Option<Value>> = vec![None; requests.len()];
+            let mut failures = Vec::new();
+            let mut answers = futures::stream::iter(requests.into_iter().enumerate())
+                .map(|(i, r)| async move {
+                    let result = match r {
                         Ok(built) => self.send(dedup, built).await,
                         Err(e) => Err(e),
-                    }
+                    };
+                    (i, result)
                 })
-                .buffered(concurrency)
-                .collect()
-                .await;
-            let mut values = Vec::with_capacity(results.len());
-            let mut failures = Vec::new();
-            for r in results {
-                match r {
-                    Ok(resp) => values.push(take(resp.body)),
+                .buffer_unordered(concurrency);
+            while let Some((i, r)) = answers.next().await {
+                slots[i] = Some(match r {
+                    Ok(resp) => take(resp.body),
                     Err(e) if call.optional => {
-                        failures.push(e);
-                        values.push(call.fallback.clone().unwrap_or(Value::Null));
+                        failures.push((i, e));
+                        call.fallback.clone().unwrap_or(Value::Null)
                     }
                     Err(e) => {
                         return Finished {
@@ -415,8 +418,12 @@ impl Exec {
                             attach: None,
                         }
                     }
-                }
+                });
             }
+            // Reported in item order, as before.
+            failures.sort_by_key(|(i, _)| *i);
+            let failures = failures.into_iter().map(|(_, e)| e).collect();
+            let values = slots.into_iter().map(|v| v.unwrap_or(Value::Null)).collect();
             Finished {
                 index,
                 result: Ok(Value::Array(values)),
