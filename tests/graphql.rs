@@ -714,6 +714,51 @@ async fn requests_over_http_follow_graphql_over_http() {
     .await;
     assert_eq!(s, 200);
     assert!(body.get("data").is_none(), "{body}");
+    // An automatic persisted query sent by its hash alone (Apollo's APQ): not kept in this
+    // version, which the answer says as Apollo clients expect, so they send the document.
+    let apq = json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}});
+    for (accept, status) in [("application/json", 200), ("application/graphql-response+json", 400)] {
+        let resp = c
+            .post(&url)
+            .bearer_auth(&t)
+            .header("accept", accept)
+            .json(&apq)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{accept}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": "PersistedQueryNotSupported", "extensions": {"code": "PERSISTED_QUERY_NOT_SUPPORTED"}}]})
+        );
+    }
+    let resp = c
+        .get(format!(
+            "{url}?extensions=%7B%22persistedQuery%22%3A%7B%22version%22%3A1%2C%22sha256Hash%22%3A%22ab%22%7D%7D"
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotSupported", "{body}");
+    // A subscription (none in this version) is refused once, not once per rule that sees it.
+    let (_, body) = gql(
+        &lib.gw,
+        Some(&t),
+        "subscription { readerApp { shelf { count } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    // The hash beside the document: the document runs.
+    let mut with_query = apq.clone();
+    with_query["query"] = json!("{ __typename }");
+    let resp = c.post(&url).bearer_auth(&t).json(&with_query).send().await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"data": {"__typename": "Query"}}));
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use crate::plan::Plan;
 use crate::state::AppState;
 use async_graphql::parser::types::{OperationDefinition, OperationType};
 use async_graphql::parser::Positioned;
+use async_graphql::ErrorExtensions;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -54,7 +55,12 @@ impl Mode {
 
 /// The parameters of a GraphQL request.
 struct Params {
+    /// Empty when `persisted_query` is set.
     query: String,
+    /// An automatic persisted query (Apollo's APQ) sent by its hash alone, which this version
+    /// does not keep: answered `PersistedQueryNotSupported`, which Apollo clients take as the
+    /// signal to send the whole document from then on.
+    persisted_query: bool,
     variables: Option<Map<String, Value>>,
     operation_name: Option<String>,
 }
@@ -128,6 +134,14 @@ async fn operation(
     } else {
         params_from_body(req, plan.limits.request_body).await?
     };
+    if params.persisted_query {
+        let mut error = async_graphql::Error::new("PersistedQueryNotSupported")
+            .extend_with(|_, ext| ext.set("code", "PERSISTED_QUERY_NOT_SUPPORTED"))
+            .into_server_error(async_graphql::Pos::default());
+        // About the request, not a place in a document.
+        error.locations.clear();
+        return Ok(request_errors(mode, vec![error]));
+    }
     check_document(&params.query, gp)?;
     let text: Arc<str> = Arc::from(params.query.as_str());
     let operation_name = params.operation_name;
@@ -304,7 +318,17 @@ fn mutation_over_get(method: &Method) -> HttpError {
 
 /// A request that was refused before execution: `errors` only, 400 for
 /// `application/graphql-response+json` and 200 for `application/json`.
-fn request_errors(mode: Mode, errors: Vec<async_graphql::ServerError>) -> Response {
+fn request_errors(mode: Mode, mut errors: Vec<async_graphql::ServerError>) -> Response {
+    // Two of async-graphql's rules can report the same thing ("Schema is not configured for
+    // subscriptions." came twice): each error once.
+    let mut i = 0;
+    while i < errors.len() {
+        if errors[..i].contains(&errors[i]) {
+            errors.remove(i);
+        } else {
+            i += 1;
+        }
+    }
     let status = match mode {
         Mode::GraphqlResponse => StatusCode::BAD_REQUEST,
         Mode::Json => StatusCode::OK,
@@ -437,9 +461,14 @@ async fn params_from_body(req: Request, limit: u64) -> Result<Params, HttpError>
 }
 
 fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> {
-    let query = match obj.remove("query") {
-        Some(Value::String(q)) => q,
+    let persisted = obj
+        .get("extensions")
+        .and_then(|e| e.get("persistedQuery"))
+        .is_some_and(Value::is_object);
+    let (query, persisted_query) = match obj.remove("query") {
+        Some(Value::String(q)) => (q, false),
         Some(_) => return Err(bad("`query` must be a string")),
+        None if persisted => (String::new(), true),
         None => return Err(bad("the request has no `query`")),
     };
     let variables = match obj.remove("variables") {
@@ -458,6 +487,7 @@ fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> 
     }
     Ok(Params {
         query,
+        persisted_query,
         variables,
         operation_name,
     })
