@@ -135,6 +135,26 @@ fn compositions_beside_facade_yaml_and_the_schemas_leave_those_out() {
 }
 
 #[test]
+fn a_service_url_with_parts_no_request_carries_is_refused_without_showing_it() {
+    let facade = "services:\n  a:\n    url: http://user:s3cr3t@127.0.0.1:9/v1\n  b:\n    url: ${B_URL}\n  c:\n    url: http://127.0.0.1:9/v1#part\n  d:\n    url: http://127.0.0.1:9/v1/\n";
+    let out = Project::new(facade, &[]).diagnostics(&[("B_URL", "http://127.0.0.1:9/v1?api_key=s3cr3t")]);
+    assert!(!out.contains("s3cr3t"), "{out}");
+    assert!(
+        out.contains("facade.yaml:3:10: a service `url` cannot hold credentials (`user:password@`): they would not be sent; send them from the calls that need them"),
+        "{out}"
+    );
+    assert!(
+        out.contains("facade.yaml:5:10: a service `url` cannot hold a query string (`?…`): it would not be sent; give query parameters to the calls that need them"),
+        "{out}"
+    );
+    assert!(
+        out.contains("facade.yaml:7:10: a service `url` cannot hold a fragment"),
+        "{out}"
+    );
+    assert!(!out.contains("facade.yaml:9:"), "a plain URL is fine: {out}");
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

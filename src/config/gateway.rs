@@ -236,16 +236,35 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
 }
 
 fn check_url(r: &mut Reader<'_>, node: &Node, url: &str) {
-    let ok = match reqwest::Url::parse(url) {
-        Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
-        Err(_) => false,
-    };
-    if !ok {
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let Some(u) = parsed else {
         r.error(
             node.loc,
             format!("`url` must be an http(s) URL, found {}", super::read::shown(node)),
             None,
         );
+        return;
+    };
+    // Parts that no request would carry: refused rather than dropped in silence. The URL is
+    // not shown (it may hold a secret from the environment).
+    if !u.username().is_empty() || u.password().is_some() {
+        r.error(
+            node.loc,
+            "a service `url` cannot hold credentials (`user:password@`): they would not be sent",
+            Some("send them from the calls that need them: `headers: { authorization: … }`".into()),
+        );
+    }
+    if u.query().is_some() {
+        r.error(
+            node.loc,
+            "a service `url` cannot hold a query string (`?…`): it would not be sent",
+            Some("give query parameters to the calls that need them: `query: { api_key: … }`".into()),
+        );
+    }
+    if u.fragment().is_some() {
+        r.error(node.loc, "a service `url` cannot hold a fragment (`#…`)", None);
     }
 }
 
