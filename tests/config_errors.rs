@@ -155,6 +155,28 @@ fn a_service_url_with_parts_no_request_carries_is_refused_without_showing_it() {
 }
 
 #[test]
+fn an_endpoint_on_an_operations_route_is_refused() {
+    let c = "client: app\nendpoints:\n  h:\n    get: /healthz\n    auth: none\n    response: { ok: true }\n  m:\n    post: /metrics\n    auth: none\n    response: { ok: true }\n  o:\n    get: /openapi.json\n    auth: none\n    response: { ok: true }\n  fine:\n    get: /metrics/mine\n    auth: none\n    response: { ok: true }\n";
+    let out = Project::new(SERVICES, &[("app.yaml", c)]).diagnostics(&[]);
+    assert!(
+        out.contains("compositions/app.yaml:4:10: endpoint path /healthz is an operations route that Facade answers itself; give the endpoint another path, or the composition a `base_path`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("app.yaml:8:11: endpoint path /metrics is an operations route"),
+        "{out}"
+    );
+    // /openapi.json is Facade's only with `openapi: true`.
+    assert!(!out.contains("/openapi.json"), "{out}");
+    let out = Project::new(&format!("openapi: true\n{SERVICES}"), &[("app.yaml", c)]).diagnostics(&[]);
+    assert!(
+        out.contains("app.yaml:12:10: endpoint path /openapi.json is an operations route"),
+        "{out}"
+    );
+    assert!(!out.contains("/metrics/mine"), "{out}");
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

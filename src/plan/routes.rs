@@ -145,6 +145,22 @@ impl RouteTable {
         } else {
             method
         };
+        // The operations routes are Facade's own, whole: an endpoint template that would match
+        // one (`/{page}`) never takes it (an endpoint on one is a load error), nor does the
+        // catch-all route.
+        let ops = match path {
+            "/healthz" => Some(Ops::Health),
+            "/readyz" => Some(Ops::Ready),
+            "/openapi.json" if self.openapi => Some(Ops::OpenApi),
+            "/metrics" => Some(Ops::Metrics),
+            _ => None,
+        };
+        if let Some(ops) = ops {
+            if method == http::Method::GET || method == http::Method::HEAD {
+                return Resolved::Ops(ops);
+            }
+            return Resolved::MethodNotAllowed(vec!["GET", "HEAD"]);
+        }
         if let Some(found) = self.find(lookup, path) {
             return Resolved::Endpoint(found);
         }
@@ -172,19 +188,6 @@ impl RouteTable {
                 allow.push("HEAD");
             }
             return Resolved::MethodNotAllowed(allow);
-        }
-        let ops = match path {
-            "/healthz" => Some(Ops::Health),
-            "/readyz" => Some(Ops::Ready),
-            "/openapi.json" if self.openapi => Some(Ops::OpenApi),
-            "/metrics" => Some(Ops::Metrics),
-            _ => None,
-        };
-        if let Some(ops) = ops {
-            if method == http::Method::GET || method == http::Method::HEAD {
-                return Resolved::Ops(ops);
-            }
-            return Resolved::MethodNotAllowed(vec!["GET", "HEAD"]);
         }
         match prefix {
             Some((_, i)) => Resolved::Passthrough(i),
@@ -304,6 +307,43 @@ mod tests {
         assert!(under_prefix("/api/orders/7", "/api/orders"));
         assert!(!under_prefix("/api/ordersX", "/api/orders"));
         assert!(under_prefix("/anything", ""));
+    }
+
+    #[test]
+    fn operations_routes_are_never_taken_by_an_endpoint_template_or_the_catch_all() {
+        let mut t = RouteTable::default();
+        t.insert(Method::Get, "/{page}", 0).unwrap();
+        t.insert(Method::Post, "/{page}", 1).unwrap();
+        t.insert_prefix("", 0);
+        for (path, ops) in [
+            ("/healthz", Ops::Health),
+            ("/readyz", Ops::Ready),
+            ("/metrics", Ops::Metrics),
+        ] {
+            assert!(
+                matches!(t.resolve(&http::Method::GET, path), Resolved::Ops(o) if o == ops),
+                "{path}"
+            );
+            assert!(
+                matches!(t.resolve(&http::Method::HEAD, path), Resolved::Ops(_)),
+                "{path}"
+            );
+            assert!(
+                matches!(t.resolve(&http::Method::POST, path), Resolved::MethodNotAllowed(m) if m == ["GET", "HEAD"]),
+                "{path}"
+            );
+        }
+        assert!(matches!(t.resolve(&http::Method::GET, "/home"), Resolved::Endpoint(m) if m.index == 0));
+        // Without `openapi: true`, /openapi.json is anybody's.
+        assert!(matches!(
+            t.resolve(&http::Method::GET, "/openapi.json"),
+            Resolved::Endpoint(_)
+        ));
+        t.serve_openapi();
+        assert!(matches!(
+            t.resolve(&http::Method::GET, "/openapi.json"),
+            Resolved::Ops(Ops::OpenApi)
+        ));
     }
 
     #[test]
