@@ -1122,3 +1122,52 @@ async fn a_backend_that_drops_idle_connections_costs_no_request() {
     );
     assert_eq!(on("POST /api/orders/3 "), [1], "the POST was sent once");
 }
+
+#[tokio::test]
+async fn a_backend_redirect_into_itself_becomes_the_clients_path() {
+    // The backend builds absolute redirects from the Host it is sent (its own address), as
+    // frameworks do; nginx's `proxy_redirect default` turns those back into the client's paths.
+    let backend = Backend::start(|s| {
+        let location = if s.uri.contains("foreign") {
+            "https://elsewhere.example/x".to_string()
+        } else if s.uri.contains("relative") {
+            "/somewhere".to_string()
+        } else {
+            format!("http://{}{}/next", s.header("host").unwrap_or_default(), s.uri)
+        };
+        Reply::status(302, json!({})).with_header("location", &location)
+    })
+    .await;
+    let gw = routes_gateway(
+        &[
+            ("orders", format!("{}/base/", backend.url()), ""),
+            ("v2", backend.url(), ""),
+            ("legacy", backend.url(), ""),
+        ],
+        "  - { prefix: /api/orders, service: orders, strip_prefix: true, auth: none }\n  - { prefix: /api/v1, service: v2, rewrite: /v2, auth: none }\n  - { prefix: /old, service: legacy, auth: none }\n",
+        &[],
+    )
+    .await;
+    for (path, expected) in [
+        ("/api/orders/7", "/api/orders/7/next"),
+        ("/api/v1/items/3", "/api/v1/items/3/next"),
+        ("/old/x", "/old/x/next"),
+        ("/old/foreign", "https://elsewhere.example/x"),
+        ("/old/relative", "/somewhere"),
+    ] {
+        let (status, headers, _) = raw(
+            gw.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 302, "{path}");
+        let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.as_str());
+        // The query came back on the backend's redirect too (it was in `uri`).
+        let expected = if path.contains('?') {
+            "/api/orders/7?x=1/next"
+        } else {
+            expected
+        };
+        assert_eq!(location, Some(expected), "{path}");
+    }
+}

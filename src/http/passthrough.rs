@@ -100,6 +100,11 @@ pub async fn forward(
         .forward(&target, http::Request::from_parts(parts, body))
         .await?;
     strip_hop_by_hop(resp.headers_mut());
+    if let Some(location) = resp.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = client_location(location, service, route).and_then(|l| HeaderValue::from_str(&l).ok()) {
+            resp.headers_mut().insert(http::header::LOCATION, v);
+        }
+    }
     super::coalesce::with_first_frame(resp, service.timeout)
         .await
         .map_err(|e| {
@@ -130,6 +135,35 @@ fn backend_path(service: &crate::plan::Service, route: &Passthrough, path: &str,
         url.push_str(q);
     }
     url
+}
+
+/// A backend's redirect into itself, as the client must follow it (nginx's `proxy_redirect
+/// default`): a `Location` that starts with the service's origin and the path this route forwards
+/// to becomes the path the client would request for it, so a redirect never sends a client to a
+/// backend address. Any other `Location` (relative, another host) is left as it is.
+fn client_location(location: &str, service: &crate::plan::Service, route: &Passthrough) -> Option<String> {
+    let (route_part, client_prefix) = match &route.target {
+        Target::Keep => ("", ""),
+        Target::Strip => ("", route.prefix.as_str()),
+        Target::Rewrite(to) => (to.as_str(), route.prefix.as_str()),
+    };
+    let origin = location.get(..service.origin.len())?;
+    if !origin.eq_ignore_ascii_case(&service.origin) {
+        return None;
+    }
+    let rest = location[service.origin.len()..]
+        .strip_prefix(service.base_path.as_str())?
+        .strip_prefix(route_part)?;
+    if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+        return None;
+    }
+    let mut out = String::with_capacity(client_prefix.len() + rest.len() + 1);
+    out.push_str(client_prefix);
+    if out.is_empty() && !rest.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// A request asking to switch to WebSocket, which is not proxied. Any other upgrade (`h2c`,
