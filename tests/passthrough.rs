@@ -1171,3 +1171,30 @@ async fn a_backend_redirect_into_itself_becomes_the_clients_path() {
         assert_eq!(location, Some(expected), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_says_which_scheme_and_host_the_client_used() {
+    let backend = Backend::fixed(json!({})).await;
+    let services = [("legacy", backend.url(), "")];
+    let routes = "  - { prefix: /old, service: legacy, auth: none }\n";
+    let request = "GET /old/x HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\nConnection: close\r\n\r\n";
+    // This test's requests come from 127.0.0.1: a trusted proxy here.
+    let trusted = Project::new(
+        &format!(
+            "{}rate_limits:\n  trusted_proxies: [127.0.0.1/32]\n",
+            routes_facade(&services, routes)
+        ),
+        &[],
+    );
+    let gw = Gateway::start(trusted.plan(&[])).await;
+    assert_eq!(raw(gw.addr, request).await.0, 200);
+    let seen = backend.seen().pop().unwrap();
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("shop.example"));
+    // From a peer that is not trusted, both are Facade's to set.
+    let gw = routes_gateway(&services, routes, &[]).await;
+    assert_eq!(raw(gw.addr, request).await.0, 200);
+    let seen = backend.seen().pop().unwrap();
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("internal:8080"));
+}

@@ -73,15 +73,35 @@ pub async fn forward(
             parts.headers.insert(X_FORWARDED_FOR, v);
         }
     }
-    parts
-        .headers
-        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match client_host {
-        Some(h) => {
-            parts.headers.insert(X_FORWARDED_HOST, h);
-        }
-        None => {
-            parts.headers.remove(&X_FORWARDED_HOST);
+    // Behind a trusted proxy (`rate_limits.trusted_proxies`, whose X-Forwarded-For is believed
+    // too) such as a load balancer ending TLS, the scheme and host the client used are the
+    // proxy's to say, as Kong and Traefik keep them from their trusted peers; from anyone else
+    // they are set here.
+    let trusted = peer.is_some_and(|p| {
+        plan.rate_limits
+            .as_ref()
+            .is_some_and(|rl| rl.trusted_proxies.iter().any(|n| n.contains(&p.ip())))
+    });
+    let proto_given = trusted
+        && parts
+            .headers
+            .get(&X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https") || v.eq_ignore_ascii_case("http"));
+    if !proto_given {
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    let host_given = trusted && parts.headers.contains_key(&X_FORWARDED_HOST);
+    if !host_given {
+        match client_host {
+            Some(h) => {
+                parts.headers.insert(X_FORWARDED_HOST, h);
+            }
+            None => {
+                parts.headers.remove(&X_FORWARDED_HOST);
+            }
         }
     }
     parts.headers.insert(X_REQUEST_ID, request_id.clone());
