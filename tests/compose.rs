@@ -894,6 +894,11 @@ async fn unknown_routes_and_methods_get_json_errors_with_request_ids() {
         headers["x-request-id"].to_str().unwrap(),
         body["request_id"].as_str().unwrap()
     );
+    assert_eq!(body["message"], "no route for GET /nope");
+    // A trailing `/` too many: still a 404 (endpoints match exactly), naming the path that exists.
+    let (status, _, body) = get(&gw.url("/c/one/"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["message"], "no route for GET /c/one/; did you mean /c/one?");
     let resp = client().head(gw.url("/c/one")).send().await.unwrap();
     assert_eq!(resp.status(), 200, "HEAD is answered like GET");
     let resp = client().delete(gw.url("/c/one")).send().await.unwrap();

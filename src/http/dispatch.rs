@@ -154,10 +154,30 @@ async fn route(
             Ok(Box::pin(ops::answer(which, state, plan)).await),
         ),
         Resolved::MethodNotAllowed(allow) => (None, Err(HttpError::method_not_allowed(req.method(), &allow))),
-        Resolved::NotFound => (
-            None,
-            Err(HttpError::not_found(format!("no route for {} {}", req.method(), raw))),
-        ),
+        Resolved::NotFound => {
+            // Endpoints match their path exactly: a trailing `/` more or less is the usual slip
+            // (Express would match it), so say which path exists.
+            let toggled = match raw.strip_suffix('/') {
+                Some(shorter) if !shorter.is_empty() => shorter.to_string(),
+                Some(_) => String::new(),
+                None => format!("{raw}/"),
+            };
+            let hint = if !toggled.is_empty()
+                && matches!(plan.routes.resolve(req.method(), &toggled), Resolved::Endpoint(_))
+            {
+                format!("; did you mean {toggled}?")
+            } else {
+                String::new()
+            };
+            (
+                None,
+                Err(HttpError::not_found(format!(
+                    "no route for {} {}{hint}",
+                    req.method(),
+                    raw
+                ))),
+            )
+        }
     }
 }
 
