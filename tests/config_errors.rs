@@ -177,6 +177,19 @@ fn an_endpoint_on_an_operations_route_is_refused() {
 }
 
 #[test]
+fn retries_above_ten_are_refused_not_cut_in_silence() {
+    let facade = "services:\n  a:\n    url: http://127.0.0.1:9\n    retries: 11\n  b:\n    url: http://127.0.0.1:9\n    retries: 10\n";
+    let c = comp("  e:\n    get: /e\n    auth: none\n    calls:\n      x: { service: b, get: /x, retries: 100 }\n    response: { x: \"$.x.v\" }\n");
+    let out = Project::new(facade, &[("app.yaml", &c)]).diagnostics(&[]);
+    assert!(out.contains("facade.yaml:4:14: `retries` is at most 10"), "{out}");
+    assert!(
+        out.contains("compositions/app.yaml:8:42: `retries` is at most 10"),
+        "{out}"
+    );
+    assert_eq!(out.matches("at most 10").count(), 2, "10 itself is fine: {out}");
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

@@ -405,10 +405,7 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
         attach,
         when: f.get("when").cloned(),
         timeout: f.get("timeout").and_then(|n| r.timeout(n)),
-        retries: f
-            .get("retries")
-            .and_then(|n| r.u64(n, "retries"))
-            .map(|v| v.min(10) as u32),
+        retries: f.get("retries").and_then(|n| r.retries(n)),
         cache,
         cache_shared,
         optional,

@@ -207,7 +207,7 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
                 .get("timeout")
                 .and_then(|n| r.timeout(n))
                 .unwrap_or(std::time::Duration::from_secs(10)),
-            retries: f.get("retries").and_then(|n| r.u64(n, "retries")).unwrap_or(0).min(10) as u32,
+            retries: f.get("retries").and_then(|n| r.retries(n)).unwrap_or(0),
             circuit_breaker: None,
             demo: f.get("demo").and_then(|n| r.string(n, "demo")).map(|d| dir.join(d)),
         };

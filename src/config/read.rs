@@ -101,6 +101,9 @@ pub fn shown(node: &Node) -> String {
     }
 }
 
+/// The most extra attempts a service or call may make.
+const MAX_RETRIES: u64 = 10;
+
 impl Reader<'_> {
     /// Reports an error at `loc`.
     pub fn error(&mut self, loc: Loc, message: impl Into<String>, hint: Option<String>) {
@@ -269,6 +272,18 @@ impl Reader<'_> {
             CoreScalar::Int(i) => u64::try_from(i).ok(),
             _ => None,
         })
+    }
+
+    /// Reads `retries`: a whole number up to 10 (more would multiply a failing backend's load
+    /// past any use).
+    pub fn retries(&mut self, node: &Node) -> Option<u32> {
+        let n = self.u64(node, "retries")?;
+        if n > MAX_RETRIES {
+            // The number is not shown: it may come from the environment.
+            self.error(node.loc, format!("`retries` is at most {MAX_RETRIES}"), None);
+            return None;
+        }
+        u32::try_from(n).ok()
     }
 
     /// Reads a duration: `250ms`, `2s`, `5m`, `1h`.
