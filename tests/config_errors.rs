@@ -190,6 +190,21 @@ fn retries_above_ten_are_refused_not_cut_in_silence() {
 }
 
 #[test]
+fn zeros_that_would_refuse_everything_are_refused_at_load() {
+    let facade = "services:\n  a:\n    url: http://127.0.0.1:9\n    circuit_breaker: { failures: 0, within: 0s, open_for: 0ms }\ngraphql: { max_depth: 0, max_complexity: 0 }\n";
+    let out = Project::new(facade, &[]).diagnostics(&[]);
+    for (loc, what) in [
+        ("4:34", "`failures` must be at least 1"),
+        ("4:45", "`within` must be longer than zero"),
+        ("4:59", "`open_for` must be longer than zero"),
+        ("5:23", "`max_depth` must be at least 1"),
+        ("5:42", "`max_complexity` must be at least 1"),
+    ] {
+        assert!(out.contains(&format!("facade.yaml:{loc}: {what}")), "{what}: {out}");
+    }
+}
+
+#[test]
 fn wrong_types_and_environment_values_are_never_echoed() {
     let facade = "services:\n  users:\n    url: ${USERS_URL}\n    timeout: ${TIMEOUT}\n    retries: \"${RETRIES:-2}\"\n  other:\n    url: http://127.0.0.1:9\n    timeout: 2x\n    retries: -1\n  third:\n    url: ${MISSING_URL}\nlimits:\n  request_body: lots\nwatch: yes\n";
     let out = diagnostics(

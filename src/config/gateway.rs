@@ -213,9 +213,12 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
         };
         if let Some(n) = f.get("circuit_breaker") {
             if let Some(cb) = r.fields(n, "circuit_breaker", &["failures", "within", "open_for"]) {
-                let failures = cb.get("failures").and_then(|n| r.u64(n, "failures"));
-                let within = cb.get("within").and_then(|n| r.duration(n, "within"));
-                let open_for = cb.get("open_for").and_then(|n| r.duration(n, "open_for"));
+                let failures = cb
+                    .get("failures")
+                    .and_then(|n| r.at_least_one(n, "failures"))
+                    .map(|f| u32::try_from(f).unwrap_or(u32::MAX));
+                let within = cb.get("within").and_then(|n| r.positive_duration(n, "within"));
+                let open_for = cb.get("open_for").and_then(|n| r.positive_duration(n, "open_for"));
                 for key in ["failures", "within", "open_for"] {
                     if cb.get(key).is_none() {
                         r.error(cb.loc, format!("`circuit_breaker` needs `{key}`"), None);
@@ -223,7 +226,7 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
                 }
                 if let (Some(failures), Some(within), Some(open_for)) = (failures, within, open_for) {
                     svc.circuit_breaker = Some(CircuitBreakerConfig {
-                        failures: failures as u32,
+                        failures,
                         within,
                         open_for,
                     });
@@ -632,10 +635,13 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
             .get("introspection")
             .and_then(|n| r.bool(n, "introspection"))
             .unwrap_or(true),
-        max_depth: f.get("max_depth").and_then(|n| r.u64(n, "max_depth")).unwrap_or(12),
+        max_depth: f
+            .get("max_depth")
+            .and_then(|n| r.at_least_one(n, "max_depth"))
+            .unwrap_or(12),
         max_complexity: f
             .get("max_complexity")
-            .and_then(|n| r.u64(n, "max_complexity"))
+            .and_then(|n| r.at_least_one(n, "max_complexity"))
             .unwrap_or(1000),
         auth: f.get("auth").and_then(|n| auth_mode(r, n)),
         rate_limit: f.get("rate_limit").and_then(|n| spanned_string(r, n, "rate_limit")),

@@ -274,6 +274,26 @@ impl Reader<'_> {
         })
     }
 
+    /// Reads a whole number of at least 1 (a count where 0 would refuse or break everything).
+    pub fn at_least_one(&mut self, node: &Node, what: &str) -> Option<u64> {
+        let n = self.u64(node, what)?;
+        if n == 0 {
+            self.error(node.loc, format!("`{what}` must be at least 1"), None);
+            return None;
+        }
+        Some(n)
+    }
+
+    /// Reads a duration longer than zero.
+    pub fn positive_duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let d = self.duration(node, what)?;
+        if d.is_zero() {
+            self.error(node.loc, format!("`{what}` must be longer than zero"), None);
+            return None;
+        }
+        Some(d)
+    }
+
     /// Reads `retries`: a whole number up to 10 (more would multiply a failing backend's load
     /// past any use).
     pub fn retries(&mut self, node: &Node) -> Option<u32> {
