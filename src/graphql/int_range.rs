@@ -68,7 +68,8 @@ pub fn variable_out_of_range(op: &Positioned<OperationDefinition>, given: &Map<S
         let default_bad = def
             .default_value
             .as_ref()
-            .is_some_and(|v| value_out_of_range(&v.node, &variable_type(ty)));
+            .and_then(|v| v.node.clone().into_json().ok())
+            .is_some_and(|v| value_out_of_range(&v, &variable_type(ty)));
         (given_bad || default_bad).then(|| {
             ServerError::new(
                 format!(
@@ -121,6 +122,7 @@ fn in_selection(gp: &GraphqlPlan, set: &SelectionSet, parent: Parent<'_>) -> Opt
                             .clone()
                             .into_const_with(|_| Ok::<_, std::convert::Infallible>(GqlValue::Null))
                             .ok()?;
+                        let literal = literal.into_json().ok()?;
                         value_out_of_range(&literal, &ty).then(|| {
                             ServerError::new(
                                 format!(
@@ -156,17 +158,17 @@ fn whole_out_of_range(n: &serde_json::Number) -> bool {
     }
 }
 
-/// `v` is a value written for type `ty` (a list takes one item for a list of one, as GraphQL's
-/// input coercion does).
-fn value_out_of_range<T>(v: &T, ty: &ParamType) -> bool
-where
-    T: AsValue,
-{
+/// `v` is a value written for type `ty`, as JSON (a list takes one item for a list of one, as
+/// GraphQL's input coercion does).
+fn value_out_of_range(v: &Value, ty: &ParamType) -> bool {
     match &ty.base {
-        BaseType::Scalar(ScalarType::Int) => v.number().is_some_and(whole_out_of_range),
-        BaseType::List(item) => match v.items() {
-            Some(items) => items.iter().any(|i| value_out_of_range(i, item)),
-            None => value_out_of_range(v, item),
+        BaseType::Scalar(ScalarType::Int) => match v {
+            Value::Number(n) => whole_out_of_range(n),
+            _ => false,
+        },
+        BaseType::List(item) => match v {
+            Value::Array(items) => items.iter().any(|i| value_out_of_range(i, item)),
+            _ => value_out_of_range(v, item),
         },
         BaseType::Scalar(_) => false,
     }
@@ -187,39 +189,6 @@ fn variable_type(t: &Type) -> ParamType {
     ParamType {
         base,
         required: !t.nullable,
-    }
-}
-
-/// A literal of the document (its variables nulled) or a JSON value of the request's variables.
-trait AsValue: Sized {
-    fn number(&self) -> Option<&serde_json::Number>;
-    fn items(&self) -> Option<&[Self]>;
-}
-
-impl AsValue for Value {
-    fn number(&self) -> Option<&serde_json::Number> {
-        match self {
-            Value::Number(n) => Some(n),
-            _ => None,
-        }
-    }
-    fn items(&self) -> Option<&[Self]> {
-        self.as_array().map(Vec::as_slice)
-    }
-}
-
-impl AsValue for GqlValue {
-    fn number(&self) -> Option<&serde_json::Number> {
-        match self {
-            GqlValue::Number(n) => Some(n),
-            _ => None,
-        }
-    }
-    fn items(&self) -> Option<&[Self]> {
-        match self {
-            GqlValue::List(items) => Some(items),
-            _ => None,
-        }
     }
 }
 
