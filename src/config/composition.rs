@@ -404,7 +404,7 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
         concurrency,
         attach,
         when: f.get("when").cloned(),
-        timeout: f.get("timeout").and_then(|n| r.timeout(n)),
+        timeout: f.get("timeout").and_then(|n| r.positive_duration(n, "timeout")),
         retries: f.get("retries").and_then(|n| r.retries(n)),
         cache,
         cache_shared,

@@ -205,7 +205,7 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
             schema: f.get("schema").and_then(|n| spanned_string(r, n, "schema")),
             timeout: f
                 .get("timeout")
-                .and_then(|n| r.timeout(n))
+                .and_then(|n| r.positive_duration(n, "timeout"))
                 .unwrap_or(std::time::Duration::from_secs(10)),
             retries: f.get("retries").and_then(|n| r.retries(n)).unwrap_or(0),
             circuit_breaker: None,

@@ -284,7 +284,8 @@ impl Reader<'_> {
         Some(n)
     }
 
-    /// Reads a duration longer than zero.
+    /// Reads a duration longer than zero (a zero `timeout` would fail every call, a zero breaker
+    /// window would never count a failure).
     pub fn positive_duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let d = self.duration(node, what)?;
         if d.is_zero() {
@@ -336,16 +337,6 @@ impl Reader<'_> {
             "a duration like `250ms`, `2s`, `5m` or `1h`",
             parse_duration,
         )
-    }
-
-    /// Reads a `timeout`: a duration longer than zero (a zero timeout would fail every call).
-    pub fn timeout(&mut self, node: &Node) -> Option<Duration> {
-        let d = self.duration(node, "timeout")?;
-        if d.is_zero() {
-            self.error(node.loc, "`timeout` must be longer than zero", None);
-            return None;
-        }
-        Some(d)
     }
 
     /// Reads a size: `512KiB`, `1MiB`, or a number of bytes.

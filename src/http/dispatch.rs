@@ -158,17 +158,14 @@ async fn route(
             // Endpoints match their path exactly: a trailing `/` more or less is the usual slip
             // (Express would match it), so say which path exists.
             let toggled = match raw.strip_suffix('/') {
-                Some(shorter) if !shorter.is_empty() => shorter.to_string(),
-                Some(_) => String::new(),
-                None => format!("{raw}/"),
+                Some("") => None,
+                Some(shorter) => Some(shorter.to_string()),
+                None => Some(format!("{raw}/")),
             };
-            let hint = if !toggled.is_empty()
-                && matches!(plan.routes.resolve(req.method(), &toggled), Resolved::Endpoint(_))
-            {
-                format!("; did you mean {toggled}?")
-            } else {
-                String::new()
-            };
+            let hint = toggled
+                .filter(|t| matches!(plan.routes.resolve(req.method(), t), Resolved::Endpoint(_)))
+                .map(|t| format!("; did you mean {t}?"))
+                .unwrap_or_default();
             (
                 None,
                 Err(HttpError::not_found(format!(

@@ -16,7 +16,6 @@ use crate::plan::Plan;
 use crate::state::AppState;
 use async_graphql::parser::types::{OperationDefinition, OperationType};
 use async_graphql::parser::Positioned;
-use async_graphql::ErrorExtensions;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -135,11 +134,10 @@ async fn operation(
         params_from_body(req, plan.limits.request_body).await?
     };
     if params.persisted_query {
-        let mut error = async_graphql::Error::new("PersistedQueryNotSupported")
-            .extend_with(|_, ext| ext.set("code", "PERSISTED_QUERY_NOT_SUPPORTED"))
-            .into_server_error(async_graphql::Pos::default());
-        // About the request, not a place in a document.
-        error.locations.clear();
+        let mut error = async_graphql::ServerError::new("PersistedQueryNotSupported", None);
+        let mut code = async_graphql::ErrorExtensionValues::default();
+        code.set("code", "PERSISTED_QUERY_NOT_SUPPORTED");
+        error.extensions = Some(code);
         return Ok(request_errors(mode, vec![error]));
     }
     check_document(&params.query, gp)?;

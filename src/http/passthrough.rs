@@ -80,7 +80,7 @@ pub async fn forward(
     let trusted = peer.is_some_and(|p| {
         plan.rate_limits
             .as_ref()
-            .is_some_and(|rl| rl.trusted_proxies.iter().any(|n| n.contains(&p.ip())))
+            .is_some_and(|rl| crate::ratelimit::key::is_trusted(&p.ip(), &rl.trusted_proxies))
     });
     let proto_given = trusted
         && parts

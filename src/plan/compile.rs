@@ -389,14 +389,14 @@ fn compile_compositions(
             rules.warn_user_policy(diags, cfile, auth_mode, &ep.access.rate_limit, ep.name.loc);
             if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags)
             {
-                let ops = OPS_PATHS
-                    .iter()
-                    .find(|p| **p == endpoint.path && (**p != "/openapi.json" || loaded.gateway.openapi));
-                if let Some(ops) = ops {
+                if routes::ops_route(&endpoint.path, loaded.gateway.openapi).is_some() {
                     diags.error(
                         cfile,
                         ep.path.loc,
-                        format!("endpoint path {ops} is an operations route that Facade answers itself"),
+                        format!(
+                            "endpoint path {} is an operations route that Facade answers itself",
+                            endpoint.path
+                        ),
                         Some("give the endpoint another path, or the composition a `base_path`".into()),
                     );
                 } else if let Err(e) = routes.insert(endpoint.method, &endpoint.path, endpoints.len()) {

@@ -148,14 +148,7 @@ impl RouteTable {
         // The operations routes are Facade's own, whole: an endpoint template that would match
         // one (`/{page}`) never takes it (an endpoint on one is a load error), nor does the
         // catch-all route.
-        let ops = match path {
-            "/healthz" => Some(Ops::Health),
-            "/readyz" => Some(Ops::Ready),
-            "/openapi.json" if self.openapi => Some(Ops::OpenApi),
-            "/metrics" => Some(Ops::Metrics),
-            _ => None,
-        };
-        if let Some(ops) = ops {
+        if let Some(ops) = ops_route(path, self.openapi) {
             if method == http::Method::GET || method == http::Method::HEAD {
                 return Resolved::Ops(ops);
             }
@@ -205,6 +198,17 @@ impl RouteTable {
             .collect();
         out.sort_by_key(|m| m.as_str());
         out
+    }
+}
+
+/// The operations route at exactly `path` (`/openapi.json` only when `openapi: true` serves it).
+pub fn ops_route(path: &str, openapi: bool) -> Option<Ops> {
+    match path {
+        "/healthz" => Some(Ops::Health),
+        "/readyz" => Some(Ops::Ready),
+        "/openapi.json" if openapi => Some(Ops::OpenApi),
+        "/metrics" => Some(Ops::Metrics),
+        _ => None,
     }
 }
 

@@ -8,10 +8,15 @@ use ipnet::IpNet;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 
+/// Whether `ip` is one of `rate_limits.trusted_proxies`, whose forwarded headers are believed.
+pub fn is_trusted(ip: &IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|n| n.contains(ip))
+}
+
 /// The client's address as the limiter sees it.
 pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = peer?.ip();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let is_trusted = |ip: &IpAddr| is_trusted(ip, trusted);
     if !is_trusted(&peer) {
         return Some(peer);
     }
