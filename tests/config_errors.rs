@@ -742,3 +742,25 @@ paths:
     let schema = plan.graphql_schema.as_ref().unwrap().schema.sdl();
     assert!(schema.contains("a: Float!") && schema.contains("n: String"), "{schema}");
 }
+
+#[test]
+fn x_keys_are_extensions_where_anchors_can_live() {
+    let facade = format!(
+        "x-timeouts:\n  backend: &t 1500ms\n{SERVICES}    timeout: *t\n    x-owner: team-a\nroutes:\n  - {{ prefix: /o, service: other, x-note: legacy, auth: none }}\n"
+    );
+    let c = format!(
+        "x-defaults: {{ timeout: &ct 1s }}\n{}",
+        comp("  e:\n    x-ticket: ABC-1\n    auth: none\n    get: /e\n    calls:\n      u: { service: other, get: /u, x-why: because, timeout: *ct }\n    response: { xField: \"$.u.x\" }\n")
+    );
+    let out = diagnostics(&facade, &[("app.yaml", &c)], &[]);
+    assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 0, "{out}");
+    // Anchors are per file: facade.yaml's `*t` in a composition says so.
+    let across = diagnostics(&facade, &[("app.yaml", &c.replace("*ct", "*t"))], &[]);
+    assert!(
+        across.contains("found unknown anchor") && across.contains("in the same file"),
+        "{across}"
+    );
+    // An `x-` key is skipped, not read as a setting: a typo without the prefix is still an error.
+    let typo = diagnostics(&format!("{SERVICES}    timout: 2s\n"), &[("app.yaml", &c)], &[]);
+    assert!(typo.contains("unknown key `timout`"), "{typo}");
+}

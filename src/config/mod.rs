@@ -102,6 +102,12 @@ fn yaml_hint(text: &str, loc: Loc, message: &str) -> Option<String> {
                 .into(),
         );
     }
+    if message.contains("unknown anchor") {
+        return Some(
+            "an alias (`*name`) must come after its anchor (`&name`) in the same file: anchors do not reach from `facade.yaml` into a composition, or from one composition into another"
+                .into(),
+        );
+    }
     if message.contains("did not find expected key") || message.contains("mapping values are not allowed") {
         return Some(
             "check the indentation here: a key must line up with the keys of its mapping (spaces only, no tabs), and its value must be indented further than the key"

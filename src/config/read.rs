@@ -116,7 +116,7 @@ impl Reader<'_> {
     }
 
     /// Reads a mapping and checks its keys against `allowed` (unknown keys get a did-you-mean hint,
-    /// duplicates are errors).
+    /// duplicates are errors; `x-` keys are skipped).
     pub fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
         let entries = self.map_entries(node, what)?;
         let mut out: Vec<(&'n str, &'n Node, &'n Node)> = Vec::new();
@@ -125,6 +125,12 @@ impl Reader<'_> {
         let mut emptied: Option<&str> = None;
         for (k, v) in entries {
             let Some(key) = self.key(k) else { continue };
+            // `x-` keys are extensions, ignored as OpenAPI and Docker Compose ignore them: the
+            // place for YAML anchors that later values alias (`x-defaults: &d 2s`), and for
+            // notes a tool adds. No key of Facade's own starts with `x-`.
+            if key.starts_with("x-") && !allowed.contains(&key) {
+                continue;
+            }
             if !allowed.contains(&key) {
                 let hint = match emptied {
                     _ if key == "<<" => Some(
