@@ -222,3 +222,73 @@ async fn the_shipped_endpoints_answers_fit_their_published_response_schemas() {
         }
     }
 }
+
+#[tokio::test]
+async fn rate_limited_endpoints_publish_their_429_and_rate_limit_headers() {
+    let comp = r#"
+client: shop
+base_path: /shop
+endpoints:
+  basket:
+    get: /basket
+    auth: none
+    calls: { b: { service: data, get: /b } }
+    response: { owner: "$.b.owner" }
+  status:
+    get: /status
+    auth: none
+    rate_limit: none
+    calls: { b: { service: data, get: /b } }
+    response: { owner: "$.b.owner" }
+"#;
+    let data = Backend::fixed(json!({"owner": "ann"})).await;
+    let limits = "rate_limits:\n  default: std\n  policies:\n    std: { requests: 10, per: 1m, key: ip }\n";
+    let yaml = format!("services:\n  data:\n    url: {}\n{limits}openapi: true\n", data.url());
+    let gw = Gateway::start(Project::new(&yaml, &[("shop.yaml", comp)]).plan(&[])).await;
+    let (_, _, doc) = get(&gw.url("/openapi.json"), None).await;
+    assert_valid_openapi_31(&doc);
+    let basket = &doc["paths"]["/shop/basket"]["get"]["responses"];
+    assert_eq!(basket["429"], json!({"$ref": "#/components/responses/TooManyRequests"}));
+    for h in [
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "RateLimit-Policy",
+        "RateLimit",
+    ] {
+        assert!(basket["200"]["headers"][h].is_object(), "200 lacks {h}: {basket}");
+        assert!(
+            doc["components"]["responses"]["TooManyRequests"]["headers"][h].is_object(),
+            "429 lacks {h}"
+        );
+    }
+    assert!(doc["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"].is_object());
+    assert!(
+        basket["503"].is_null(),
+        "under on_store_error: allow a store outage is no 503"
+    );
+    let status = &doc["paths"]["/shop/status"]["get"]["responses"];
+    assert!(
+        status["429"].is_null() && status["200"]["headers"]["X-RateLimit-Limit"].is_null(),
+        "{status}"
+    );
+    // The endpoint really answers with those headers, and 429 once over the policy.
+    let mut last = 0;
+    for _ in 0..11 {
+        let (s, headers, _) = get(&gw.url("/shop/basket"), None).await;
+        assert!(headers.get("x-ratelimit-limit").is_some());
+        last = s;
+    }
+    assert_eq!(last, 429);
+
+    // Under `deny`, a store outage is a 503 the document names.
+    let denying = yaml.replace("rate_limits:\n", "rate_limits:\n  on_store_error: deny\n");
+    let gw = Gateway::start(Project::new(&denying, &[("shop.yaml", comp)]).plan(&[])).await;
+    let (_, _, doc) = get(&gw.url("/openapi.json"), None).await;
+    assert_valid_openapi_31(&doc);
+    assert_eq!(
+        doc["paths"]["/shop/basket"]["get"]["responses"]["503"],
+        json!({"$ref": "#/components/responses/Unavailable"})
+    );
+    assert!(doc["paths"]["/shop/status"]["get"]["responses"]["503"].is_null());
+}

@@ -23,7 +23,7 @@ pub fn document(plan: &Plan) -> Value {
         if let Value::Object(item) = item {
             item.insert(
                 ep.method.as_str().to_ascii_lowercase(),
-                operation(ep, &type_name, plan.auth.is_some()),
+                operation(ep, &type_name, &Surroundings::of(plan)),
             );
         }
     }
@@ -49,8 +49,53 @@ pub fn document(plan: &Plan) -> Value {
     })
 }
 
+/// What the gateway around the endpoints adds to their answers.
+struct Surroundings {
+    /// `auth` is configured (endpoints get bearer security).
+    auth: bool,
+    /// Keys come from `jwks_url`: until the first key set arrives, protected endpoints answer 503.
+    jwks: bool,
+    /// `on_store_error: deny`: a rate-limited endpoint answers 503 while the store is down.
+    deny_on_store_error: bool,
+}
+
+impl Surroundings {
+    fn of(plan: &Plan) -> Surroundings {
+        Surroundings {
+            auth: plan.auth.is_some(),
+            jwks: plan.auth.as_ref().is_some_and(|a| a.verifier.jwks().is_some()),
+            deny_on_store_error: plan.rate_limits.as_ref().is_some_and(|r| r.deny_on_store_error),
+        }
+    }
+}
+
+/// The headers of an answer that passed the rate limiter (SPEC §7).
+fn rate_limit_headers(headers: &mut Map<String, Value>) {
+    let h = |description: &str, ty: &str| json!({"description": description, "schema": {"type": ty}});
+    headers.insert(
+        "X-RateLimit-Limit".into(),
+        h("The policy's requests per window.", "integer"),
+    );
+    headers.insert("X-RateLimit-Remaining".into(), h("Requests left now.", "integer"));
+    headers.insert(
+        "X-RateLimit-Reset".into(),
+        h(
+            "Seconds until the full quota is back (refused: until the next request is allowed).",
+            "integer",
+        ),
+    );
+    headers.insert(
+        "RateLimit-Policy".into(),
+        h("The IETF draft's policy field: `\"standard\";q=100;w=60`.", "string"),
+    );
+    headers.insert(
+        "RateLimit".into(),
+        h("The IETF draft's field: `\"standard\";r=42;t=18`.", "string"),
+    );
+}
+
 /// One endpoint's operation object.
-fn operation(ep: &Endpoint, type_name: &str, auth_configured: bool) -> Value {
+fn operation(ep: &Endpoint, type_name: &str, around: &Surroundings) -> Value {
     let mut op = Map::new();
     op.insert("operationId".into(), json!(format!("{}_{}", ep.client, ep.name)));
     op.insert("tags".into(), json!([ep.client]));
@@ -114,6 +159,10 @@ fn operation(ep: &Endpoint, type_name: &str, auth_configured: bool) -> Value {
             json!({"description": "The optional calls that failed, comma-separated: their fields are null.", "schema": {"type": "string"}}),
         );
     }
+    let limited = ep.access.rate_limit.is_some();
+    if limited {
+        rate_limit_headers(&mut headers);
+    }
     let mut responses = Map::new();
     responses.insert(
         "200".into(),
@@ -138,10 +187,16 @@ fn operation(ep: &Endpoint, type_name: &str, auth_configured: bool) -> Value {
     if ep.calls.iter().any(|c| c.errors_pass) {
         responses.insert("4XX".into(), refer("Rejected"));
     }
+    if limited {
+        responses.insert("429".into(), refer("TooManyRequests"));
+    }
     responses.insert("502".into(), refer("BadGateway"));
+    if (limited && around.deny_on_store_error) || (ep.access.auth != AuthMode::None && around.jwks) {
+        responses.insert("503".into(), refer("Unavailable"));
+    }
     responses.insert("504".into(), refer("GatewayTimeout"));
     op.insert("responses".into(), Value::Object(responses));
-    if auth_configured {
+    if around.auth {
         let security = match ep.access.auth {
             AuthMode::Required => json!([{"bearerAuth": []}]),
             AuthMode::Optional => json!([{"bearerAuth": []}, {}]),
@@ -238,7 +293,7 @@ fn error_schema() -> Value {
         "type": "object",
         "required": ["error", "message", "request_id"],
         "properties": {
-            "error": {"type": "string", "description": "A machine-readable code: bad_request, unauthorized, invalid_token, forbidden, not_found, payload_too_large, upstream_failed, upstream_timeout, upstream_rejected, …"},
+            "error": {"type": "string", "description": "A machine-readable code: bad_request, unauthorized, invalid_token, forbidden, not_found, payload_too_large, rate_limited, upstream_failed, upstream_timeout, upstream_rejected, …"},
             "message": {"type": "string", "description": "For a person; never a backend URL or body."},
             "request_id": {"type": "string"},
             "call": {"type": "string", "description": "The composition call that failed."},
@@ -257,6 +312,16 @@ fn error_responses() -> Value {
     };
     let mut unauthorized = r("No valid token (`unauthorized`, `invalid_token`).");
     unauthorized["headers"] = json!({"WWW-Authenticate": {"schema": {"type": "string"}}});
+    let retry_after = json!({"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}});
+    let mut too_many = r("Over the endpoint's rate-limit policy (`rate_limited`).");
+    let mut limit_headers = Map::new();
+    limit_headers.insert("Retry-After".into(), retry_after.clone());
+    rate_limit_headers(&mut limit_headers);
+    too_many["headers"] = Value::Object(limit_headers);
+    let mut unavailable = r(
+        "The rate-limit store cannot answer under `on_store_error: deny` (`rate_limit_unavailable`), or no key set has arrived from `jwks_url` yet (`auth_unavailable`).",
+    );
+    unavailable["headers"] = json!({"Retry-After": retry_after});
     json!({
         "BadRequest": r("A parameter is missing or does not convert to its type (`bad_request`)."),
         "Unauthorized": unauthorized,
@@ -264,6 +329,8 @@ fn error_responses() -> Value {
         "NotFound": r("A required call's backend answered 404 (`not_found`)."),
         "PayloadTooLarge": r("The body is larger than `limits.request_body` (`payload_too_large`)."),
         "Rejected": r("`errors: pass`: the backend's 4xx, its body under `details` (`upstream_rejected`)."),
+        "TooManyRequests": too_many,
+        "Unavailable": unavailable,
         "BadGateway": r("A required call failed (`upstream_failed`)."),
         "GatewayTimeout": r("A required call timed out (`upstream_timeout`).")
     })
