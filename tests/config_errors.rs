@@ -764,3 +764,30 @@ fn x_keys_are_extensions_where_anchors_can_live() {
     let typo = diagnostics(&format!("{SERVICES}    timout: 2s\n"), &[("app.yaml", &c)], &[]);
     assert!(typo.contains("unknown key `timout`"), "{typo}");
 }
+
+#[test]
+fn graphql_naming_errors_come_in_the_same_run_as_other_errors() {
+    // `e` does not compile; the GraphQL pass still names `f`'s field and `2go` at their own
+    // lines (it pairs endpoints with their configuration by name, not by position).
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    response: { x: \"$.nope.x\" }\n",
+        "  f:\n    get: /f\n    auth: none\n    response: { bad-name: 1 }\n",
+        "  2go:\n    get: /g\n    auth: none\n    response: { ok: 1 }\n",
+    ));
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains(
+            "compositions/app.yaml:7:20: `$.nope` refers to no call of endpoint `e`; the endpoint has no `calls:`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("compositions/app.yaml:11:17: response field `bad-name` is not a valid GraphQL name"),
+        "{out}"
+    );
+    assert!(
+        out.contains("compositions/app.yaml:12:3: endpoint `2go` gives the GraphQL field `2go`, which is not a valid GraphQL name"),
+        "{out}"
+    );
+    assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 3, "{out}");
+}

@@ -32,9 +32,8 @@ pub fn compile(loaded: &Loaded) -> (Option<Plan>, Diagnostics) {
     let endpoints = compile_compositions(loaded, &services, &rules, &mut routes, &mut diags);
     let service_names: Vec<&str> = services.iter().map(|s| &*s.name).collect();
     let passthrough = compile_passthrough(gw, &service_names, &endpoints, &mut routes, &rules, &mut diags);
-    if diags.has_errors() {
-        return (None, diags);
-    }
+    // The GraphQL pass runs even when an earlier pass found errors, so that `check` reports its
+    // naming errors in the same run; it reads only the endpoints that compiled.
     let graphql = graphql_served(gw, &routes).then(|| {
         let (auth, written) = match &gw.graphql {
             Some(g) => (

@@ -102,8 +102,14 @@ impl EndpointCx<'_> {
                             file,
                             loc,
                             format!("`$.{n}` refers to no call of endpoint `{}`", self.ep.name.value),
-                            did_you_mean(&n, candidates)
-                                .or_else(|| Some(format!("its calls are: {}", self.call_names.join(", ")))),
+                            did_you_mean(&n, candidates).or_else(|| {
+                                Some(if self.call_names.is_empty() {
+                                    "the endpoint has no `calls:`; `$.args` and `$.auth` are its parameters and token"
+                                        .to_string()
+                                } else {
+                                    format!("its calls are: {}", self.call_names.join(", "))
+                                })
+                            }),
                         );
                     }
                 },

@@ -7,7 +7,7 @@ use super::output::{Kind, OutType};
 use super::types::is_graphql_name;
 use super::{Access, Endpoint};
 use crate::config::diag::{Diagnostics, Loc};
-use crate::config::model::{GraphqlConfig, Method, ParamSource};
+use crate::config::model::{EndpointConfig, GraphqlConfig, Method, ParamSource};
 use crate::config::Loaded;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -167,13 +167,21 @@ pub(super) fn compile_graphql(
     };
     let mut namespaces: Vec<Namespace> = Vec::new();
     let mut namespace_fields: HashMap<String, (Arc<str>, Loc)> = HashMap::new();
-    let mut next = endpoints.iter();
+    // The endpoints are in the compositions' order, each composition's together; one that did
+    // not compile (this pass also runs when others found errors) is missing, so each is paired
+    // with its configuration by name, not by position.
+    let mut next = endpoints.iter().peekable();
     for comp in &loaded.compositions {
         let file = &comp.file;
         let client = &comp.client.value;
         let field = lower_camel(client);
         let upper = upper_camel(client);
-        let mine: Vec<&Arc<Endpoint>> = next.by_ref().take(comp.endpoints.len()).collect();
+        let mut mine: Vec<(&Arc<Endpoint>, &EndpointConfig)> = Vec::new();
+        for cfg in &comp.endpoints {
+            if let Some(ep) = next.next_if(|e| e.client == *client && e.name == cfg.name.value) {
+                mine.push((ep, cfg));
+            }
+        }
         if mine.is_empty() {
             continue;
         }
@@ -187,6 +195,14 @@ pub(super) fn compile_graphql(
             continue;
         }
         if let Some((ofile, oloc)) = namespace_fields.get(&field) {
+            if loaded
+                .compositions
+                .iter()
+                .any(|c| c.file == *ofile && c.client.value == *client)
+            {
+                // Two compositions of one client name: reported where the clients are read.
+                continue;
+            }
             diags.error(
                 file,
                 comp.client.loc,
@@ -208,7 +224,7 @@ pub(super) fn compile_graphql(
             mutations: Vec::new(),
         };
         let mut fields_seen: HashMap<(bool, String), Loc> = HashMap::new();
-        for (ep, cfg) in mine.into_iter().zip(&comp.endpoints) {
+        for (ep, cfg) in mine {
             let efield = lower_camel(&ep.name);
             let is_query = ep.method == Method::Get;
             if !is_graphql_name(&efield) {
