@@ -753,6 +753,22 @@ async fn requests_over_http_follow_graphql_over_http() {
     .await;
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
     assert!(body.get("data").is_none(), "{body}");
+    // Request errors come in document order, the same every time, and at most a hundred of them.
+    let unused: Vec<String> = (0..150).map(|i| format!("$v{i}: Int")).collect();
+    let doc = format!("query({}) {{ __typename }}", unused.join(", "));
+    let (_, body) = gql(&lib.gw, Some(&t), &doc, json!({})).await;
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 101, "{body}");
+    let columns: Vec<u64> = errors[..100]
+        .iter()
+        .map(|e| e["locations"][0]["column"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(columns.windows(2).all(|w| w[0] < w[1]), "{columns:?}");
+    assert_eq!(errors[0]["message"], "Variable \"$v0\" is not used", "{body}");
+    assert_eq!(
+        errors[100]["message"],
+        "Too many validation errors, error limit reached. Validation aborted."
+    );
     // The hash beside the document: the document runs.
     let mut with_query = apq.clone();
     with_query["query"] = json!("{ __typename }");

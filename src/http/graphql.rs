@@ -316,16 +316,26 @@ fn mutation_over_get(method: &Method) -> HttpError {
 
 /// A request that was refused before execution: `errors` only, 400 for
 /// `application/graphql-response+json` and 200 for `application/json`.
+/// The most request errors listed in one answer (graphql-js's `maxErrors`).
+const MAX_REQUEST_ERRORS: usize = 100;
+
 fn request_errors(mode: Mode, mut errors: Vec<async_graphql::ServerError>) -> Response {
-    // Two of async-graphql's rules can report the same thing ("Schema is not configured for
-    // subscriptions." came twice): each error once.
-    let mut i = 0;
-    while i < errors.len() {
-        if errors[..i].contains(&errors[i]) {
-            errors.remove(i);
-        } else {
-            i += 1;
-        }
+    // In document order (async-graphql reports some rules' errors in hash order, so the same
+    // document listed them differently from run to run), and each error once: two of its rules
+    // can report the same thing ("Schema is not configured for subscriptions." came twice).
+    errors.sort_by(|a, b| {
+        let at = |e: &async_graphql::ServerError| e.locations.first().map(|p| (p.line, p.column));
+        at(a).cmp(&at(b)).then_with(|| a.message.cmp(&b.message))
+    });
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(serde_json::to_string(e).unwrap_or_default()));
+    // As graphql-js does: a document with thousands of mistakes gets the first hundred.
+    if errors.len() > MAX_REQUEST_ERRORS {
+        errors.truncate(MAX_REQUEST_ERRORS);
+        errors.push(async_graphql::ServerError::new(
+            "Too many validation errors, error limit reached. Validation aborted.",
+            None,
+        ));
     }
     let status = match mode {
         Mode::GraphqlResponse => StatusCode::BAD_REQUEST,
