@@ -187,7 +187,11 @@ async fn operation(
             if cached.is_none() {
                 // Checked once per document text: a remembered document passed.
                 let limit = gp.max_complexity.max(MAX_SPREAD_FIELDS);
-                if crate::graphql::size::selected_fields(doc) > limit {
+                let size = crate::graphql::size::measure(doc);
+                if let Some(cycle) = size.cycle {
+                    return Ok(request_errors(mode, vec![cycle]));
+                }
+                if size.fields > limit {
                     let message =
                         format!("the operation selects more than {limit} fields once its fragments are spread");
                     return Ok(request_errors(
