@@ -1139,3 +1139,77 @@ async fn raw_backend(answer: &'static [u8]) -> String {
     });
     url
 }
+
+#[tokio::test]
+async fn each_is_bounded_by_max_items_a_clients_list_with_400_a_backends_by_failing_the_call() {
+    let items = Backend::fixed(json!({"ids": [1, 2, 3, 4, 5]})).await;
+    let fast = Backend::start(|_| Reply::json(json!({"ok": true}))).await;
+    let comp = r#"
+client: c
+base_path: /c
+endpoints:
+  mine:
+    get: /mine
+    auth: none
+    query: { ids: "[Int!]" }
+    calls:
+      each: { service: fast, get: "/x/{@}", each: "$.args.ids", max_items: 3 }
+    response: { n: "length($.each)" }
+  theirs:
+    get: /theirs
+    auth: none
+    calls:
+      list: { service: items, get: /list }
+      each: { service: fast, get: "/x/{@}", each: "$.list.ids[*]", max_items: 3 }
+    response: { n: "length($.each)" }
+  theirs_optional:
+    get: /theirs-optional
+    auth: none
+    calls:
+      list: { service: items, get: /list }
+      each: { service: fast, get: "/x/{@}", each: "$.list.ids[*]", max_items: 3, optional: true }
+      other: { service: items, get: /list }
+    response: { n: "length($.each)", m: "length($.other.ids)" }
+"#;
+    let gw = gateway(&[("items", items.url(), ""), ("fast", fast.url(), "")], comp).await;
+    let (status, _, body) = get(&gw.url("/c/mine?ids=1&ids=2&ids=3"), None).await;
+    assert_eq!((status, body["n"].as_i64()), (200, Some(3)), "{body}");
+    assert_eq!(fast.count(), 3);
+    // A client's list above the bound is the client's mistake, refused before any call.
+    let (status, _, body) = get(&gw.url("/c/mine?ids=1&ids=2&ids=3&ids=4"), None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("more than its `max_items` (3)"),
+        "{body}"
+    );
+    assert_eq!(fast.count(), 3);
+    // A backend's array above the bound fails the call, as any call fails.
+    let (status, _, body) = get(&gw.url("/c/theirs"), None).await;
+    assert_eq!((status, body["call"].as_str()), (502, Some("each")), "{body}");
+    let (status, headers, body) = get(&gw.url("/c/theirs-optional"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers.get("x-facade-partial").map(|v| v.to_str().unwrap_or("")),
+        Some("each")
+    );
+    assert_eq!(body, json!({"n": null, "m": 5}));
+    assert_eq!(fast.count(), 3, "no request for an array above the bound");
+
+    // Without `max_items`, the bound is 1000.
+    let many = Backend::fixed(json!({"ids": (0..1001).collect::<Vec<u32>>()})).await;
+    let comp = "client: d\nbase_path: /d\nendpoints:\n  e:\n    get: /e\n    auth: none\n    calls:\n      list: { service: items, get: /list }\n      each: { service: fast, get: \"/x/{@}\", each: \"$.list.ids[*]\" }\n    response: { n: \"length($.each)\" }\n";
+    let gw = gateway(&[("items", many.url(), ""), ("fast", fast.url(), "")], comp).await;
+    let (status, _, body) = get(&gw.url("/d/e"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1001 items, more than its `max_items` (1000)"),
+        "{body}"
+    );
+    assert_eq!(fast.count(), 3);
+}

@@ -791,3 +791,13 @@ fn graphql_naming_errors_come_in_the_same_run_as_other_errors() {
     );
     assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 3, "{out}");
 }
+
+#[test]
+fn max_items_needs_each_and_at_least_one() {
+    let c = comp(
+        "  e:\n    get: /e\n    auth: none\n    calls:\n      a: { service: other, get: /a, max_items: 5 }\n      b: { service: other, get: \"/b/{@}\", each: \"$.a.ids[*]\", max_items: 0 }\n    response: { x: \"$.b\" }\n",
+    );
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    assert!(out.contains("app.yaml:8:48: `max_items` needs `each`"), "{out}");
+    assert!(out.contains("`max_items` must be at least 1"), "{out}");
+}

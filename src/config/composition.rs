@@ -8,6 +8,10 @@ use super::model::*;
 use super::read::{Fields, Reader};
 use super::yaml::{Node, NodeKind};
 
+/// The most items an `each` makes requests for, unless `max_items` says otherwise: one request
+/// must not fan out without bound (a client's list of a million ids, a backend's huge array).
+pub const DEFAULT_MAX_ITEMS: usize = 1000;
+
 const ENDPOINT_KEYS: &[&str] = &[
     "get",
     "post",
@@ -35,6 +39,7 @@ const CALL_KEYS: &[&str] = &[
     "body",
     "each",
     "concurrency",
+    "max_items",
     "attach",
     "when",
     "timeout",
@@ -392,6 +397,20 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
         },
         None => 16,
     };
+    let max_items = match f.get("max_items") {
+        Some(n) => match r.u64(n, "max_items") {
+            Some(0) => {
+                r.error(n.loc, "`max_items` must be at least 1", None);
+                DEFAULT_MAX_ITEMS
+            }
+            Some(m) => usize::try_from(m).unwrap_or(usize::MAX),
+            None => DEFAULT_MAX_ITEMS,
+        },
+        None => DEFAULT_MAX_ITEMS,
+    };
+    if let (Some(n), None) = (f.get("max_items"), &each) {
+        r.error(n.loc, "`max_items` needs `each`", None);
+    }
     Some(CallConfig {
         name,
         service,
@@ -402,6 +421,7 @@ fn read_call(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<C
         body: f.get("body").cloned(),
         each,
         concurrency,
+        max_items,
         attach,
         when: f.get("when").cloned(),
         timeout: f.get("timeout").and_then(|n| r.positive_duration(n, "timeout")),

@@ -473,6 +473,8 @@ pub struct CallConfig {
     pub each: Option<Node>,
     /// `concurrency` (16).
     pub concurrency: usize,
+    /// `max_items` (1000): the most items an `each` makes requests for.
+    pub max_items: usize,
     /// `attach`.
     pub attach: Option<Spanned<String>>,
     /// `when`.

@@ -376,6 +376,18 @@ impl Exec {
                 return Ok(ready(Err(CallError::NotMade(message))));
             }
         };
+        if items.len() > each.max_items {
+            let message = format!(
+                "`each` of call `{}` has {} items, more than its `max_items` ({})",
+                call.name,
+                items.len(),
+                each.max_items
+            );
+            if each.from_client {
+                return Err(ExecError::BadArgument(message));
+            }
+            return Ok(ready(Err(CallError::NotMade(message))));
+        }
         let attach = each.attach.as_ref().map(|(_, steps)| locate(steps, doc));
         let mut requests = Vec::with_capacity(items.len());
         for item in &items {

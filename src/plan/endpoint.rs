@@ -350,9 +350,16 @@ fn compile_each(cx: &EndpointCx<'_>, c: &CallConfig, over: Expr, diags: &mut Dia
         },
         None => None,
     };
+    let from_client = over
+        .roots()
+        .iter()
+        .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
+        && !reads_item(&over);
     EachCall {
         over,
         concurrency: c.concurrency,
+        max_items: c.max_items,
+        from_client,
         attach,
     }
 }

@@ -392,6 +392,11 @@ pub struct EachCall {
     pub over: Expr,
     /// Most requests in flight at once.
     pub concurrency: usize,
+    /// Most items: an array with more fails the call, and the request (400) when it is the
+    /// client's own (`from_client`).
+    pub max_items: usize,
+    /// The array comes from the request's arguments or token alone.
+    pub from_client: bool,
     /// `attach`: field name and the simple path of the source array.
     pub attach: Option<(String, Vec<Step>)>,
 }
