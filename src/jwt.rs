@@ -36,8 +36,8 @@ pub enum TokenError {
     /// `aud` does not include `audience`.
     #[error("the token's audience is not accepted")]
     WrongAudience,
-    /// A required claim is missing.
-    #[error("the token lacks the `{0}` claim")]
+    /// A required claim is missing, or is not what it must be (`exp` as a string).
+    #[error("{}", missing_claim_message(.0))]
     MissingClaim(String),
     /// The identity provider's keys have not arrived yet (503, not the client's fault).
     #[error("the identity provider's keys are not available yet; try again shortly")]
@@ -45,6 +45,14 @@ pub enum TokenError {
     /// No key of the JWKS has the token's `kid`.
     #[error("the token's key is not known")]
     UnknownKey,
+}
+
+/// jsonwebtoken reports a time claim of the wrong type (`"exp": "1700000000"`) as missing.
+fn missing_claim_message(claim: &str) -> String {
+    match claim {
+        "exp" | "nbf" | "iat" => format!("the token's `{claim}` claim is missing or not a number of seconds"),
+        _ => format!("the token lacks the `{claim}` claim"),
+    }
 }
 
 /// Verifies tokens with the configured algorithms and keys.

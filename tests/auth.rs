@@ -128,6 +128,12 @@ async fn required_routes_refuse_every_bad_token_with_401() {
         assert_eq!(www.as_deref(), Some("Bearer error=\"invalid_token\""), "{what}");
         assert_eq!(body["error"], "invalid_token", "{what}");
     }
+    // An `exp` written as a string is not called missing.
+    let (_, _, body) = status_of(&gw, "/c/required", Some(&hs(claims(json!({"exp": now().to_string()}))))).await;
+    assert_eq!(
+        body["message"], "the token's `exp` claim is missing or not a number of seconds",
+        "{body}"
+    );
     // Basic auth is not a bearer token.
     let resp = client()
         .get(gw.url("/c/required"))
