@@ -692,7 +692,7 @@ async fn metrics_count_known_traffic_exactly() {
     let app = "client: app\nbase_path: /app\nendpoints:\n  e:\n    get: /e\n    calls:\n      s: { service: data, get: /s }\n    response:\n      v: \"$.s.v\"\n  c:\n    get: /c\n    calls:\n      s: { service: data, get: /cached, cache: 60s }\n    response:\n      v: \"$.s.v\"\n  l:\n    get: /l\n    rate_limit: two\n    calls:\n      s: { service: data, get: /l }\n    response:\n      v: \"$.s.v\"\n  b:\n    get: /b\n    calls:\n      s: { service: bad, get: /b }\n    response:\n      v: \"$.s.v\"\n";
     let p = Project::new(
         &format!(
-            "services:\n  data:\n    url: {}\n  bad:\n    url: {}\n    circuit_breaker: {{ failures: 5, within: 10s, open_for: 30s }}\nrate_limits:\n  policies:\n    two: {{ requests: 2, per: 60s, key: ip }}\n",
+            "services:\n  data:\n    url: {}\n  bad:\n    url: {}\n    circuit_breaker: {{ failures: 5, within: 10s, open_for: 30s }}\nrate_limits:\n  policies:\n    two: {{ requests: 2, per: 60s, key: ip }}\ncors:\n  allow_origins: [\"https://app.example\"]\n",
             data.url(),
             bad.url()
         ),
@@ -715,6 +715,15 @@ async fn metrics_count_known_traffic_exactly() {
     };
     assert_eq!(limited, [200, 200, 429]);
     assert_eq!(get(&server.url("/app/b"), None).await.0, 502);
+    // A CORS preflight counts under the route it asks about.
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.url("/app/e"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     server.wait_log(|l| l.contains("configuration reloaded"));
@@ -747,6 +756,10 @@ async fn metrics_count_known_traffic_exactly() {
     );
     assert_eq!(
         n(req, &[("route", "/app/b"), ("method", "GET"), ("status", "502")]),
+        1.0
+    );
+    assert_eq!(
+        n(req, &[("route", "/app/e"), ("method", "OPTIONS"), ("status", "200")]),
         1.0
     );
     assert!(!text.contains("/nope"), "never the raw URL");

@@ -37,6 +37,25 @@ pub async fn dispatch(state: Arc<AppState>, req: Request) -> Response {
     resp
 }
 
+/// The label (for logs and metrics) of the route a CORS preflight asks about: the one its
+/// `Access-Control-Request-Method` would reach on its path. The preflight itself is answered by
+/// the CORS stage before any route runs.
+pub fn preflight_label(plan: &Plan, headers: &http::HeaderMap, raw: &str) -> Option<String> {
+    let method = headers
+        .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok())?;
+    let mut resolved = plan.routes.resolve(&method, raw);
+    if !matches!(resolved, Resolved::Endpoint(_)) {
+        resolved = plan.routes.resolve(&method, &normalize(raw)?);
+    }
+    match resolved {
+        Resolved::Endpoint(found) => Some(plan.endpoints[found.index].path.clone()),
+        Resolved::Passthrough(i) => Some(plan.passthrough[i].label.clone()),
+        Resolved::Graphql => plan.graphql.as_ref().map(|g| g.path.clone()),
+        Resolved::Ops(_) | Resolved::MethodNotAllowed(_) | Resolved::NotFound => None,
+    }
+}
+
 /// Resolves the request and runs its route; returns the route's label for logs and metrics.
 async fn route(
     state: &AppState,

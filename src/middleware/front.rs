@@ -158,15 +158,27 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
         }
         Some(layer) => {
             use tower::{Layer, ServiceExt};
+            let preflight_label = is_preflight(req.headers())
+                .then(|| {
+                    let plan = req.extensions().get::<CurrentPlan>()?.0.clone();
+                    crate::http::dispatch::preflight_label(&plan, req.headers(), req.uri().path())
+                })
+                .flatten();
             let inner = tower::service_fn(move |req: Request| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(crate::http::dispatch::dispatch(state, req).await) }
             });
             // Boxed: with CORS configured only; the layer's future holds a second pipeline future.
-            match Box::pin(layer.layer(inner).oneshot(req)).await {
+            let mut resp = match Box::pin(layer.layer(inner).oneshot(req)).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
+            };
+            if let Some(label) = preflight_label {
+                if resp.extensions().get::<RouteLabel>().is_none() {
+                    resp.extensions_mut().insert(RouteLabel(label));
+                }
             }
+            resp
         }
     }
 }
