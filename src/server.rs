@@ -230,6 +230,10 @@ impl Connections {
     /// Serves one connection in a task of the current runtime, until it ends or, once `drain`
     /// says so, finishes what it has in flight.
     fn spawn(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, drain: Drain) {
+        // On a dual-stack listener (`[::]:8080`) an IPv4 client is `::ffff:10.1.2.3`: in its
+        // IPv4 form it matches `trusted_proxies: [10.0.0.0/8]`, keys the same rate-limit bucket
+        // as on an IPv4 listener, and reads as nginx writes it in `X-Forwarded-For`.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         tokio::spawn(async move {
             let _live = drain.enter();
             let Some(protocol) = protocol_shown(&stream, self.options.header_read_timeout).await else {

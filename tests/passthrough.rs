@@ -1198,3 +1198,25 @@ async fn a_trusted_proxy_says_which_scheme_and_host_the_client_used() {
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(seen.header("x-forwarded-host"), Some("internal:8080"));
 }
+
+#[tokio::test]
+async fn an_ipv4_client_of_a_dual_stack_listener_is_an_ipv4_address() {
+    // On `[::]`, a client of 127.0.0.1 is `::ffff:127.0.0.1` to the socket: it must still match
+    // `trusted_proxies: [127.0.0.1/32]` and be written as nginx writes it.
+    let backend = Backend::fixed(json!({})).await;
+    let services = [("legacy", backend.url(), "")];
+    let routes = "  - { prefix: /old, service: legacy, auth: none }\n";
+    let p = Project::new(
+        &format!(
+            "{}rate_limits:\n  trusted_proxies: [127.0.0.1/32]\n",
+            routes_facade(&services, routes)
+        ),
+        &[],
+    );
+    let gw = Gateway::start_on(p.plan(&[]), "[::]:0").await;
+    let request = "GET /old/x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(gw.addr, request).await.0, 200);
+    let seen = backend.seen().pop().unwrap();
+    assert_eq!(seen.header("x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"), "the peer is trusted");
+}

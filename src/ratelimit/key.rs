@@ -41,15 +41,17 @@ pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet
     Some(client)
 }
 
-/// An `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]:443` or `1.2.3.4:80`.
+/// An `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]:443` or `1.2.3.4:80`;
+/// an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a dual-stack proxy writes) in its IPv4 form.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
-    if let Ok(ip) = hop.parse() {
-        return Some(ip);
-    }
-    if let Ok(sa) = hop.parse::<SocketAddr>() {
-        return Some(sa.ip());
-    }
-    hop.strip_prefix('[')?.split(']').next()?.parse().ok()
+    let ip = if let Ok(ip) = hop.parse::<IpAddr>() {
+        ip
+    } else if let Ok(sa) = hop.parse::<SocketAddr>() {
+        sa.ip()
+    } else {
+        hop.strip_prefix('[')?.split(']').next()?.parse().ok()?
+    };
+    Some(ip.to_canonical())
 }
 
 /// Appends the bucket key of a request under a policy of `kind` to `out`: `u:<sub>`,
@@ -116,6 +118,9 @@ mod tests {
         assert_eq!(ip("10.1.1.1, 10.0.0.7"), "10.1.1.1");
         assert_eq!(ip("[2001:db8::1]:443"), "2001:db8::1");
         assert_eq!(ip("nonsense, 10.0.0.7"), "10.0.0.7");
+        // What a dual-stack proxy writes: IPv4-mapped addresses, trusted and keyed as IPv4.
+        assert_eq!(ip("203.0.113.9, ::ffff:10.0.0.7"), "203.0.113.9");
+        assert_eq!(ip("::ffff:203.0.113.9"), "203.0.113.9");
         // An untrusted peer's header is not believed.
         let direct: Option<SocketAddr> = Some("198.51.100.1:4000".parse().unwrap());
         assert_eq!(

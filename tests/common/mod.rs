@@ -230,12 +230,18 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(plan: facade::plan::Plan) -> Gateway {
+        Gateway::start_on(plan, "127.0.0.1:0").await
+    }
+
+    /// The gateway listening on `bind` (`[::]:0`: dual-stack); `addr` is on 127.0.0.1 still.
+    pub async fn start_on(plan: facade::plan::Plan, bind: &str) -> Gateway {
         let clock = Arc::new(ManualClock::default());
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let exec = facade::exec::new_exec(&plan, dyn_clock).unwrap();
         let state = facade::state::AppState::new(plan, exec).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s = state.clone();
         tokio::spawn(async move {
