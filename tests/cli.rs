@@ -65,6 +65,27 @@ fn check_reports_every_error_and_exits_1() {
 }
 
 #[test]
+fn check_warns_of_a_missing_demo_folder_and_names_the_file_inside_a_folder_given_as_config() {
+    let p = Project::new(
+        "services:\n  a:\n    url: http://127.0.0.1:9\n    demo: fixtures/nowhere\n",
+        &[],
+    );
+    let config = path_of(&p.config());
+    let (code, _, err) = run(&["check", "--config", &config]);
+    assert_eq!(code, 0, "a warning: only `serve --demo` needs the folder: {err}");
+    assert!(
+        err.contains("facade.yaml:4:11: warning: demo folder `")
+            && err.contains("fixtures/nowhere` does not exist: `serve --demo` will refuse to start"),
+        "{err}"
+    );
+    let folder = path_of(p.dir.path());
+    let (code, _, err) = run(&["check", "--config", &folder]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("name the file, not its folder: did you mean `"), "{err}");
+    assert!(err.contains("facade.yaml`?"), "{err}");
+}
+
+#[test]
 fn routes_prints_the_table() {
     let (code, out, _) = run(&["routes"]);
     assert_eq!(code, 0);

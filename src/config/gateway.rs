@@ -209,7 +209,19 @@ fn read_services(r: &mut Reader<'_>, node: &Node, dir: &Path) -> Vec<ServiceConf
                 .unwrap_or(std::time::Duration::from_secs(10)),
             retries: f.get("retries").and_then(|n| r.retries(n)).unwrap_or(0),
             circuit_breaker: None,
-            demo: f.get("demo").and_then(|n| r.string(n, "demo")).map(|d| dir.join(d)),
+            demo: f.get("demo").and_then(|n| {
+                let folder = dir.join(r.string(n, "demo")?);
+                if !folder.is_dir() {
+                    r.warning(
+                        n.loc,
+                        format!(
+                            "demo folder `{}` does not exist: `serve --demo` will refuse to start",
+                            folder.display()
+                        ),
+                    );
+                }
+                Some(folder)
+            }),
         };
         if let Some(n) = f.get("circuit_breaker") {
             if let Some(cb) = r.fields(n, "circuit_breaker", &["failures", "within", "open_for"]) {

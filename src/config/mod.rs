@@ -58,7 +58,17 @@ fn parse_file(path: &Path, file: &Arc<str>, diags: &mut Diagnostics) -> Option<y
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            diags.error(file, Loc { line: 1, col: 1 }, format!("cannot read file: {e}"), None);
+            let hint = path.is_dir().then(|| {
+                match ["facade.yaml", "facade.yml", "facade.json"]
+                    .iter()
+                    .map(|name| path.join(name))
+                    .find(|candidate| candidate.is_file())
+                {
+                    Some(inside) => format!("name the file, not its folder: did you mean `{}`?", inside.display()),
+                    None => "name the configuration file (`facade.yaml`), not a folder".to_string(),
+                }
+            });
+            diags.error(file, Loc { line: 1, col: 1 }, format!("cannot read file: {e}"), hint);
             return None;
         }
     };
