@@ -801,3 +801,20 @@ fn max_items_needs_each_and_at_least_one() {
     assert!(out.contains("app.yaml:8:48: `max_items` needs `each`"), "{out}");
     assert!(out.contains("`max_items` must be at least 1"), "{out}");
 }
+
+#[test]
+fn a_playground_without_introspection_is_warned_of() {
+    let c = comp("  e:\n    get: /e\n    auth: none\n    response: { x: 1 }\n");
+    let facade = format!("{SERVICES}graphql:\n  playground: true\n  introspection: false\n");
+    let out = diagnostics(&facade, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("facade.yaml:9:18: warning: `playground: true` with `introspection: false`"),
+        "{out}"
+    );
+    let quiet = diagnostics(
+        &facade.replace("playground: true", "playground: false"),
+        &[("app.yaml", &c)],
+        &[],
+    );
+    assert!(!quiet.contains("playground"), "{quiet}");
+}

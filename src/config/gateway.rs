@@ -637,16 +637,24 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
     if path.value.len() > 1 {
         path.value = path.value.trim_end_matches('/').to_string();
     }
+    let playground = f
+        .get("playground")
+        .and_then(|n| r.bool(n, "playground"))
+        .unwrap_or(false);
+    let introspection = f
+        .get("introspection")
+        .and_then(|n| r.bool(n, "introspection"))
+        .unwrap_or(true);
+    if let (true, false, Some(n)) = (playground, introspection, f.get("introspection")) {
+        r.warning(
+            n.loc,
+            "`playground: true` with `introspection: false`: GraphiQL loads the schema by introspection, so its docs, completion and checks will be empty",
+        );
+    }
     Some(GraphqlConfig {
         path,
-        playground: f
-            .get("playground")
-            .and_then(|n| r.bool(n, "playground"))
-            .unwrap_or(false),
-        introspection: f
-            .get("introspection")
-            .and_then(|n| r.bool(n, "introspection"))
-            .unwrap_or(true),
+        playground,
+        introspection,
         max_depth: f
             .get("max_depth")
             .and_then(|n| r.at_least_one(n, "max_depth"))
