@@ -818,3 +818,17 @@ fn a_playground_without_introspection_is_warned_of() {
     );
     assert!(!quiet.contains("playground"), "{quiet}");
 }
+
+#[test]
+fn a_word_outside_its_set_is_named_once() {
+    let facade = format!("{SERVICES}rate_limits:\n  on_store_error: maybe\n");
+    let out = diagnostics(&facade, &[], &[]);
+    let line = out.lines().find(|l| l.contains("on_store_error")).unwrap_or_default();
+    assert_eq!(
+        line, "facade.yaml:8:19: `on_store_error` must be one of allow | deny, found `maybe`",
+        "{out}"
+    );
+    // A near miss still gets its hint.
+    let out = diagnostics(&facade.replace("maybe", "denny"), &[], &[]);
+    assert!(out.contains("did you mean `deny`?"), "{out}");
+}

@@ -374,12 +374,11 @@ impl Reader<'_> {
         match words.iter().find(|w| **w == text) {
             Some(w) => Some(w),
             None => {
-                let hint = did_you_mean(&text, words.iter().copied())
-                    .unwrap_or_else(|| format!("one of: {}", words.join(", ")));
+                let hint = did_you_mean(&text, words.iter().copied());
                 self.error(
                     node.loc,
                     format!("`{what}` must be one of {}, found {}", words.join(" | "), shown(node)),
-                    Some(hint),
+                    hint,
                 );
                 None
             }
