@@ -1167,7 +1167,7 @@ endpoints:
     auth: none
     calls:
       list: { service: items, get: /list }
-      each: { service: fast, get: "/x/{@}", each: "$.list.ids[*]", max_items: 3, optional: true }
+      each: { service: fast, get: "/x/{@}", each: "$.list.ids[*]", max_items: 3, optional: true, fallback: { ok: false } }
       other: { service: items, get: /list }
     response: { n: "length($.each)", m: "length($.other.ids)" }
 "#;

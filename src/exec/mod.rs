@@ -231,6 +231,9 @@ impl Finished {
     fn single(index: usize, call: &Call, result: Result<Value, CallError>) -> Finished {
         let (result, failures) = match result {
             Ok(v) => (Ok(v), Vec::new()),
+            // An `each` call's fallback stands for one failed item; when the whole call fails
+            // (its array is not one, or is longer than `max_items`) it is `null`, not an item.
+            Err(e) if call.optional && call.each.is_some() => (Ok(Value::Null), vec![e]),
             Err(e) if call.optional => (Ok(call.fallback.clone().unwrap_or(Value::Null)), vec![e]),
             Err(e) => (Err(e), Vec::new()),
         };
