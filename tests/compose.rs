@@ -1213,3 +1213,49 @@ endpoints:
     );
     assert_eq!(fast.count(), 3);
 }
+
+#[tokio::test]
+async fn calls_ask_for_uncompressed_answers_and_name_a_gzip_answer() {
+    // Without `Accept-Encoding` a backend may compress (RFC 9110): calls ask for `identity`,
+    // unless the call's own headers say otherwise.
+    let plain = Backend::fixed(json!({"a": 1})).await;
+    let gzip = raw_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 28\r\n\r\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\x4a\x54\xb2\x52\x30\xac\x05\x00\x97\x8e\xa1\xfb\x08\x00\x00\x00",
+    )
+    .await;
+    let comp = r#"
+client: c
+base_path: /c
+endpoints:
+  e:
+    get: /e
+    auth: none
+    calls:
+      p: { service: plain, get: /p }
+      q: { service: plain, get: /q, headers: { accept-encoding: br } }
+    response: { a: "$.p.a" }
+  z:
+    get: /z
+    auth: none
+    calls: { g: { service: gzip, get: /g } }
+    response: { a: "$.g.a" }
+"#;
+    let gw = gateway(&[("plain", plain.url(), ""), ("gzip", gzip, "")], comp).await;
+    let (status, _, body) = get(&gw.url("/c/e"), None).await;
+    assert_eq!((status, body["a"].as_i64()), (200, Some(1)), "{body}");
+    let mut seen = plain.seen();
+    seen.sort_by(|a, b| a.uri.cmp(&b.uri));
+    assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
+    assert_eq!(
+        seen[1].header("accept-encoding"),
+        Some("br"),
+        "the call's own header wins"
+    );
+    let (status, _, body) = get(&gw.url("/c/z"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["message"],
+        "call `g` to service `gzip` failed: the backend's answer is gzip-compressed, though Facade asked for none",
+        "{body}"
+    );
+}

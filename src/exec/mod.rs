@@ -207,6 +207,7 @@ fn client_message(call: &str, service: &str, error: &CallError) -> String {
         CallError::Status { status, .. } => format!("the backend answered {status}"),
         CallError::InvalidAnswer(why) => crate::upstream::invalid_answer_message(why),
         CallError::NotJson => "the backend's answer is not JSON".into(),
+        CallError::Compressed => "the backend's answer is gzip-compressed, though Facade asked for none".into(),
         CallError::TooLarge(n) => format!("the backend's answer is larger than {n} bytes"),
         CallError::NotMade(m) => format!("the call was not made: {m}"),
         CallError::CircuitOpen => "the service's circuit is open, so the call was not made".into(),

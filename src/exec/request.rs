@@ -113,6 +113,12 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
             headers.insert(name.clone(), value.clone());
         }
     }
+    // Without `Accept-Encoding`, RFC 9110 lets a backend pick any coding (some gzip whatever
+    // they are sent); the answer is read as JSON, so ask for it as it is, unless the call's own
+    // `headers` say otherwise.
+    if !headers.contains_key(http::header::ACCEPT_ENCODING) {
+        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
     headers.insert(crate::upstream::X_REQUEST_ID, ctx.request_id.clone());
     if let Some(tp) = &ctx.traceparent {
         headers.insert(HeaderName::from_static("traceparent"), tp.clone());

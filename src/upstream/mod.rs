@@ -53,6 +53,10 @@ pub enum CallError {
     /// The body was not JSON.
     #[error("the backend's answer is not JSON")]
     NotJson,
+    /// The body was gzip-compressed, though composition calls ask for `Accept-Encoding:
+    /// identity` (a backend may compress when a request names no encoding at all).
+    #[error("the backend's answer is gzip-compressed, though Facade asked for `Accept-Encoding: identity`")]
+    Compressed,
     /// The body was larger than `limits.upstream_body`.
     #[error("the backend's answer is larger than {0} bytes")]
     TooLarge(u64),
@@ -175,9 +179,13 @@ fn call_outcome(result: &Result<CallResponse, CallError>) -> &'static str {
         Err(CallError::Timeout(_)) => "timeout",
         Err(CallError::Connect(_)) => "connect",
         Err(CallError::CircuitOpen) => "circuit_open",
-        Err(CallError::NotJson | CallError::TooLarge(_) | CallError::NotMade(_) | CallError::InvalidAnswer(_)) => {
-            "invalid"
-        }
+        Err(
+            CallError::NotJson
+            | CallError::Compressed
+            | CallError::TooLarge(_)
+            | CallError::NotMade(_)
+            | CallError::InvalidAnswer(_),
+        ) => "invalid",
     }
 }
 
@@ -532,7 +540,14 @@ fn answer(status: StatusCode, bytes: Vec<u8>, req: &CallRequest) -> Result<CallR
             size,
         });
     }
-    let body = crate::plan::shape::parse(&bytes, &req.shape).map_err(|_| CallError::NotJson)?;
+    let body = crate::plan::shape::parse(&bytes, &req.shape).map_err(|_| {
+        // No JSON text starts with gzip's magic bytes.
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            CallError::Compressed
+        } else {
+            CallError::NotJson
+        }
+    })?;
     Ok(CallResponse {
         body: Arc::new(body),
         size,
