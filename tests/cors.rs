@@ -166,3 +166,63 @@ fn cors_load_errors() {
     );
     insta::assert_snapshot!(p.diagnostics(&[]));
 }
+
+#[tokio::test]
+async fn a_request_from_no_allowed_origin_gets_no_cors_header_but_a_backends_own() {
+    let backend = Backend::start(|s: &Seen| {
+        if s.uri.starts_with("/pass") {
+            Reply::json(json!({"value": 2})).with_header("access-control-allow-credentials", "true")
+        } else {
+            Reply::json(json!({"value": 1}))
+        }
+    })
+    .await;
+    let facade = format!(
+        "services:\n  things:\n    url: {}\n{AUTH}cors:\n  allow_origins: [https://shop.example.com]\n  allow_credentials: true\nroutes:\n  - {{ prefix: /pass, service: things, auth: none }}\n",
+        backend.url()
+    );
+    let gw = Gateway::start(Project::new(&facade, &[("app.yaml", COMPOSITION)]).plan(&[])).await;
+    let t = token("u1", json!({}));
+    let cors_headers = |resp: &reqwest::Response| -> Vec<String> {
+        resp.headers()
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .map(|k| k.to_string())
+            .collect()
+    };
+    for origin in [None, Some("https://evil.example")] {
+        let mut req = client().get(gw.url("/app/e")).bearer_auth(&t);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(cors_headers(&resp).is_empty(), "{origin:?}: {:?}", resp.headers());
+        assert!(resp
+            .headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap_or("").contains("origin")));
+    }
+    // A preflight from an origin not allowed learns nothing of the policy.
+    let resp = preflight(&gw.url("/app/e"), "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(cors_headers(&resp).is_empty(), "{:?}", resp.headers());
+    // A passthrough backend's own CORS headers are its own to send.
+    let resp = client().get(gw.url("/pass/x")).send().await.unwrap();
+    assert_eq!(cors_headers(&resp), ["access-control-allow-credentials"]);
+    // An allowed origin still gets everything.
+    let resp = client()
+        .get(gw.url("/app/e"))
+        .bearer_auth(&t)
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example.com");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(h.contains_key("access-control-expose-headers"));
+}

@@ -150,8 +150,14 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
             let origin = req.headers().get(http::header::ORIGIN).cloned();
             let mut resp = crate::http::dispatch::dispatch(state, req).await;
             if let Some(origin) = origin {
-                for (name, value) in actual_request_headers(layer, origin).await {
-                    resp.headers_mut().append(name, value);
+                let added = actual_request_headers(layer, origin).await;
+                let allowed = added
+                    .iter()
+                    .any(|(n, _)| *n == http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+                for (name, value) in added {
+                    if allowed || name == http::header::VARY {
+                        resp.headers_mut().append(name, value);
+                    }
                 }
             }
             resp
@@ -164,15 +170,49 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
                     crate::http::dispatch::preflight_label(&plan, req.headers(), req.uri().path())
                 })
                 .flatten();
+            let preflight = is_preflight(req.headers());
             let inner = tower::service_fn(move |req: Request| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::http::dispatch::dispatch(state, req).await) }
+                async move {
+                    let mut resp = crate::http::dispatch::dispatch(state, req).await;
+                    // What the answer carried before the layer (a passthrough backend's own
+                    // CORS headers), to put back when the layer allows no origin.
+                    let own = OwnCorsHeaders(
+                        resp.headers()
+                            .iter()
+                            .filter(|(n, _)| n.as_str().starts_with("access-control-"))
+                            .map(|(n, v)| (n.clone(), v.clone()))
+                            .collect(),
+                    );
+                    resp.extensions_mut().insert(own);
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             // Boxed: with CORS configured only; the layer's future holds a second pipeline future.
             let mut resp = match Box::pin(layer.layer(inner).oneshot(req)).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };
+            if !resp.headers().contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                // No origin, or one not allowed: the layer's other CORS headers (credentials,
+                // exposed headers, a preflight's methods and max age) would only describe the
+                // policy to a client it does not apply to. `Vary` stays, for caches.
+                let own = resp.extensions_mut().remove::<OwnCorsHeaders>();
+                let headers = resp.headers_mut();
+                let names: Vec<http::HeaderName> = headers
+                    .keys()
+                    .filter(|n| n.as_str().starts_with("access-control-"))
+                    .cloned()
+                    .collect();
+                for name in names {
+                    headers.remove(&name);
+                }
+                if !preflight {
+                    for (name, value) in own.map(|o| o.0).unwrap_or_default() {
+                        headers.append(name, value);
+                    }
+                }
+            }
             if let Some(label) = preflight_label {
                 if resp.extensions().get::<RouteLabel>().is_none() {
                     resp.extensions_mut().insert(RouteLabel(label));
@@ -182,6 +222,10 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
         }
     }
 }
+
+/// The `Access-Control-*` headers a handler's answer carried before the CORS layer.
+#[derive(Clone)]
+struct OwnCorsHeaders(Vec<(http::HeaderName, http::HeaderValue)>);
 
 /// An `OPTIONS` that asks whether a request may be made (the Fetch standard's CORS preflight).
 fn is_preflight(headers: &http::HeaderMap) -> bool {
