@@ -832,3 +832,16 @@ fn a_word_outside_its_set_is_named_once() {
     let out = diagnostics(&facade.replace("maybe", "denny"), &[], &[]);
     assert!(out.contains("did you mean `deny`?"), "{out}");
 }
+
+#[test]
+fn reading_the_token_where_no_token_is_read_is_warned_of_once() {
+    let c = comp("  e:\n    get: /e\n    auth: none\n    calls: { u: { service: other, get: \"/u/{$.auth.sub}\" } }\n    response: { who: \"$.auth.sub\", x: \"$.u.x\" }\n  f:\n    get: /f\n    calls: { u: { service: other, get: \"/u/{$.auth.sub}\" } }\n    response: { x: \"$.u.x\" }\n");
+    let out = diagnostics(&format!("{SERVICES}{}", common::AUTH), &[("app.yaml", &c)], &[]);
+    let warned: Vec<&str> = out.lines().filter(|l| l.contains("reads `$.auth`")).collect();
+    assert_eq!(warned.len(), 1, "{out}");
+    assert!(
+        warned[0]
+            .starts_with("compositions/app.yaml:7:40: warning: endpoint `e` reads `$.auth`, but its `auth` is `none`"),
+        "{out}"
+    );
+}

@@ -28,6 +28,8 @@ pub(super) fn compile_endpoint(
         ep,
         call_names: ep.calls.iter().map(|c| c.name.value.as_str()).collect(),
         param_names: ep.params.iter().map(|p| p.name.value.as_str()).collect(),
+        auth,
+        warned_auth: std::cell::Cell::new(false),
     };
     let mut calls: Vec<Call> = ep.calls.iter().map(|c| compile_call(&cx, c, services, diags)).collect();
     mark_dedup(&mut calls);
@@ -58,6 +60,10 @@ struct EndpointCx<'a> {
     ep: &'a EndpointConfig,
     call_names: Vec<&'a str>,
     param_names: Vec<&'a str>,
+    /// The endpoint's auth mode: with `none`, `$.auth` is always null.
+    auth: AuthMode,
+    /// `$.auth` under `auth: none` is warned of once per endpoint.
+    warned_auth: std::cell::Cell<bool>,
 }
 
 impl EndpointCx<'_> {
@@ -84,6 +90,18 @@ impl EndpointCx<'_> {
                             loc,
                             "a call cannot read the whole document (`$..` or `$[*]`)",
                             Some("name the call you read: `$.user.id`".into()),
+                        );
+                    }
+                }
+                RootRef::Name(n) if n == "auth" && self.auth == AuthMode::None => {
+                    if !self.warned_auth.replace(true) {
+                        diags.warning(
+                            file,
+                            loc,
+                            format!(
+                                "endpoint `{}` reads `$.auth`, but its `auth` is `none`: no token is read there, so `$.auth` is always null (give the endpoint `auth: optional` or `required`, with an `auth` section in facade.yaml)",
+                                self.ep.name.value
+                            ),
                         );
                     }
                 }
