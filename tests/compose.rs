@@ -851,6 +851,7 @@ endpoints:
     calls:
       plain: { service: things, get: /plain }
       explicit: { service: things, get: /explicit, headers: { authorization: "Bearer {$.auth.sub}" } }
+      rendered: { service: things, get: /rendered, headers: { x-list: "$.auth.role", x-joined: "join($.auth.role)", x-none: "$.auth.nothing" } }
     response:
       sub: "$.auth.sub"
 "#,
@@ -882,6 +883,11 @@ endpoints:
     assert_eq!(plain.header("authorization"), None);
     let explicit = seen.iter().find(|s| s.uri == "/explicit").unwrap();
     assert_eq!(explicit.header("authorization"), Some("Bearer ada"));
+    // Call headers render as templates do; `null` omits the header.
+    let rendered = seen.iter().find(|s| s.uri == "/rendered").unwrap();
+    assert_eq!(rendered.header("x-list"), Some(r#"["admin","ops"]"#));
+    assert_eq!(rendered.header("x-joined"), Some("admin,ops"));
+    assert_eq!(rendered.header("x-none"), None);
 }
 
 #[tokio::test]
