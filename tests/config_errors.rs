@@ -845,3 +845,29 @@ fn reading_the_token_where_no_token_is_read_is_warned_of_once() {
         "{out}"
     );
 }
+
+#[test]
+fn route_paths_hold_no_query_star_or_empty_segment() {
+    let c = "client: app\nbase_path: /api//v1\nendpoints:\n  e:\n    get: \"/e?x=1\"\n    auth: none\n    response: { a: 1 }\n  f:\n    get: /f/*\n    auth: none\n    response: { a: 1 }\n";
+    let out = diagnostics(SERVICES, &[("app.yaml", c)], &[]);
+    assert!(
+        out.contains("app.yaml:2:12: `base_path` cannot hold an empty segment (`//`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("app.yaml:5:10: an endpoint path cannot hold `?` or `#`"),
+        "{out}"
+    );
+    assert!(out.contains("app.yaml:9:10: an endpoint path cannot hold `*`"), "{out}");
+    let facade = format!(
+        "{SERVICES}routes:\n  - {{ prefix: /legacy//v1, service: other, auth: none }}\ngraphql:\n  path: /g//ql\n"
+    );
+    let out = diagnostics(&facade, &[], &[]);
+    assert!(out.contains("`prefix` `/legacy//v1` must be a plain path"), "{out}");
+    assert!(out.contains("`path` must be a plain path below `/`"), "{out}");
+    // A base path with a parameter is one error, not also a route conflict below it.
+    let c =
+        "client: app\nbase_path: \"/api/{x}\"\nendpoints:\n  e:\n    get: /e\n    auth: none\n    response: { a: 1 }\n";
+    let out = diagnostics(SERVICES, &[("app.yaml", c)], &[]);
+    assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 1, "{out}");
+}

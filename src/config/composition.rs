@@ -74,12 +74,23 @@ pub fn read_composition(r: &mut Reader<'_>, root: &Node) -> Option<CompositionCo
     let base_path = match f.get("base_path") {
         Some(n) => {
             let p = spanned_string(r, n, "base_path")?;
-            if !p.value.starts_with('/') || p.value.contains('{') {
-                r.error(p.loc, "`base_path` must start with `/` and hold no parameters", None);
-            }
-            Spanned {
-                value: p.value.trim_end_matches('/').to_string(),
-                loc: p.loc,
+            let problem = if !p.value.starts_with('/') || p.value.contains(['{', '}']) {
+                Some("must start with `/` and hold no parameters")
+            } else {
+                plain_path_problem(&p.value)
+            };
+            if let Some(problem) = problem {
+                r.error(p.loc, format!("`base_path` {problem}"), None);
+                // Read as none, so the endpoints' routes report nothing more about it.
+                Spanned {
+                    value: String::new(),
+                    loc: p.loc,
+                }
+            } else {
+                Spanned {
+                    value: p.value.trim_end_matches('/').to_string(),
+                    loc: p.loc,
+                }
             }
         }
         None => Spanned {
@@ -134,12 +145,28 @@ fn method_of(r: &mut Reader<'_>, f: &Fields<'_>, what: &str) -> Option<(Method, 
     }
 }
 
+/// What is wrong with a route path (beside its start and its parameters): a query or fragment,
+/// a `*`, or an empty segment (`//`, which no client's URL would be normalised to).
+fn plain_path_problem(path: &str) -> Option<&'static str> {
+    if path.contains(['?', '#']) {
+        Some("cannot hold `?` or `#`: write query parameters under `query:`")
+    } else if path.contains('*') {
+        Some("cannot hold `*`")
+    } else if path.contains("//") {
+        Some("cannot hold an empty segment (`//`)")
+    } else {
+        None
+    }
+}
+
 fn read_endpoint(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Option<EndpointConfig> {
     let what = format!("endpoint `{}`", name.value);
     let f = r.fields(node, &what, ENDPOINT_KEYS)?;
     let (method, path) = method_of(r, &f, &what)?;
     if !path.value.starts_with('/') {
         r.error(path.loc, "an endpoint path must start with `/`", None);
+    } else if let Some(problem) = plain_path_problem(&path.value) {
+        r.error(path.loc, format!("an endpoint path {problem}"), None);
     }
     let mut params = Vec::new();
     for seg in path.value.split('/') {

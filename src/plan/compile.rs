@@ -531,12 +531,12 @@ fn compile_passthrough(
         } else {
             prefix.clone()
         };
-        if prefix.contains(['?', '#', '{', '}', '*']) {
+        if prefix.contains(['?', '#', '{', '}', '*']) || prefix.contains("//") {
             diags.error(
                 file,
                 r.prefix.loc,
                 format!(
-                    "`prefix` `{}` must be a plain path (no `?`, `#`, `{{`, `}}` or `*`)",
+                    "`prefix` `{}` must be a plain path (no `?`, `#`, `{{`, `}}`, `*` or empty segment `//`)",
                     r.prefix.value
                 ),
                 None,
