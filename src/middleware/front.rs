@@ -164,13 +164,13 @@ async fn cors(layer: Option<tower_http::cors::CorsLayer>, state: Arc<AppState>, 
         }
         Some(layer) => {
             use tower::{Layer, ServiceExt};
-            let preflight_label = is_preflight(req.headers())
+            let preflight = is_preflight(req.headers());
+            let preflight_label = preflight
                 .then(|| {
                     let plan = req.extensions().get::<CurrentPlan>()?.0.clone();
                     crate::http::dispatch::preflight_label(&plan, req.headers(), req.uri().path())
                 })
                 .flatten();
-            let preflight = is_preflight(req.headers());
             let inner = tower::service_fn(move |req: Request| {
                 let state = state.clone();
                 async move {
