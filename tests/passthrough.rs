@@ -348,8 +348,17 @@ async fn a_failing_service_is_cut_off_by_its_breaker_for_routes_and_calls_alike(
     assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 503);
     assert_eq!(get(&gw.url("/app/e"), None).await.0, 502);
     assert_eq!(backend.count(), 3);
-    let (status, _, body) = get(&gw.url("/flaky/a"), None).await;
+    let (status, headers, body) = get(&gw.url("/flaky/a"), None).await;
     assert_eq!((status, body["error"].as_str()), (503, Some("circuit_open")), "{body}");
+    assert_eq!(headers["retry-after"], "30", "until the circuit lets a trial through");
+    gw.clock.advance(Duration::from_millis(500));
+    assert_eq!(
+        get(&gw.url("/flaky/a"), None).await.1["retry-after"],
+        "30",
+        "rounded up"
+    );
+    gw.clock.advance(Duration::from_millis(500));
+    assert_eq!(get(&gw.url("/flaky/a"), None).await.1["retry-after"], "29");
     let (status, _, body) = get(&gw.url("/app/e"), None).await;
     assert_eq!((status, body["error"].as_str()), (502, Some("upstream_failed")));
     assert!(body["message"].as_str().unwrap().contains("circuit"), "{body}");
@@ -358,7 +367,7 @@ async fn a_failing_service_is_cut_off_by_its_breaker_for_routes_and_calls_alike(
     assert_eq!(headers["x-facade-partial"], "f");
     assert_eq!(backend.count(), 3, "an open circuit never reaches the backend");
     // After open_for, one trial: it fails, so the circuit opens again.
-    gw.clock.advance(Duration::from_secs(30));
+    gw.clock.advance(Duration::from_secs(29));
     assert_eq!(get(&gw.url("/flaky/a"), None).await.0, 503);
     assert_eq!(backend.count(), 4);
     assert_eq!(get(&gw.url("/flaky/a"), None).await.2["error"], "circuit_open");

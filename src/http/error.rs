@@ -232,10 +232,15 @@ impl From<ForwardError> for HttpError {
                 "upstream_failed",
                 "the backend's answer broke off before its body",
             ),
-            ForwardError::CircuitOpen => HttpError::new(
+            // `Retry-After`: whole seconds until the circuit lets a trial through, at least 1.
+            ForwardError::CircuitOpen(wait) => HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "circuit_open",
                 "the service's circuit is open after repeated failures; try again later",
+            )
+            .header(
+                http::header::RETRY_AFTER,
+                HeaderValue::from((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
             ),
             ForwardError::ClientBody(idle) => HttpError::request_timeout(&idle),
         }

@@ -78,24 +78,25 @@ impl Breaker {
         }
     }
 
-    /// Lets an attempt through, or refuses it while the circuit is open (or a trial is running).
-    pub fn admit(self: &Arc<Breaker>) -> Option<Permit> {
+    /// Lets an attempt through, or refuses it while the circuit is open (or a trial is running)
+    /// with how long until a trial may go (a running trial's outcome: a second, at most).
+    pub fn admit(self: &Arc<Breaker>) -> Result<Permit, Duration> {
         let now = self.clock.now();
         let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
         let trial = match &mut *phase {
             Phase::Closed { .. } => false,
-            Phase::Open { until } if now < *until => return None,
+            Phase::Open { until } if now < *until => return Err(*until - now),
             Phase::Open { .. } => {
                 *phase = Phase::HalfOpen { trial_in_flight: true };
                 true
             }
-            Phase::HalfOpen { trial_in_flight: true } => return None,
+            Phase::HalfOpen { trial_in_flight: true } => return Err(Duration::from_secs(1)),
             Phase::HalfOpen { trial_in_flight } => {
                 *trial_in_flight = true;
                 true
             }
         };
-        Some(Permit {
+        Ok(Permit {
             breaker: self.clone(),
             trial,
             recorded: false,
@@ -147,12 +148,11 @@ impl Breaker {
     }
 }
 
-/// Admits an attempt through an optional breaker: `Ok(None)` without one, `Err(())` while it is
-/// open.
-#[allow(clippy::result_unit_err)]
-pub fn admit(breaker: Option<&Arc<Breaker>>) -> Result<Option<Permit>, ()> {
+/// Admits an attempt through an optional breaker: `Ok(None)` without one, `Err(wait)` while it
+/// is open (`wait`: until a trial may go).
+pub fn admit(breaker: Option<&Arc<Breaker>>) -> Result<Option<Permit>, Duration> {
     match breaker {
-        Some(b) => b.admit().map(Some).ok_or(()),
+        Some(b) => b.admit().map(Some),
         None => Ok(None),
     }
 }
@@ -228,12 +228,14 @@ mod tests {
         b.admit().unwrap().record(true);
         b.admit().unwrap().record(true);
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(b.admit().is_none());
-        clock.advance(Duration::from_secs(30));
+        assert_eq!(b.admit().err(), Some(Duration::from_secs(30)), "open for 30 s more");
+        clock.advance(Duration::from_secs(12));
+        assert_eq!(b.admit().err(), Some(Duration::from_secs(18)));
+        clock.advance(Duration::from_secs(18));
         assert_eq!(b.state(), BreakerState::HalfOpen);
         let trial = b.admit().unwrap();
         // While the trial is in flight every other attempt still fails at once.
-        assert!(b.admit().is_none());
+        assert_eq!(b.admit().err(), Some(Duration::from_secs(1)));
         trial.record(true);
         assert_eq!(b.state(), BreakerState::Open);
         clock.advance(Duration::from_secs(30));
@@ -241,7 +243,7 @@ mod tests {
         drop(b.admit());
         trial.record(false);
         assert_eq!(b.state(), BreakerState::Closed);
-        assert!(b.admit().is_some());
+        assert!(b.admit().is_ok());
     }
 
     #[test]
@@ -254,6 +256,6 @@ mod tests {
         }
         clock.advance(Duration::from_secs(31));
         drop(b.admit().unwrap());
-        assert!(b.admit().is_some());
+        assert!(b.admit().is_ok());
     }
 }

@@ -95,9 +95,9 @@ pub enum ForwardError {
     /// No response headers within the timeout.
     #[error("the backend sent no response headers within {0:?}")]
     Timeout(Duration),
-    /// The service's circuit is open.
+    /// The service's circuit is open, for this long still (until a trial may go).
     #[error("the circuit of the service is open")]
-    CircuitOpen,
+    CircuitOpen(Duration),
     /// The answer's head came, but its body broke off before its first bytes.
     #[error("the backend's answer broke off before its body")]
     BrokenAnswer,
@@ -363,9 +363,12 @@ impl Upstream {
         let mut body = Some(body);
         let mut attempt = 0;
         loop {
-            let Ok(permit) = breaker::admit(breaker.as_ref()) else {
-                crate::metrics::upstream(target.service, "circuit_open", None);
-                return Err(ForwardError::CircuitOpen);
+            let permit = match breaker::admit(breaker.as_ref()) {
+                Ok(permit) => permit,
+                Err(wait) => {
+                    crate::metrics::upstream(target.service, "circuit_open", None);
+                    return Err(ForwardError::CircuitOpen(wait));
+                }
             };
             let started = std::time::Instant::now();
             // The head is kept for another attempt only when one can follow.
