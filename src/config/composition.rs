@@ -146,8 +146,9 @@ fn method_of(r: &mut Reader<'_>, f: &Fields<'_>, what: &str) -> Option<(Method, 
 }
 
 /// What is wrong with a route path (beside its start and its parameters): a query or fragment,
-/// a `*`, or an empty segment (`//`, which no client's URL would be normalised to).
-fn plain_path_problem(path: &str) -> Option<&'static str> {
+/// a `*`, or an empty segment (`//`, which no client's URL would be normalised to). Base paths,
+/// endpoint paths, passthrough prefixes and `graphql.path` are all held to it.
+pub fn plain_path_problem(path: &str) -> Option<&'static str> {
     if path.contains(['?', '#']) {
         Some("cannot hold `?` or `#`: write query parameters under `query:`")
     } else if path.contains('*') {

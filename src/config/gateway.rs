@@ -626,7 +626,10 @@ fn read_graphql(r: &mut Reader<'_>, node: &Node) -> Option<GraphqlConfig> {
     let mut path = path;
     if !path.value.starts_with('/') {
         r.error(path.loc, "`path` must start with `/`", None);
-    } else if path.value.contains(['?', '#', '{', '}', '*']) || path.value.contains("//") || path.value == "/" {
+    } else if path.value.contains(['{', '}'])
+        || super::composition::plain_path_problem(&path.value).is_some()
+        || path.value == "/"
+    {
         r.error(
             path.loc,
             "`path` must be a plain path below `/` (no `?`, `#`, `{`, `}`, `*` or empty segment `//`)",

@@ -531,7 +531,7 @@ fn compile_passthrough(
         } else {
             prefix.clone()
         };
-        if prefix.contains(['?', '#', '{', '}', '*']) || prefix.contains("//") {
+        if prefix.contains(['{', '}']) || crate::config::composition::plain_path_problem(&prefix).is_some() {
             diags.error(
                 file,
                 r.prefix.loc,

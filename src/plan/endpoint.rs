@@ -301,11 +301,7 @@ fn compile_path(
                 match part {
                     Part::Text(t) => path.push(PathPart::Text(t)),
                     Part::Expr(e) => {
-                        let from_client = e
-                            .roots()
-                            .iter()
-                            .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
-                            && !reads_item(&e);
+                        let from_client = from_client(&e);
                         add_deps(deps, cx.references(diags, &e, c.path.loc, Some(&c.name.value)));
                         path.push(PathPart::Value {
                             text: describe(&e),
@@ -368,11 +364,7 @@ fn compile_each(cx: &EndpointCx<'_>, c: &CallConfig, over: Expr, diags: &mut Dia
         },
         None => None,
     };
-    let from_client = over
-        .roots()
-        .iter()
-        .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
-        && !reads_item(&over);
+    let from_client = from_client(&over);
     EachCall {
         over,
         concurrency: c.concurrency,
@@ -453,6 +445,15 @@ fn compile_params(ep: &EndpointConfig) -> Vec<super::Param> {
                 .and_then(|d| crate::config::args::convert(d, &p.ty).ok()),
         })
         .collect()
+}
+
+/// Whether `e` reads only the request's own values (`$.args`, `$.auth`): a bad value there is
+/// the client's mistake (400), not a backend's.
+fn from_client(e: &Expr) -> bool {
+    e.roots()
+        .iter()
+        .all(|r| matches!(r, RootRef::Name(n) if RESERVED.contains(&n.as_str())))
+        && !reads_item(e)
 }
 
 fn reads_item(e: &Expr) -> bool {
