@@ -154,6 +154,8 @@ endpoints:
       first: "first($.d.items[*].id)"
       coalesce: "coalesce($.d.nothing, $.d.missing, \"fallback\")"
       join: "join($.d.tags, \" + \")"
+      joinOfNull: "join($.d.nothing)"
+      joinOfOne: "join($.d.name)"
       sum: "sum($.d.items[*].price)"
       nestedFunctions: "coalesce(first($.d.nope[*]), \"none\")"
       number: 42
@@ -191,6 +193,9 @@ endpoints:
             "first": 1,
             "coalesce": "fallback",
             "join": "a + b",
+            // `join` is never null (GraphQL types it `String!`).
+            "joinOfNull": "",
+            "joinOfOne": "Ada",
             "sum": 6.5,
             "nestedFunctions": "none",
             "number": 42,

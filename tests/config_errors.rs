@@ -871,3 +871,89 @@ fn route_paths_hold_no_query_star_or_empty_segment() {
     let out = diagnostics(SERVICES, &[("app.yaml", c)], &[]);
     assert_eq!(out.lines().filter(|l| !l.contains(": warning: ")).count(), 1, "{out}");
 }
+
+#[test]
+fn sum_and_length_of_values_their_schema_says_they_cannot_count_are_load_errors() {
+    let facade = "services:\n  orders:\n    url: http://127.0.0.1:9\n    schema: orders.yaml\n";
+    let schema = r#"
+openapi: 3.0.3
+info: { title: orders, version: "1" }
+paths:
+  /orders/{id}:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  total: { type: number }
+                  paid: { type: boolean }
+                  note: { type: string }
+                  extra: {}
+                  items:
+                    type: array
+                    items:
+                      type: object
+                      properties:
+                        price: { type: string }
+                        qty: { type: integer }
+"#;
+    let endpoint = |response: &str| {
+        comp(&format!(
+            "  e:\n    get: /e\n    auth: none\n    calls:\n      o: {{ service: orders, get: /orders/1 }}\n    response:\n{response}"
+        ))
+    };
+    let good = endpoint(concat!(
+        "      qty: \"sum($.o.items[*].qty)\"\n",
+        "      total: \"sum($.o.total)\"\n",
+        "      untyped: \"sum($.o.extra[*])\"\n",
+        "      count: \"length($.o.items)\"\n",
+        "      chars: \"length($.o.note)\"\n",
+        "      keys: \"length($.o.extra)\"\n",
+    ));
+    let p = Project::new(facade, &[("app.yaml", &good)]).schema("orders.yaml", schema);
+    assert_eq!(p.diagnostics(&[]), "");
+    let bad = endpoint(concat!(
+        "      price: \"sum($.o.items[*].price)\"\n",
+        "      lines: \"sum($.o.items)\"\n",
+        "      note: \"coalesce(sum($.o.note), 0)\"\n",
+        "      size: \"length($.o.total)\"\n",
+        "      flag: \"length($.o.paid)\"\n",
+    ));
+    let out = Project::new(facade, &[("app.yaml", &bad)])
+        .schema("orders.yaml", schema)
+        .diagnostics(&[]);
+    for expected in [
+        "app.yaml:10:14: sum($.o.items[*].price): its items are String; sum adds only numbers; strings and booleans count as nothing",
+        "app.yaml:11:14: sum($.o.items): its items are objects; sum adds only numbers",
+        "sum($.o.note): it is String, not a list of numbers; sum adds only numbers",
+        "app.yaml:13:13: length($.o.total): it is Float; length counts the items of a list",
+        "app.yaml:14:13: length($.o.paid): it is Boolean; length counts",
+    ] {
+        assert!(out.contains(expected), "{expected}\n in\n{out}");
+    }
+    assert_eq!(out.lines().count(), 5, "{out}");
+}
+
+#[test]
+fn a_parameter_of_an_unknown_type_is_reported_once_not_again_where_it_is_read() {
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    query: { max: \"[Integer!]\", tag: Strin }\n",
+        "    calls:\n      u: { service: other, get: /u, query: { limit: \"$.args.max\", tag: \"$.args.tag\" } }\n",
+        "    response: { x: \"$.u.x\" }\n",
+    ));
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("unknown parameter type `[Integer!]`; did you mean `[Int!]`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unknown parameter type `Strin`; did you mean `String`?"),
+        "{out}"
+    );
+    assert!(!out.contains("has no parameter"), "{out}");
+    assert_eq!(out.lines().filter(|l| !l.contains("warning")).count(), 2, "{out}");
+}

@@ -972,6 +972,7 @@ endpoints:
       hello: "Hi {$.u.name}"
       fixed: 3
       joined: 'join($.u.tags, ", ")'
+      joinedNothing: "join($.o.x)"
       count: "length($.u.tags)"
       maybe: "$.o.x"
       nested:
@@ -1008,6 +1009,7 @@ endpoints:
         ("hello", "String!"),
         ("fixed", "Int!"),
         ("joined", "String!"),
+        ("joinedNothing", "String!"),
         ("count", "Int"),
         ("maybe", "JSON"),
         ("nested", "IosAppHomeScreenNested!"),
@@ -1020,13 +1022,15 @@ endpoints:
     let (_, body) = gql(
         &gw,
         Some(&t),
-        "{ iosApp { homeScreen { hello joined count } } }",
+        "{ iosApp { homeScreen { hello joined joinedNothing count } } }",
         json!({}),
     )
     .await;
+    // `join` of null is "", as its `String!` says (it was null, and nulled the endpoint field).
     assert_eq!(
         body["data"]["iosApp"]["homeScreen"],
-        json!({"hello": "Hi n", "joined": "a", "count": 1})
+        json!({"hello": "Hi n", "joined": "a", "joinedNothing": "", "count": 1}),
+        "{body}"
     );
 }
 

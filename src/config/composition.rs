@@ -232,7 +232,16 @@ fn read_endpoint(r: &mut Reader<'_>, name: Spanned<String>, node: &Node) -> Opti
     let response = match f.get("response") {
         Some(n) => n.clone(),
         None => {
-            r.error(f.loc, format!("{what} needs a `response`"), None);
+            // A misspelt `respons:` was already reported with its did-you-mean hint.
+            let misspelt = node.as_map().is_some_and(|m| {
+                m.iter().filter_map(|(k, _)| k.as_scalar()).any(|k| {
+                    !ENDPOINT_KEYS.contains(&k)
+                        && crate::config::diag::closest(k, ENDPOINT_KEYS.iter().copied()) == Some("response")
+                })
+            });
+            if !misspelt {
+                r.error(f.loc, format!("{what} needs a `response`"), None);
+            }
             return None;
         }
     };
@@ -294,12 +303,21 @@ fn read_params(r: &mut Reader<'_>, node: &Node, section: &str, source: &ParamSou
                 match ParamType::parse(&text) {
                     Some(t) => t,
                     None => {
-                        r.error(
-                            n.loc,
-                            format!("unknown parameter type `{text}`"),
-                            Some("types are ID, String, Int, Float, Boolean, JSON, [T], with ! for required".into()),
-                        );
-                        continue;
+                        let base = text.trim_matches(|c: char| matches!(c, '[' | ']' | '!') || c.is_whitespace());
+                        let near =
+                            crate::config::diag::closest(base, ["ID", "String", "Int", "Float", "Boolean", "JSON"])
+                                .filter(|near| *near != base);
+                        let hint = match near {
+                            Some(near) => format!("did you mean `{}`?", text.replacen(base, near, 1)),
+                            None => "types are ID, String, Int, Float, Boolean, JSON, [T], with ! for required".into(),
+                        };
+                        r.error(n.loc, format!("unknown parameter type `{text}`"), Some(hint));
+                        // Still declared (as JSON), so what reads `$.args.<name>` is not also
+                        // reported as reading an unknown parameter.
+                        ParamType {
+                            base: BaseType::Scalar(ScalarType::Json),
+                            required: false,
+                        }
                     }
                 }
             }

@@ -312,7 +312,8 @@ fn call(f: Func, args: &[Expr], scope: Scope<'_>) -> Value {
                         .collect::<Vec<_>>()
                         .join(&sep),
                 ),
-                Value::Null => Value::Null,
+                // Never null, as its type says (`String!`): nothing to join is the empty string.
+                Value::Null => Value::String(String::new()),
                 other => Value::String(render(&other).into_owned()),
             }
         }

@@ -73,6 +73,17 @@ impl Func {
         })
     }
 
+    /// The name as written in compositions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Length => "length",
+            Func::First => "first",
+            Func::Coalesce => "coalesce",
+            Func::Join => "join",
+            Func::Sum => "sum",
+        }
+    }
+
     fn arity(self) -> (usize, usize) {
         match self {
             Func::Length | Func::First | Func::Sum => (1, 1),

@@ -183,7 +183,11 @@ impl<'a> Checker<'_, 'a> {
                     }
                 }
             }
-            Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| self.walk(a, item, diags, file)),
+            Expr::Func(f, args) => {
+                args.iter().for_each(|a| self.walk(a, item, diags, file));
+                self.check_argument(*f, args, item, diags, file);
+            }
+            Expr::Array(args) => args.iter().for_each(|a| self.walk(a, item, diags, file)),
             Expr::Object(fields) => fields.iter().for_each(|(_, f)| self.walk(f, item, diags, file)),
             Expr::Each { over, item: inner } => {
                 let over_ty = self.type_of(over, item, diags, file);
@@ -191,6 +195,57 @@ impl<'a> Checker<'_, 'a> {
                 let elem = self.with_attached(over, elem);
                 self.walk(inner, &elem, diags, file);
             }
+        }
+    }
+
+    /// A function whose argument's documented type means it can only give nothing: `sum` of
+    /// strings (a price written `"19.99"` adds up to 0), `length` of a number or a boolean
+    /// (always null). Only a path's type is known well enough to say so; untyped values pass.
+    fn check_argument(
+        &self,
+        f: Func,
+        args: &[Expr],
+        item: &Ty<'a>,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) {
+        let Some(Expr::Path(p)) = args.first() else { return };
+        let ty = self.path_out(p, item);
+        let numeric = |k: &Kind| matches!(k, Kind::Leaf(Leaf::Int | Leaf::Float | Leaf::Json));
+        let problem = match f {
+            Func::Sum => match &ty.kind {
+                Kind::List(inner) if !numeric(&inner.kind) => {
+                    Some(format!("its items are {}", kind_words(&inner.kind, true)))
+                }
+                Kind::List(_) => None,
+                other if !numeric(other) => Some(format!("it is {}, not a list of numbers", kind_words(other, false))),
+                _ => None,
+            },
+            Func::Length => match &ty.kind {
+                Kind::Leaf(Leaf::Int | Leaf::Float | Leaf::Boolean) => {
+                    Some(format!("it is {}", kind_words(&ty.kind, false)))
+                }
+                _ => None,
+            },
+            Func::First | Func::Coalesce | Func::Join => None,
+        };
+        if let Some(problem) = problem {
+            let (what, hint) = match f {
+                Func::Sum => (
+                    "sum adds only numbers",
+                    "strings and booleans count as nothing (a price written \"19.99\" adds 0): point sum at numeric fields",
+                ),
+                _ => (
+                    "length counts the items of a list, the characters of a string or the keys of an object",
+                    "on anything else it is always null: point it at the list, string or object itself",
+                ),
+            };
+            diags.error(
+                file,
+                p.loc,
+                format!("{}({}): {problem}; {what}", f.name(), p.text),
+                Some(hint.into()),
+            );
         }
     }
 
@@ -364,6 +419,21 @@ impl<'a> Checker<'_, 'a> {
             format!("{}: {label} has no property \"{name}\"", p.text),
             hint,
         );
+    }
+}
+
+/// An output type in words, for messages: `String`, `an object` (`objects` for items).
+fn kind_words(k: &Kind, plural: bool) -> &'static str {
+    match (k, plural) {
+        (Kind::Leaf(Leaf::Int), _) => "Int",
+        (Kind::Leaf(Leaf::Float), _) => "Float",
+        (Kind::Leaf(Leaf::String), _) => "String",
+        (Kind::Leaf(Leaf::Boolean), _) => "Boolean",
+        (Kind::Leaf(Leaf::Json), _) => "JSON",
+        (Kind::List(_), false) => "a list",
+        (Kind::List(_), true) => "lists",
+        (Kind::Object(_), false) => "an object",
+        (Kind::Object(_), true) => "objects",
     }
 }
 
