@@ -18,6 +18,9 @@ pub enum TokenError {
     /// Not three base64url parts, or unreadable JSON.
     #[error("the token is malformed")]
     Malformed,
+    /// The `Authorization` header holds another scheme (`Basic …`) or no token after `Bearer`.
+    #[error("the Authorization header holds no bearer token (`Authorization: Bearer <token>`)")]
+    NotBearer,
     /// `alg` is `none` or not one of the configured algorithms.
     #[error("the token's algorithm is not accepted")]
     AlgorithmNotAllowed,
@@ -116,6 +119,19 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// Which algorithms a PEM public key is for, when it is one jsonwebtoken reads.
+fn pem_fits(pem: &[u8]) -> Option<&'static str> {
+    if DecodingKey::from_rsa_pem(pem).is_ok() {
+        Some("RS256/384/512 and PS256/384/512 (an RSA key)")
+    } else if DecodingKey::from_ec_pem(pem).is_ok() {
+        Some("ES256/ES384 (an elliptic-curve key)")
+    } else if DecodingKey::from_ed_pem(pem).is_ok() {
+        Some("EdDSA (an Ed25519 key)")
+    } else {
+        None
+    }
+}
+
 /// Reads an algorithm name as SPEC §3 writes it.
 pub fn algorithm(name: &str) -> Option<Algorithm> {
     Some(match name {
@@ -156,7 +172,13 @@ impl Verifier {
                             Some("ES") => DecodingKey::from_ec_pem(pem),
                             _ => DecodingKey::from_ed_pem(pem),
                         }
-                        .map_err(|e| format!("`public_key` is not a valid PEM key for {}: {e}", name.value)),
+                        .map_err(|e| match pem_fits(pem) {
+                            Some(fits) => format!(
+                                "`public_key` cannot verify {}: it is a key for {fits}; list only the algorithms of its kind",
+                                name.value
+                            ),
+                            None => format!("`public_key` is not a PEM public key (`-----BEGIN PUBLIC KEY-----` …): {e}"),
+                        }),
                     ),
                     _ => None,
                 }),

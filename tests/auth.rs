@@ -134,7 +134,7 @@ async fn required_routes_refuse_every_bad_token_with_401() {
         body["message"], "the token's `exp` claim is missing or not a number of seconds",
         "{body}"
     );
-    // Basic auth is not a bearer token.
+    // Basic auth is not a bearer token, and is named as such (not as a malformed token).
     let resp = client()
         .get(gw.url("/c/required"))
         .basic_auth("a", Some("b"))
@@ -142,6 +142,12 @@ async fn required_routes_refuse_every_bad_token_with_401() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(
+        body["message"],
+        "the Authorization header holds no bearer token (`Authorization: Bearer <token>`)"
+    );
     assert_eq!(backend.count(), 0, "no backend call for refused requests");
 
     // Within the leeway is still fine.

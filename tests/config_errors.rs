@@ -957,3 +957,22 @@ fn a_parameter_of_an_unknown_type_is_reported_once_not_again_where_it_is_read() 
     assert!(!out.contains("has no parameter"), "{out}");
     assert_eq!(out.lines().filter(|l| !l.contains("warning")).count(), 2, "{out}");
 }
+
+#[test]
+fn a_public_key_listed_with_algorithms_of_another_kind_says_which_kind_it_is() {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+    let ed = std::fs::read_to_string(keys.join("ed.pub")).unwrap();
+    let facade = format!("{SERVICES}auth:\n  jwt:\n    algorithms: [EdDSA, ES256]\n    public_key: keys/idp.pem\n");
+    let out = Project::new(&facade, &[]).file("keys/idp.pem", &ed).diagnostics(&[]);
+    assert!(
+        out.contains("facade.yaml:9:5: `public_key` cannot verify ES256: it is a key for EdDSA (an Ed25519 key); list only the algorithms of its kind"),
+        "{out}"
+    );
+    let out = Project::new(&facade, &[])
+        .file("keys/idp.pem", "not a key\n")
+        .diagnostics(&[]);
+    assert!(
+        out.contains("`public_key` is not a PEM public key (`-----BEGIN PUBLIC KEY-----` …)"),
+        "{out}"
+    );
+}

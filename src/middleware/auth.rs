@@ -61,7 +61,7 @@ pub async fn authenticate(
     let token = match (bearer(headers), headers.contains_key(http::header::AUTHORIZATION)) {
         (Some(t), _) => t,
         // An Authorization header that is not a bearer token is an invalid token, not none.
-        (None, true) => return Err(AuthError::Invalid(TokenError::Malformed)),
+        (None, true) => return Err(AuthError::Invalid(TokenError::NotBearer)),
         (None, false) => {
             if mode == AuthMode::Required || !roles.is_empty() {
                 return Err(AuthError::Missing);
