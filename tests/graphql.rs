@@ -870,6 +870,20 @@ async fn hostile_documents_are_refused_quickly_without_echo() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(s, 400);
     assert!(body.to_string().len() < 1000);
+    // A syntax error on a long line: located, in graphql-js's words, without the line (the
+    // parser's message quoted it whole, with a caret under the spot).
+    let broken = format!("{{ {} }} }}", "a: __typename ".repeat(3_000));
+    let (s, body) = gql(&lib.gw, Some(&t), &broken, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.to_string().len() < 1000,
+        "the document is not echoed: {} bytes",
+        body.to_string().len()
+    );
+    assert_eq!(
+        body["errors"],
+        json!([{"message": "Syntax Error: expected EOI or executable_definition.", "locations": [{"line": 1, "column": broken.len()}]}])
+    );
     // Above the body limit: 413.
     let huge = "x".repeat(1 << 20);
     let (s, _) = gql(&lib.gw, Some(&t), &huge, json!({})).await;

@@ -218,7 +218,7 @@ async fn operation(
                 prepared,
             )
         }
-        Err(e) => return Ok(request_errors(mode, vec![e])),
+        Err(e) => return Ok(request_errors(mode, vec![without_source(e)])),
     };
     if is_mutation && method == Method::GET {
         return Err(mutation_over_get(&method));
@@ -503,6 +503,22 @@ fn params_from_object(mut obj: Map<String, Value>) -> Result<Params, HttpError> 
         variables,
         operation_name,
     })
+}
+
+/// A syntax error as graphql-js words it (`Syntax Error: expected selection_set.`), with its
+/// location. The parser's own message quotes the document's line with a caret under the spot:
+/// an error must never echo the document back (a 1 MiB document on one line would be answered
+/// with 2 MiB).
+fn without_source(mut e: async_graphql::ServerError) -> async_graphql::ServerError {
+    if let Some(rest) = e.message.strip_prefix(" --> ") {
+        let what = rest
+            .rsplit_once("\n  = ")
+            .map(|(_, what)| what.trim())
+            .filter(|what| !what.is_empty())
+            .unwrap_or("the document does not parse");
+        e.message = format!("Syntax Error: {}.", what.trim_end_matches('.'));
+    }
+    e
 }
 
 /// Refuses, before parsing, a document too long or nested too deeply to parse safely.
