@@ -976,3 +976,22 @@ fn a_public_key_listed_with_algorithms_of_another_kind_says_which_kind_it_is() {
         "{out}"
     );
 }
+
+#[test]
+fn an_endpoint_with_errors_still_claims_its_route_and_each_with_extra_keys_says_why() {
+    let c = comp(concat!(
+        "  a:\n    get: /a\n    auth: none\n    calls:\n      u: { service: other, get: /u }\n",
+        "    response:\n      n: { each: \"$.u.items[*]\", fields: { a: \"@.a\" }, extra: 1 }\n",
+        "  b:\n    get: /a\n    auth: none\n    response: { x: 1 }\n",
+    ));
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("app.yaml:10:47: `@.a` reads the current item, but this is not inside `each`; this mapping has `extra` beside `each` and `fields`, so it is a nested object, not the `each` form: move it out"),
+        "{out}"
+    );
+    // Reported in the same run as the first endpoint's own error, not once that is fixed.
+    assert!(
+        out.contains("app.yaml:12:10: route GET /app/a is already taken by GET /app/a"),
+        "{out}"
+    );
+}

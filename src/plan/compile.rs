@@ -386,21 +386,21 @@ fn compile_compositions(
             rules.check_policy(diags, cfile, &ep.access.rate_limit);
             let auth_mode = rules.auth_mode(diags, cfile, &ep.access.auth, &ep.access.roles, ep.name.loc);
             rules.warn_user_policy(diags, cfile, auth_mode, &ep.access.rate_limit, ep.name.loc);
-            if let Some(endpoint) = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags)
-            {
-                if routes::ops_route(&endpoint.path, loaded.gateway.openapi).is_some() {
-                    diags.error(
-                        cfile,
-                        ep.path.loc,
-                        format!(
-                            "endpoint path {} is an operations route that Facade answers itself",
-                            endpoint.path
-                        ),
-                        Some("give the endpoint another path, or the composition a `base_path`".into()),
-                    );
-                } else if let Err(e) = routes.insert(endpoint.method, &endpoint.path, endpoints.len()) {
-                    diags.error(cfile, ep.path.loc, e, None);
-                }
+            let endpoint = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags);
+            // An endpoint that did not compile still claims its route, so a second endpoint on
+            // the same route is reported in the same run (no plan is made either way).
+            let path = format!("{}{}", comp.base_path.value, ep.path.value);
+            if routes::ops_route(&path, loaded.gateway.openapi).is_some() {
+                diags.error(
+                    cfile,
+                    ep.path.loc,
+                    format!("endpoint path {path} is an operations route that Facade answers itself"),
+                    Some("give the endpoint another path, or the composition a `base_path`".into()),
+                );
+            } else if let Err(e) = routes.insert(ep.method, &path, endpoints.len()) {
+                diags.error(cfile, ep.path.loc, e, None);
+            }
+            if let Some(endpoint) = endpoint {
                 endpoints.push(endpoint);
             }
         }

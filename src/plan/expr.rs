@@ -267,7 +267,26 @@ pub fn parse_node(node: &Node, scope: Scope, errors: &mut Vec<ExprError>) -> Exp
                     });
                     continue;
                 }
+                let before = errors.len();
                 fields.push((key.to_string(), parse_node(v, scope, errors)));
+                // `{ each, fields, more }` is a nested object (SPEC §4.1), so `@` in its `fields`
+                // is outside `each`: say why, which the bare message cannot.
+                if key == "fields" && keys.contains(&"each") && !scope.in_each {
+                    let others: Vec<&str> = keys
+                        .iter()
+                        .copied()
+                        .filter(|k| *k != "each" && *k != "fields")
+                        .collect();
+                    for e in errors[before..]
+                        .iter_mut()
+                        .filter(|e| e.message.contains("not inside `each`"))
+                    {
+                        e.hint = Some(format!(
+                            "this mapping has `{}` beside `each` and `fields`, so it is a nested object, not the `each` form: move it out",
+                            others.join("`, `")
+                        ));
+                    }
+                }
             }
             Expr::Object(fields)
         }
