@@ -258,7 +258,7 @@ fn check_url(r: &mut Reader<'_>, node: &Node, url: &str) {
         r.error(
             node.loc,
             format!("`url` must be an http(s) URL, found {}", super::read::shown(node)),
-            None,
+            (!url.contains("://")).then(|| "start it with its scheme: `http://` or `https://`".to_string()),
         );
         return;
     };
