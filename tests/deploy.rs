@@ -2,8 +2,12 @@
 //! nginx, run as a user would run it; the two instances together allow the policy's five
 //! requests, not five each.
 
+mod common;
+
 #[test]
 fn two_instances_behind_a_load_balancer_share_one_limit() {
+    common::ensure_debian_package("nginx", "nginx");
+    common::ensure_debian_package("redis-server", "redis-server");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("timeout")
         .arg("120")

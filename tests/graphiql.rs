@@ -22,7 +22,13 @@ fn ensure_installed(dir: &Path) {
 
 #[tokio::test]
 async fn graphiql_runs_an_operation_in_a_headless_browser() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium = match std::env::var("CHROMIUM") {
+        Ok(path) => path,
+        Err(_) => {
+            common::ensure_debian_package("chromium", "chromium");
+            "/usr/bin/chromium".into()
+        }
+    };
     assert!(
         Path::new(&chromium).exists(),
         "the browser test needs Debian's chromium at {chromium} (`.ci/run` installs it: apt-get install -y chromium)"

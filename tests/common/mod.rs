@@ -481,6 +481,7 @@ impl Drop for DemoServer {
 /// `redis-server` on `port` of loopback with nothing kept on disk, plus `extra` arguments (in
 /// `dir` when given); stopped by its caller.
 pub fn redis_server(port: u16, extra: &[&std::ffi::OsStr], dir: Option<&Path>) -> std::process::Child {
+    ensure_debian_package("redis-server", "redis-server");
     let mut cmd = std::process::Command::new("redis-server");
     cmd.args([
         "--port",
@@ -548,4 +549,41 @@ pub fn resident_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// Makes sure `command` is there for a test that runs it, installing Debian's `package` when it
+/// is missing, as `.ci/run` does: the README's `cargo test` must work on a fresh machine, which
+/// has neither chromium nor nginx. It installs as root with apt-get, one install at a time across
+/// the test processes (`flock`); anywhere else the test fails saying what to install.
+pub fn ensure_debian_package(command: &str, package: &str) {
+    let found = |c: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {c} >/dev/null 2>&1")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found(command) {
+        return;
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    assert!(
+        root && found("apt-get") && found("flock"),
+        "this test needs `{command}`: install it first (Debian: apt-get install -y {package})"
+    );
+    let script = format!(
+        "command -v {command} >/dev/null 2>&1 || {{ apt-get update -qq && \
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 {package} >/dev/null; }}"
+    );
+    eprintln!("installing Debian's {package} for this test (apt-get install -y {package})");
+    let installed = std::process::Command::new("flock")
+        .args(["/tmp/facade-tests-apt.lock", "sh", "-c", &script])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && found(command),
+        "this test needs `{command}`, and `apt-get install -y {package}` failed"
+    );
 }
