@@ -995,3 +995,30 @@ fn an_endpoint_with_errors_still_claims_its_route_and_each_with_extra_keys_says_
         "{out}"
     );
 }
+
+#[test]
+fn attach_on_items_that_are_not_objects_is_a_load_error() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    query: { ids: \"[ID!]!\" }\n    calls:\n",
+        "      u: { service: users, get: /users/1 }\n",
+        "      byId: { service: users, each: \"$.args.ids[*]\", attach: user, get: \"/users/{@}\" }\n",
+        "      byName: { service: users, each: \"$.u.friends[*].id\", attach: user, get: \"/users/{@}\" }\n",
+        "      friends: { service: users, each: \"$.u.friends[*]\", attach: full, get: \"/users/{@.id}\" }\n",
+        "    response:\n      names: \"$.byId[*].firstName\"\n      more: \"$.byName[*].firstName\"\n",
+        "      full: { each: \"$.u.friends[*]\", fields: { name: \"@.full.firstName\" } }\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("app.yaml:10:62: `attach: user` sets a field on each item of `$.args.ids[*]`, but its items are String, not objects; read the answers in item order as `$.byId[*]` instead"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "`attach: user` sets a field on each item of `$.u.friends[*].id`, but its items are String, not objects"
+        ),
+        "{out}"
+    );
+    // Objects take the field: no error for `friends`.
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

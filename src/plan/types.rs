@@ -134,6 +134,15 @@ impl<'a> TypeEnv<'a> {
             params: &ep.params,
         };
         for call in calls {
+            if let (Some(each), Some(at)) = (
+                &call.each,
+                ep.calls
+                    .iter()
+                    .find(|c| c.name.value == call.name)
+                    .and_then(|c| c.attach.as_ref()),
+            ) {
+                checker.check_attach_items(&each.over, at, &call.name, diags, file);
+            }
             let item = match &call.each {
                 Some(each) => checker.element(&checker.type_of(&each.over, &Ty::Any, diags, file)),
                 None => Ty::Any,
@@ -196,6 +205,46 @@ impl<'a> Checker<'_, 'a> {
                 self.walk(inner, &elem, diags, file);
             }
         }
+    }
+
+    /// `attach` sets a member on each item of the array `each` walks: items the document (or the
+    /// parameter's type) says are strings, numbers or lists cannot hold one, and every
+    /// `@.<field>` read of them would be null.
+    fn check_attach_items(
+        &self,
+        over: &Expr,
+        at: &crate::config::model::Spanned<String>,
+        call: &str,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) {
+        let Expr::Path(p) = over else { return };
+        let items = match p.steps.as_deref() {
+            Some([Step::Name(root), Step::Name(name), Step::Wildcard]) if !p.relative && root == "args" => {
+                match self.params.iter().find(|q| q.name.value == *name).map(|q| &q.ty.base) {
+                    Some(BaseType::List(inner)) => param_out(inner).kind,
+                    _ => return,
+                }
+            }
+            _ => match self.path_type(p, &Ty::Any, &mut Diagnostics::default(), file) {
+                Ty::ArrayOf(inner) => Self::schema_out(&inner, 0, &mut Vec::new()).kind,
+                _ => return,
+            },
+        };
+        if matches!(items, Kind::Object(_) | Kind::Leaf(Leaf::Json)) {
+            return;
+        }
+        diags.error(
+            file,
+            at.loc,
+            format!(
+                "`attach: {}` sets a field on each item of `{}`, but its items are {}, not objects",
+                at.value,
+                p.text,
+                kind_words(&items, true)
+            ),
+            Some(format!("read the answers in item order as `$.{call}[*]` instead")),
+        );
     }
 
     /// A function whose argument's documented type means it can only give nothing: `sum` of
