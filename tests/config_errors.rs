@@ -1022,3 +1022,32 @@ fn attach_on_items_that_are_not_objects_is_a_load_error() {
     // Objects take the field: no error for `friends`.
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[test]
+fn a_path_that_reads_a_member_of_a_string_or_indexes_a_non_list_is_a_load_error() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    calls:\n      u: { service: users, get: /users/1 }\n",
+        "      each: { service: users, each: \"$.u.friends[*]\", get: \"/users/{@.id}\" }\n",
+        "    response:\n",
+        "      year: \"$.u.firstName.year\"\n",
+        "      first: \"$.u.friends.id\"\n",
+        "      letter: \"$.u.id[0]\"\n",
+        "      answers: \"$.each.firstName\"\n",
+        "      items: { each: \"$.u.friends[*].id\", fields: { x: \"@.value\" } }\n",
+        "      fine: \"$.u.friends[0].id\"\n",
+        "      alsoFine: \"$.each[*].lastName\"\n",
+        "      untyped: \"$.u.extra.anything\"\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &c)], &[]);
+    for expected in [
+        "app.yaml:11:13: $.u.firstName.year: \"year\" is read from a string, which has no properties (users GET /users/{id}); a member of anything but an object is always null",
+        "app.yaml:12:14: $.u.friends.id: \"id\" is read from a list, which has no properties (users GET /users/{id}); read it from the items: `[*].id` (or one of them: `[0].id`)",
+        "app.yaml:13:15: $.u.id[0]: [0] reads an item of a list, but users GET /users/{id} gives a string there",
+        "app.yaml:14:16: $.each.firstName: \"firstName\" is read from a list (one answer per item of `each`)",
+        "@.value: \"value\" is read from a string, which has no properties (the current item)",
+    ] {
+        assert!(out.contains(expected), "{expected}\n in\n{out}");
+    }
+    assert_eq!(out.lines().count(), 5, "{out}");
+}

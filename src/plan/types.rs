@@ -425,21 +425,53 @@ impl<'a> Checker<'_, 'a> {
         file: &std::sync::Arc<str>,
     ) -> Ty<'a> {
         match step {
-            Step::Name(n) => self.property(ty, n).unwrap_or_else(|known| {
-                self.report(p, n, label, &known, diags, file);
+            Step::Name(n) => self.property(ty, n).unwrap_or_else(|miss| {
+                self.report(p, n, label, &miss, diags, file);
                 Ty::Any
             }),
-            Step::Index(_) | Step::Wildcard => self.element(ty),
+            Step::Index(i) => {
+                if let Some(kind) = self.not_a_list(ty) {
+                    diags.error(
+                        file,
+                        p.loc,
+                        format!(
+                            "{}: [{i}] reads an item of a list, but {label} gives {kind} there",
+                            p.text
+                        ),
+                        Some(
+                            "an index of anything but a list selects nothing: drop it, or point the path at the list"
+                                .into(),
+                        ),
+                    );
+                    return Ty::Any;
+                }
+                self.element(ty)
+            }
+            Step::Wildcard => self.element(ty),
         }
     }
 
-    fn property(&self, ty: &Ty<'a>, name: &str) -> Result<Ty<'a>, Vec<String>> {
+    /// What a value is when its schema says it is not a list (`a string`, `an object`).
+    fn not_a_list(&self, ty: &Ty<'a>) -> Option<&'static str> {
+        match ty {
+            Ty::Schema(doc, s) => match schema_kind(doc, s)? {
+                "array" => None,
+                other => Some(other_words(other)),
+            },
+            Ty::Relaxed(inner) => self.not_a_list(inner),
+            Ty::With(..) => Some("an object"),
+            _ => None,
+        }
+    }
+
+    fn property(&self, ty: &Ty<'a>, name: &str) -> Result<Ty<'a>, Miss> {
         match ty {
             Ty::Schema(doc, s) => match property(doc, s, name) {
                 Ok(Some(p)) => Ok(Ty::Schema(doc, p)),
                 Ok(None) => Ok(Ty::Any),
-                Err(known) => Err(known),
+                Err(miss) => Err(miss),
             },
+            Ty::ArrayOf(_) => Err(Miss::NotObject("a list (one answer per item of `each`)")),
             Ty::With(base, field, fty) => {
                 if name == field {
                     Ok((**fty).clone())
@@ -457,17 +489,28 @@ impl<'a> Checker<'_, 'a> {
         p: &PathExpr,
         name: &str,
         label: &str,
-        known: &[String],
+        miss: &Miss,
         diags: &mut Diagnostics,
         file: &std::sync::Arc<str>,
     ) {
-        let hint = closest(name, known.iter().map(String::as_str)).map(|c| format!("did you mean \"{c}\"?"));
-        diags.error(
-            file,
-            p.loc,
-            format!("{}: {label} has no property \"{name}\"", p.text),
-            hint,
-        );
+        let (message, hint) = match miss {
+            Miss::Unknown(known) => (
+                format!("{}: {label} has no property \"{name}\"", p.text),
+                closest(name, known.iter().map(String::as_str)).map(|c| format!("did you mean \"{c}\"?")),
+            ),
+            Miss::NotObject(kind) => (
+                format!(
+                    "{}: \"{name}\" is read from {kind}, which has no properties ({label})",
+                    p.text
+                ),
+                Some(if kind.starts_with("a list") {
+                    format!("read it from the items: `[*].{name}` (or one of them: `[0].{name}`)")
+                } else {
+                    "a member of anything but an object is always null: point the path at the object".into()
+                }),
+            ),
+        };
+        diags.error(file, p.loc, message, hint);
     }
 }
 
@@ -889,9 +932,59 @@ fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
     schema
 }
 
+/// Why a property cannot be read.
+enum Miss {
+    /// The schema lists its properties, and this is not one of them.
+    Unknown(Vec<String>),
+    /// The value is not an object (`a string`, `a list`).
+    NotObject(&'static str),
+}
+
+/// What a schema's `type` says the value is, when every part that says anything agrees on one
+/// type (`None`: untyped, mixed, or open to `oneOf`/`anyOf`).
+fn schema_kind(doc: &Value, schema: &Value) -> Option<&'static str> {
+    let parts = all_of(doc, schema)?;
+    let mut kind = None;
+    for part in parts {
+        let this = match type_name(part).as_deref() {
+            Some("string") => "string",
+            Some("integer") => "integer",
+            Some("number") => "number",
+            Some("boolean") => "boolean",
+            Some("array") => "array",
+            Some("object") => "object",
+            Some(_) => return None,
+            None if part.get("properties").is_some() => "object",
+            None if part.get("items").is_some() => "array",
+            None => continue,
+        };
+        if kind.is_some_and(|k| k != this) {
+            return None;
+        }
+        kind = Some(this);
+    }
+    kind
+}
+
+/// A schema kind in words: `a string`, `an object`.
+fn other_words(kind: &str) -> &'static str {
+    match kind {
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "a boolean",
+        "array" => "a list",
+        _ => "an object",
+    }
+}
+
 /// The schema of a property: `Ok(None)` when the schema doesn't say (untyped from here down),
-/// `Err(known names)` when the schema lists its properties and this isn't one.
-fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<Option<&'a Value>, Vec<String>> {
+/// `Err` when the schema lists its properties and this isn't one, or says the value is not an
+/// object at all.
+fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<Option<&'a Value>, Miss> {
+    if let Some(kind) = schema_kind(doc, schema).filter(|k| *k != "object") {
+        return Err(Miss::NotObject(other_words(kind)));
+    }
     let Some(parts) = all_of(doc, schema) else {
         return Ok(None);
     };
@@ -912,7 +1005,7 @@ fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Result<Option<
     if known.is_empty() || open {
         Ok(None)
     } else {
-        Err(known)
+        Err(Miss::Unknown(known))
     }
 }
 
@@ -1167,8 +1260,20 @@ mod tests {
         let base = s("Base");
         assert!(matches!(property(&doc, &base, "firstName"), Ok(Some(_))));
         assert!(matches!(property(&doc, &base, "id"), Ok(Some(_))));
-        let err = property(&doc, &base, "fristName").unwrap_err();
-        assert!(err.contains(&"firstName".to_string()) && err.contains(&"id".to_string()));
+        let Err(Miss::Unknown(known)) = property(&doc, &base, "fristName") else {
+            panic!("fristName is unknown");
+        };
+        assert!(known.contains(&"firstName".to_string()) && known.contains(&"id".to_string()));
+        // A member of a value the schema says is not an object.
+        assert!(matches!(
+            property(&doc, &s("List"), "firstName"),
+            Err(Miss::NotObject("a list"))
+        ));
+        let name = json!({"type": ["string", "null"]});
+        assert!(matches!(
+            property(&doc, &name, "first"),
+            Err(Miss::NotObject("a string"))
+        ));
         assert!(matches!(property(&doc, &s("Loose"), "anything"), Ok(None)));
         assert!(matches!(property(&doc, &s("Either"), "anything"), Ok(None)));
         let list = s("List");
