@@ -1051,3 +1051,28 @@ fn a_path_that_reads_a_member_of_a_string_or_indexes_a_non_list_is_a_load_error(
     }
     assert_eq!(out.lines().count(), 5, "{out}");
 }
+
+#[test]
+fn a_parameter_path_is_checked_against_the_parameter_type() {
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n",
+        "    query: { ids: \"[ID!]\", n: Int, q: String, j: JSON, grid: \"[[Int]]\" }\n",
+        "    calls:\n      u: { service: other, get: /u, query: { first: \"$.args.ids[0]\", any: \"$.args.j.deep[3]\" } }\n",
+        "    response:\n",
+        "      a: \"$.args.ids.first\"\n",
+        "      b: \"$.args.n.digits\"\n",
+        "      c: \"$.args.q[0]\"\n",
+        "      d: \"$.args.grid[0][1]\"\n",
+        "      e: \"$.args.grid[*][*].x\"\n",
+    ));
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    for expected in [
+        "app.yaml:11:10: $.args.ids.first: \"first\" is read from a list, which has no properties (parameter `ids`)",
+        "app.yaml:12:10: $.args.n.digits: \"digits\" is read from a number, which has no properties (parameter `n`)",
+        "app.yaml:13:10: $.args.q[0]: parameter `q` is a string, which has no items",
+        "app.yaml:15:10: $.args.grid[*][*].x: \"x\" is read from a number",
+    ] {
+        assert!(out.contains(expected), "{expected}\n in\n{out}");
+    }
+    assert_eq!(out.lines().filter(|l| !l.contains("warning")).count(), 4, "{out}");
+}

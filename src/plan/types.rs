@@ -367,6 +367,10 @@ impl<'a> Checker<'_, 'a> {
             let Some(Step::Name(root)) = steps.first() else {
                 return Ty::Any;
             };
+            if root == "args" {
+                self.check_arg_steps(&steps[1..], p, diags, file);
+                return Ty::Any;
+            }
             match self.calls.iter().position(|c| &c.name == root) {
                 Some(i) => (self.call_types[i].clone(), &steps[1..], self.labels[i].clone()),
                 None => return Ty::Any,
@@ -448,6 +452,44 @@ impl<'a> Checker<'_, 'a> {
                 self.element(ty)
             }
             Step::Wildcard => self.element(ty),
+        }
+    }
+
+    /// The steps of a `$.args.<name>…` path against the parameter's declared type: a member of a
+    /// scalar or a list, or an index of a scalar, could only ever give null.
+    fn check_arg_steps(&self, steps: &[Step], p: &PathExpr, diags: &mut Diagnostics, file: &std::sync::Arc<str>) {
+        let Some((Step::Name(name), rest)) = steps.split_first() else {
+            return;
+        };
+        let Some(param) = self.params.iter().find(|q| q.name.value == *name) else {
+            return;
+        };
+        let label = format!("parameter `{name}`");
+        let mut ty = &param.ty;
+        for step in rest {
+            let words = match &ty.base {
+                BaseType::Scalar(ScalarType::Json) => return,
+                BaseType::List(inner) => match step {
+                    Step::Index(_) | Step::Wildcard => {
+                        ty = inner;
+                        continue;
+                    }
+                    Step::Name(_) => "a list",
+                },
+                BaseType::Scalar(ScalarType::Boolean) => "a boolean",
+                BaseType::Scalar(ScalarType::Int | ScalarType::Float) => "a number",
+                BaseType::Scalar(ScalarType::Id | ScalarType::String) => "a string",
+            };
+            match step {
+                Step::Name(n) => self.report(p, n, &label, &Miss::NotObject(words), diags, file),
+                Step::Index(_) | Step::Wildcard => diags.error(
+                    file,
+                    p.loc,
+                    format!("{}: {label} is {words}, which has no items", p.text),
+                    Some("an index of anything but a list selects nothing: drop it".into()),
+                ),
+            }
+            return;
         }
     }
 
