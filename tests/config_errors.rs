@@ -1076,3 +1076,26 @@ fn a_parameter_path_is_checked_against_the_parameter_type() {
     }
     assert_eq!(out.lines().filter(|l| !l.contains("warning")).count(), 4, "{out}");
 }
+
+#[test]
+fn a_filter_comparing_a_typed_value_with_a_literal_of_another_type_is_a_load_error() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    calls:\n      u: { service: users, get: /users/1 }\n",
+        "    response:\n",
+        "      quoted: \"$.u.friends[?@.id == 42].firstName\"\n",
+        "      negated: \"$.u.friends[?@.lastName != false].id\"\n",
+        "      fine: \"$.u.friends[?@.id == '42' || @.lastName == null].firstName\"\n",
+        "      untyped: \"$.u.friends[?@.extra == 3].id\"\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("app.yaml:10:15: $.u.friends[?@.id == 42].firstName: `@.id == 42` compares a string with a number: it is never true; values of different types are never equal: write the literal as a string"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`@.lastName != false` compares a string with a boolean: it is always true"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

@@ -615,6 +615,22 @@ pub fn typing_steps(segments: &[Segment]) -> Option<Vec<Step>> {
 struct FilterPaths {
     relative: Vec<Vec<Step>>,
     absolute: Vec<Vec<Step>>,
+    /// Comparisons of an `@` path with a literal.
+    compared: Vec<Compared>,
+}
+
+/// A filter's comparison of a singular `@` path with a literal (`@.year == '2000'`), whose types
+/// the document may say can never meet.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    /// The `@` path.
+    pub steps: Vec<Step>,
+    /// The operator as written (`==`).
+    pub op: &'static str,
+    /// The literal's JSON type (`string`, `number`, `boolean`).
+    pub literal: &'static str,
+    /// The literal as written in JSON (`"2000"`).
+    pub text: String,
 }
 
 impl FilterPaths {
@@ -639,7 +655,40 @@ impl FilterPaths {
             Filter::Atom(FilterAtom::Filter { expr, .. }) => self.filter(expr),
             Filter::Atom(FilterAtom::Test { expr, .. }) => self.test(expr),
             Filter::Atom(FilterAtom::Comparison(c)) => {
+                use jsonpath_rust::parser::model::{Comparison, Literal};
                 let (a, b) = c.vals();
+                let op = match &**c {
+                    Comparison::Eq(..) => "==",
+                    Comparison::Ne(..) => "!=",
+                    Comparison::Gt(..) => ">",
+                    Comparison::Gte(..) => ">=",
+                    Comparison::Lt(..) => "<",
+                    Comparison::Lte(..) => "<=",
+                };
+                let pair = match (a, b) {
+                    (Comparable::SingularQuery(SingularQuery::Current(segs)), Comparable::Literal(l))
+                    | (Comparable::Literal(l), Comparable::SingularQuery(SingularQuery::Current(segs))) => {
+                        Some((segs, l))
+                    }
+                    _ => None,
+                };
+                if let Some((segs, literal)) = pair {
+                    let (kind, text) = match literal {
+                        Literal::Int(i) => (Some("number"), i.to_string()),
+                        Literal::Float(f) => (Some("number"), f.to_string()),
+                        Literal::String(t) => (Some("string"), Value::String(t.clone()).to_string()),
+                        Literal::Bool(b) => (Some("boolean"), b.to_string()),
+                        Literal::Null => (None, String::new()),
+                    };
+                    if let Some(kind) = kind {
+                        self.compared.push(Compared {
+                            steps: singular(segs),
+                            op,
+                            literal: kind,
+                            text,
+                        });
+                    }
+                }
                 for side in [a, b] {
                     match side {
                         Comparable::SingularQuery(SingularQuery::Current(segs)) => self.relative.push(singular(segs)),
@@ -725,6 +774,9 @@ pub struct FilterReads {
     /// The `$` paths (`[?@.id == $.args.id]`), nested filters included: checked like any other
     /// path of the document (`$.args.x` must be a declared parameter).
     pub document: Vec<Vec<Step>>,
+    /// The comparisons of an `@` path with a literal in those same top-level filters, with the
+    /// index of their segment as in `tested`.
+    pub compared: Vec<(usize, Compared)>,
 }
 
 /// The paths the filters of `q` read (nothing for a path without filters).
@@ -736,6 +788,7 @@ pub fn filter_reads(q: &JpQuery) -> FilterReads {
         let paths = FilterPaths::of(f);
         if let Some(at) = at {
             reads.tested.extend(paths.relative.into_iter().map(|p| (at, p)));
+            reads.compared.extend(paths.compared.into_iter().map(|c| (at, c)));
         }
         reads.document.extend(paths.absolute);
     }

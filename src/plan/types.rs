@@ -2,7 +2,7 @@
 //! document, and every path that reads a call's result is checked against the 2xx JSON response
 //! schema, with did-you-mean hints for misspelt properties.
 
-use super::expr::{Expr, Func, Part, PathExpr, Step};
+use super::expr::{Compared, Expr, Func, Part, PathExpr, Step};
 use super::output::{item_steps, own_needs, Kind, Leaf, OutField, OutType};
 use super::{Call, PathPart, Service};
 use crate::config::diag::{closest, Diagnostics, Loc};
@@ -388,6 +388,11 @@ impl<'a> Checker<'_, 'a> {
             for (_, tested) in reads.tested.iter().filter(|(at, _)| *at == skipped + i) {
                 self.follow(&ty, tested, p, &label, diags, file);
             }
+            for (_, compared) in reads.compared.iter().filter(|(at, _)| *at == skipped + i) {
+                // Any property problem on the way was reported by the loop above.
+                let end = self.follow(&ty, &compared.steps, p, &label, &mut Diagnostics::default(), file);
+                self.check_comparison(&end, compared, p, diags, file);
+            }
         }
         if wildcard {
             Ty::ArrayOf(Box::new(ty))
@@ -407,14 +412,63 @@ impl<'a> Checker<'_, 'a> {
         label: &str,
         diags: &mut Diagnostics,
         file: &std::sync::Arc<str>,
-    ) {
+    ) -> Ty<'a> {
         let mut ty = from.clone();
         for step in steps {
             if matches!(ty, Ty::Any) {
-                return;
+                return Ty::Any;
             }
             ty = self.step(&ty, step, p, label, diags, file);
         }
+        ty
+    }
+
+    /// A filter's comparison of an `@` path with a literal of another type than the document
+    /// gives that path: RFC 9535 makes `==` and the orderings false for values of different
+    /// types (and `!=` true), so `[?@.year == '2000']` on an integer `year` never matches.
+    fn check_comparison(
+        &self,
+        tested: &Ty<'a>,
+        c: &Compared,
+        p: &PathExpr,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) {
+        let Ty::Schema(doc, schema) = tested else { return };
+        let Some(kind) = schema_kind(doc, schema) else { return };
+        let meets = match kind {
+            "integer" | "number" => c.literal == "number",
+            other => other == c.literal,
+        };
+        if meets {
+            return;
+        }
+        let path: String = c
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Name(n) => format!(".{n}"),
+                Step::Index(i) => format!("[{i}]"),
+                Step::Wildcard => "[*]".into(),
+            })
+            .collect();
+        let always = if c.op == "!=" { "always true" } else { "never true" };
+        diags.error(
+            file,
+            p.loc,
+            format!(
+                "{}: `@{path} {} {}` compares {} with a {}: it is {always}",
+                p.text,
+                c.op,
+                c.text,
+                other_words(kind),
+                c.literal
+            ),
+            Some(format!(
+                "values of different types are never equal: write the literal as {} (the service's document types `@{path}` so)",
+                other_words(kind)
+            )),
+        );
     }
 
     /// One step of a path: a property (a property the schema does not have is reported, and
