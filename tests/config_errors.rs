@@ -1099,3 +1099,27 @@ fn a_filter_comparing_a_typed_value_with_a_literal_of_another_type_is_a_load_err
     );
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[test]
+fn a_list_or_an_object_in_a_call_path_is_a_load_error() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    query: { ids: \"[ID!]\" }\n    calls:\n",
+        "      u: { service: users, get: /users/1 }\n",
+        "      all: { service: users, get: \"/users/{$.u.friends[*].id}\" }\n",
+        "      whole: { service: users, get: \"/users/{$.u.friends[0]}\" }\n",
+        "      many: { service: users, get: \"/users/{$.args.ids}\" }\n",
+        "      fine: { service: users, get: \"/users/{$.u.friends[0].id}\" }\n",
+        "      each: { service: users, each: \"$.u.friends[*]\", get: \"/users/{@.id}\" }\n",
+        "    response: { x: \"$.fine.id\" }\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &c)], &[]);
+    for expected in [
+        "app.yaml:10:35: `{$.u.friends[*].id}` in the path of call `all` is a list: it would go into the URL as JSON text; a path segment takes one value: one item (`[0]`), or `each` for one call per item",
+        "app.yaml:11:37: `{$.u.friends[0]}` in the path of call `whole` is an object",
+        "app.yaml:12:36: `{$.args.ids}` in the path of call `many` is a list",
+    ] {
+        assert!(out.contains(expected), "{expected}\n in\n{out}");
+    }
+    assert_eq!(out.lines().count(), 3, "{out}");
+}

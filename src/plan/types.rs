@@ -148,8 +148,28 @@ impl<'a> TypeEnv<'a> {
                 None => Ty::Any,
             };
             for part in &call.path {
-                if let PathPart::Value { expr, .. } = part {
+                if let PathPart::Value { expr, text, .. } = part {
                     checker.walk(expr, &item, diags, file);
+                    // A list or an object would go into the URL as JSON text, one segment.
+                    let at = ep.calls.iter().find(|c| c.name.value == call.name).map(|c| c.path.loc);
+                    if let Some(at) = at {
+                        let kind = checker.output(expr, &item, None, None, at).kind;
+                        if matches!(kind, Kind::List(_) | Kind::Object(_)) {
+                            diags.error(
+                                file,
+                                at,
+                                format!(
+                                    "`{{{text}}}` in the path of call `{}` is {}: it would go into the URL as JSON text",
+                                    call.name,
+                                    kind_words(&kind, false)
+                                ),
+                                Some(match kind {
+                                    Kind::List(_) => "a path segment takes one value: one item (`[0]`), or `each` for one call per item".into(),
+                                    _ => "a path segment takes one value: name the field that holds it".into(),
+                                }),
+                            );
+                        }
+                    }
                 }
             }
             for (_, e) in &call.query {
