@@ -1123,3 +1123,27 @@ fn a_list_or_an_object_in_a_call_path_is_a_load_error() {
     }
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+#[test]
+fn each_over_a_value_the_document_types_as_no_list_is_a_load_error() {
+    let facade = "services:\n  users:\n    url: http://127.0.0.1:9\n    schema: users.yaml\n";
+    let c = comp(concat!(
+        "  e:\n    get: /e\n    auth: none\n    calls:\n      u: { service: users, get: /users/1 }\n",
+        "      one: { service: users, each: \"$.u.friends[0]\", get: \"/users/{@.id}\" }\n",
+        "      fine: { service: users, each: \"$.u.friends\", get: \"/users/{@.id}\" }\n",
+        "    response:\n",
+        "      names: { each: \"$.u.firstName\", fields: { n: \"@\" } }\n",
+        "      ok: { each: \"$.u.friends[*]\", fields: { n: \"@.id\" } }\n",
+        "      whole: { each: \"$.fine\", fields: { n: \"@.id\" } }\n",
+    ));
+    let out = diagnostics(facade, &[("app.yaml", &c)], &[]);
+    assert!(
+        out.contains("app.yaml:9:36: `each: $.u.friends[0]` walks a list, but this is an object; point it at a list"),
+        "{out}"
+    );
+    assert!(
+        out.contains("app.yaml:12:22: `each: $.u.firstName` walks a list, but this is a string"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

@@ -144,7 +144,11 @@ impl<'a> TypeEnv<'a> {
                 checker.check_attach_items(&each.over, at, &call.name, diags, file);
             }
             let item = match &call.each {
-                Some(each) => checker.element(&checker.type_of(&each.over, &Ty::Any, diags, file)),
+                Some(each) => {
+                    let over = checker.type_of(&each.over, &Ty::Any, diags, file);
+                    checker.check_each_over(&each.over, &over, diags, file);
+                    checker.element(&over)
+                }
                 None => Ty::Any,
             };
             for part in &call.path {
@@ -220,6 +224,7 @@ impl<'a> Checker<'_, 'a> {
             Expr::Object(fields) => fields.iter().for_each(|(_, f)| self.walk(f, item, diags, file)),
             Expr::Each { over, item: inner } => {
                 let over_ty = self.type_of(over, item, diags, file);
+                self.check_each_over(over, &over_ty, diags, file);
                 let elem = self.element(&over_ty);
                 let elem = self.with_attached(over, elem);
                 self.walk(inner, &elem, diags, file);
@@ -564,6 +569,24 @@ impl<'a> Checker<'_, 'a> {
                 ),
             }
             return;
+        }
+    }
+
+    /// `each` walks the items of a list: over one value the document types as an object or a
+    /// scalar, a call `each` fails and a response `each` makes a list of that one value, which
+    /// is never what `$.order.item` (for `$.order.items[*]`) meant.
+    fn check_each_over(&self, over: &Expr, ty: &Ty<'a>, diags: &mut Diagnostics, file: &std::sync::Arc<str>) {
+        let Expr::Path(p) = over else { return };
+        if !p.singular {
+            return;
+        }
+        if let Some(kind) = self.not_a_list(ty) {
+            diags.error(
+                file,
+                p.loc,
+                format!("`each: {}` walks a list, but this is {kind}", p.text),
+                Some("point it at a list (`$.order.items`, `$.order.items[*]`)".into()),
+            );
         }
     }
 
