@@ -187,12 +187,19 @@ pub fn token(config: &Path, sub: &str, roles: &[String], ttl: &str, claims: &[St
 /// `facade serve`: load, compile, (start the demo backends,) serve until SIGTERM/SIGINT.
 pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
     let (plan, diags) = crate::load::load_plan(config, &ProcessEnv);
-    for d in diags.warnings() {
-        tracing::warn!("{d}");
+    // Through the log, as every other line `serve` writes, in file and line order: with
+    // `--log-format json` a log collector gets JSON lines for a refused start too.
+    for d in diags.sorted() {
+        match d.severity {
+            crate::config::diag::Severity::Error => tracing::error!("{d}"),
+            _ => tracing::warn!("{d}"),
+        }
     }
     let Some(mut plan) = plan else {
-        print_diagnostics(&diags);
-        eprintln!("facade: the configuration has errors; not starting");
+        tracing::error!(
+            errors = diags.errors().count(),
+            "the configuration has errors; not starting"
+        );
         return 1;
     };
     for key in &plan.not_in_force {
@@ -213,14 +220,14 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             };
             let hint = crate::config::gateway::listen_hint(&addr)
                 .unwrap_or_else(|| "pick another address with --listen ADDR".into());
-            eprintln!("facade: cannot listen on {addr} (from {from}): {e}; {hint}");
+            tracing::error!("cannot listen on {addr} (from {from}): {e}; {hint}");
             return 1;
         }
     };
     let mut started = crate::demo::Started::new();
     if demo {
         if let Err(e) = crate::demo::start_all(&mut plan, &mut started).await {
-            eprintln!("facade: cannot start the demo backends: {e}");
+            tracing::error!("cannot start the demo backends: {e}");
             return 1;
         }
     }
@@ -229,7 +236,7 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
     let exec = match crate::exec::new_exec(&plan, clock) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("facade: cannot build the backend client: {e}");
+            tracing::error!("cannot build the backend client: {e}");
             return 1;
         }
     };
@@ -237,7 +244,7 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
     let state = match crate::state::AppState::new(plan, exec) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("facade: {e}");
+            tracing::error!("{e}");
             return 1;
         }
     };
@@ -266,7 +273,7 @@ pub async fn serve(config: &Path, listen: Option<&str>, demo: bool) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("facade: server error: {e}");
+            tracing::error!("server error: {e}");
             1
         }
     }

@@ -175,6 +175,48 @@ fn serve_refuses_a_bad_configuration() {
     assert_eq!(code, 1);
     assert!(err.contains("facade.yaml:3:10: `url` must be an http(s) URL"), "{err}");
     assert!(err.contains("not starting"), "{err}");
+    // Written as the log writes: JSON lines under `--log-format json` (a log collector reads
+    // a refused start too), each problem once.
+    let p = Project::new(
+        "services:\n  a:\n    url: nope\n  b:\n    url: http://127.0.0.1:9\n",
+        &[],
+    );
+    let (code, _, err) = run(&[
+        "serve",
+        "--config",
+        &path_of(&p.config()),
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(code, 1);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON line: {l}\n{err}")))
+        .collect();
+    let messages: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["level"].as_str().unwrap_or(""), l["message"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        messages.iter().any(|(level, m)| *level == "ERROR"
+            && m.ends_with("facade.yaml:3:10: `url` must be an http(s) URL, found `nope`; start it with its scheme: `http://` or `https://`")),
+        "{err}"
+    );
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|(_, m)| m.contains("service `b` has no `schema`"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        messages.last().map(|m| m.1),
+        Some("the configuration has errors; not starting"),
+        "{err}"
+    );
 }
 
 /// A port nothing listens on (the discard service's). Not a port `free_port` found: released,
