@@ -1164,3 +1164,20 @@ fn each_over_a_value_the_document_types_as_no_list_is_a_load_error() {
         ],
     );
 }
+
+#[test]
+fn an_each_whose_fields_never_read_the_item_is_warned_of() {
+    let c = users_endpoint(
+        "",
+        concat!(
+            "      same: { each: \"$.u.friends[*]\", fields: { id: \"$.u.id\" } }\n",
+            "      fine: { each: \"$.u.friends[*]\", fields: { id: \"@.id\", label: \"{@.firstName} of {$.u.id}\" } }\n",
+            "      nested: { each: \"$.u.friends[*]\", fields: { more: { each: \"@.friends[*]\", fields: { id: \"@.id\" } } } }\n",
+        ),
+    );
+    let out = diagnostics(USERS_ONLY, &[("app.yaml", &c)], &[]);
+    assert_eq!(
+        out,
+        "compositions/app.yaml:10:21: warning: no field of `each: $.u.friends[*]` reads its item (`@`): every item of the list is the same object"
+    );
+}

@@ -225,6 +225,16 @@ impl<'a> Checker<'_, 'a> {
             Expr::Each { over, item: inner } => {
                 let over_ty = self.type_of(over, item, diags, file);
                 self.check_each_over(over, &over_ty, diags, file);
+                if let (Expr::Path(p), false) = (&**over, reads_item(inner)) {
+                    diags.warning(
+                        file,
+                        p.loc,
+                        format!(
+                            "no field of `each: {}` reads its item (`@`): every item of the list is the same object",
+                            p.text
+                        ),
+                    );
+                }
                 let elem = self.element(&over_ty);
                 let elem = self.with_attached(over, elem);
                 self.walk(inner, &elem, diags, file);
@@ -650,6 +660,20 @@ impl<'a> Checker<'_, 'a> {
             ),
         };
         diags.error(file, p.loc, message, hint);
+    }
+}
+
+/// Whether an expression reads the current item of its `each` (`@`, `@.x`), a nested `each`'s
+/// own items aside.
+fn reads_item(e: &Expr) -> bool {
+    match e {
+        Expr::Item => true,
+        Expr::Path(p) => p.relative,
+        Expr::Literal(_) => false,
+        Expr::Template(parts) => parts.iter().any(|p| matches!(p, Part::Expr(e) if reads_item(e))),
+        Expr::Func(_, args) | Expr::Array(args) => args.iter().any(reads_item),
+        Expr::Object(fields) => fields.iter().any(|(_, f)| reads_item(f)),
+        Expr::Each { over, .. } => reads_item(over),
     }
 }
 
