@@ -1181,3 +1181,24 @@ fn an_each_whose_fields_never_read_the_item_is_warned_of() {
         "compositions/app.yaml:10:21: warning: no field of `each: $.u.friends[*]` reads its item (`@`): every item of the list is the same object"
     );
 }
+
+#[test]
+fn a_get_call_whose_answer_nothing_reads_is_warned_of() {
+    let c = users_endpoint(
+        concat!(
+            "      leftover: { service: users, get: /users/2 }\n",
+            "      gate: { service: users, get: /users/3 }\n",
+            "      gated: { service: users, get: /users/4, when: \"$.gate.id\" }\n",
+            "      audit: { service: other, post: /audit }\n",
+        ),
+        "      name: \"$.u.firstName\"\n      other: \"$.gated.id\"\n",
+    );
+    let out = diagnostics(SERVICES, &[("app.yaml", &c)], &[]);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.contains("has no `schema`")).collect();
+    // A call read by another's `when`, and a POST (made for what it does), are not warned of.
+    assert_eq!(
+        lines,
+        ["compositions/app.yaml:9:7: warning: nothing reads the answer of call `leftover`: it is made on every REST request for nothing (read it as `$.leftover…`, or remove it)"],
+        "{out}"
+    );
+}

@@ -35,6 +35,10 @@ pub(super) fn compile_endpoint(
     mark_dedup(&mut calls);
     check_cycles(&cx, &calls, diags);
     let response = compile_response(&cx, diags);
+    // Only for an endpoint that compiled: a response with an error may read nothing.
+    if diags.errors().count() == errors_before {
+        warn_unread_calls(&cx, &calls, &response, diags);
+    }
     attach_shapes(&mut calls, &response);
     let output = types.check_endpoint(comp, ep, &calls, &response, diags);
     if diags.errors().count() != errors_before {
@@ -420,6 +424,31 @@ fn compile_response(cx: &EndpointCx<'_>, diags: &mut Diagnostics) -> Expr {
     }
     cx.references(diags, &response, cx.ep.response.loc, None);
     response
+}
+
+/// Pass: a GET call whose answer nothing reads (the response, another call's expressions or
+/// `when`, an `attach`) is made on every REST request for nothing: a leftover, or a typo in the
+/// name that reads it. Other methods are made for what they do, and are not warned of.
+fn warn_unread_calls(cx: &EndpointCx<'_>, calls: &[Call], response: &Expr, diags: &mut Diagnostics) {
+    let roots = response.roots();
+    if roots.contains(&crate::plan::expr::RootRef::All) {
+        return;
+    }
+    for (i, (call, cfg)) in calls.iter().zip(&cx.ep.calls).enumerate() {
+        let read = roots.contains(&crate::plan::expr::RootRef::Name(call.name.clone()))
+            || calls.iter().any(|c| c.deps.contains(&i))
+            || call.each.as_ref().is_some_and(|e| e.attach.is_some());
+        if !read && call.method == Method::Get {
+            diags.warning(
+                cx.file,
+                cfg.name.loc,
+                format!(
+                    "nothing reads the answer of call `{}`: it is made on every REST request for nothing (read it as `$.{}…`, or remove it)",
+                    call.name, call.name
+                ),
+            );
+        }
+    }
 }
 
 /// Pass: the parts of each call's answer that the endpoint reads (see `shape`).
