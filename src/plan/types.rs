@@ -152,27 +152,11 @@ impl<'a> TypeEnv<'a> {
                 None => Ty::Any,
             };
             for part in &call.path {
-                if let PathPart::Value { expr, text, .. } = part {
+                if let PathPart::Value { expr, .. } = part {
                     checker.walk(expr, &item, diags, file);
-                    // A list or an object would go into the URL as JSON text, one segment.
                     let at = ep.calls.iter().find(|c| c.name.value == call.name).map(|c| c.path.loc);
                     if let Some(at) = at {
-                        let kind = checker.output(expr, &item, None, None, at).kind;
-                        if matches!(kind, Kind::List(_) | Kind::Object(_)) {
-                            diags.error(
-                                file,
-                                at,
-                                format!(
-                                    "`{{{text}}}` in the path of call `{}` is {}: it would go into the URL as JSON text",
-                                    call.name,
-                                    kind_words(&kind, false)
-                                ),
-                                Some(match kind {
-                                    Kind::List(_) => "a path segment takes one value: one item (`[0]`), or `each` for one call per item".into(),
-                                    _ => "a path segment takes one value: name the field that holds it".into(),
-                                }),
-                            );
-                        }
+                        checker.check_path_value(part, &call.name, &item, at, diags, file);
                     }
                 }
             }
@@ -240,6 +224,37 @@ impl<'a> Checker<'_, 'a> {
                 self.walk(inner, &elem, diags, file);
             }
         }
+    }
+
+    /// A `{…}` part of a call's path is one segment: a list or an object would go into the URL
+    /// as JSON text.
+    fn check_path_value(
+        &self,
+        part: &PathPart,
+        call: &str,
+        item: &Ty<'a>,
+        at: Loc,
+        diags: &mut Diagnostics,
+        file: &std::sync::Arc<str>,
+    ) {
+        let PathPart::Value { expr, text, .. } = part else {
+            return;
+        };
+        let kind = self.output(expr, item, None, None, at).kind;
+        let hint = match kind {
+            Kind::List(_) => "a path segment takes one value: one item (`[0]`), or `each` for one call per item",
+            Kind::Object(_) => "a path segment takes one value: name the field that holds it",
+            Kind::Leaf(_) => return,
+        };
+        diags.error(
+            file,
+            at,
+            format!(
+                "`{{{text}}}` in the path of call `{call}` is {}: it would go into the URL as JSON text",
+                kind_words(&kind, false)
+            ),
+            Some(hint.into()),
+        );
     }
 
     /// `attach` sets a member on each item of the array `each` walks: items the document (or the
