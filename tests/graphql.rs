@@ -1516,6 +1516,32 @@ endpoints:
     let range = json!("the value is an integer outside Int's 32-bit range, which does not fit the field's type Int");
     assert!(messages.contains(&(&json!(["app", "b", "pages"]), &range)), "{body}");
     assert!(messages.contains(&(&json!(["app", "p", 0, "n"]), &range)), "{body}");
+    // An error at a value is located at the field that holds it, as GraphQL locates it (it was
+    // the endpoint field's location), through fragments too; both executors alike.
+    let located = r#"{ app { b: book(id: "tags") {
+        tags
+        ... on AppBook { parts { ...P } } } } }
+      fragment P on AppBookParts { n label }"#;
+    same_answer_from_both_executors(&gw, Some(&t), &[located]).await;
+    let (_, _, body) = gql_raw(&gw, Some(&t), "application/json", located).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let at: Vec<(&Value, &Value)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["path"], &e["locations"]))
+        .collect();
+    assert!(
+        at.contains(&(&json!(["app", "b", "tags", 1]), &json!([{"line": 2, "column": 9}]))),
+        "{body}"
+    );
+    assert!(
+        at.contains(&(
+            &json!(["app", "b", "parts", 0, "label"]),
+            &json!([{"line": 4, "column": 38}])
+        )),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,7 @@ pub async fn run(prep: &PreparedOperation, arguments: Vec<Vec<(Name, GqlValue)>>
     let mut w = Writer {
         out: Vec::with_capacity(1024),
         path: Vec::new(),
+        fields: Vec::new(),
         problems: Vec::new(),
     };
     let mut errors: Vec<ServerError> = Vec::new();
@@ -139,8 +140,12 @@ fn endpoint<'s>(
         w.out.truncate(start);
         w.out.extend_from_slice(b"null");
     }
-    for (below, message) in std::mem::take(&mut w.problems) {
-        errors.push(error_at(async_graphql::Error::new(message), e, at, below));
+    for (below, message, pos) in std::mem::take(&mut w.problems) {
+        let mut error = error_at(async_graphql::Error::new(message), e, at, below);
+        if let Some(pos) = pos {
+            error.locations = vec![pos];
+        }
+        errors.push(error);
     }
 }
 
@@ -173,8 +178,11 @@ enum Step<'s> {
 struct Writer<'s> {
     out: Vec<u8>,
     path: Vec<Step<'s>>,
-    /// Values that did not fit: (path below the endpoint field, message).
-    problems: Vec<(Vec<PathSegment>, String)>,
+    /// Where the fields being written are in the document, innermost last.
+    fields: Vec<async_graphql::Pos>,
+    /// Values that did not fit: (path below the endpoint field, message, the location of the
+    /// field holding the value; none: the endpoint field's own).
+    problems: Vec<(Vec<PathSegment>, String, Option<async_graphql::Pos>)>,
 }
 
 impl<'s> Writer<'s> {
@@ -331,13 +339,21 @@ impl<'s> Writer<'s> {
                     self.key(key);
                     self.name(type_name);
                 }
-                OutSelection::Field { key, index, selection } => {
+                OutSelection::Field {
+                    key,
+                    index,
+                    selection,
+                    pos,
+                } => {
                     self.key(key);
                     let Some(f) = fields.get(*index) else {
                         self.out.extend_from_slice(b"null");
                         continue;
                     };
-                    if !self.nested(Step::Key(key), f.ty.nullable, |w| field(w, f, selection)) {
+                    self.fields.push(*pos);
+                    let fits = self.nested(Step::Key(key), f.ty.nullable, |w| field(w, f, selection));
+                    self.fields.pop();
+                    if !fits {
                         return false;
                     }
                 }
@@ -357,7 +373,7 @@ impl<'s> Writer<'s> {
                 Step::Index(i) => PathSegment::Index(*i),
             })
             .collect();
-        self.problems.push((path, message));
+        self.problems.push((path, message, self.fields.last().copied()));
         false
     }
 }

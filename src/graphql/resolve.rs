@@ -15,6 +15,7 @@ use crate::plan::output::{close_over_deps, Kind, OutType};
 use crate::plan::{Endpoint, Param, Plan};
 use crate::upstream::CallError;
 use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::parser::types::{Field, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Name, PathSegment, SelectionField};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
@@ -434,7 +435,8 @@ pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> F
     };
     let first = !entry.reported.swap(true, Ordering::Relaxed);
     let report = |err: async_graphql::Error, below: &[PathSegment]| {
-        let mut e = ctx.ctx.set_error_path(err.into_server_error(ctx.ctx.item.pos));
+        let pos = field_pos(ctx.ctx.item, below, &ctx.ctx.query_env.fragments);
+        let mut e = ctx.ctx.set_error_path(err.into_server_error(pos));
         e.path.extend(below.iter().cloned());
         ctx.ctx.add_error(e);
     };
@@ -475,6 +477,44 @@ pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> F
         }
     }
     FieldFuture::Value(owned_field_value(owned, &ty))
+}
+
+/// Where the field at `below` (response keys, aliases as written) under the endpoint field
+/// `field` is written, as GraphQL locates an error at a value: the first field of that key,
+/// through inline fragments and fragment spreads; the endpoint field's own where none is found.
+fn field_pos(
+    field: &async_graphql::Positioned<Field>,
+    below: &[PathSegment],
+    fragments: &std::collections::HashMap<Name, async_graphql::Positioned<FragmentDefinition>>,
+) -> async_graphql::Pos {
+    let mut current = field;
+    for step in below {
+        let PathSegment::Field(key) = step else { continue };
+        match with_key(&current.node.selection_set.node, key, fragments, 0) {
+            Some(f) => current = f,
+            None => break,
+        }
+    }
+    current.pos
+}
+
+fn with_key<'d>(
+    set: &'d SelectionSet,
+    key: &str,
+    fragments: &'d std::collections::HashMap<Name, async_graphql::Positioned<FragmentDefinition>>,
+    depth: usize,
+) -> Option<&'d async_graphql::Positioned<Field>> {
+    // Fragments that spread each other were refused before execution; the bound is a guard.
+    if depth > 64 {
+        return None;
+    }
+    set.items.iter().find_map(|s| match &s.node {
+        Selection::Field(f) => (f.node.response_key().node.as_str() == key).then_some(f),
+        Selection::InlineFragment(i) => with_key(&i.node.selection_set.node, key, fragments, depth + 1),
+        Selection::FragmentSpread(spread) => fragments
+            .get(&spread.node.fragment_name.node)
+            .and_then(|d| with_key(&d.node.selection_set.node, key, fragments, depth + 1)),
+    })
 }
 
 /// A step into a JSON value.

@@ -112,6 +112,8 @@ pub enum OutSelection {
         key: String,
         index: usize,
         selection: Vec<OutSelection>,
+        /// Where it is written: the location of an error at its value.
+        pos: Pos,
     },
 }
 
@@ -383,6 +385,7 @@ fn out_selection<'d>(
             key: response_key(f),
             index,
             selection: out_selection(doc, &fields[index].ty, &child, &f.selection_set.node)?,
+            pos: field.pos,
         });
     }
     Some(out)
