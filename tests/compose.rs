@@ -292,6 +292,94 @@ async fn each_call_keeps_item_order_attaches_and_degrades_per_item() {
 }
 
 #[tokio::test]
+async fn attach_over_a_filter_or_a_slice_puts_each_answer_on_the_item_it_selected() {
+    let products = Backend::start(variants_backend()).await;
+    let inventory = Backend::start(inventory_backend()).await;
+    let comp = r#"
+client: web
+base_path: /web
+endpoints:
+  product:
+    get: /products/{id}
+    auth: none
+    calls:
+      product: { service: products, get: "/products/{$.args.id}" }
+      stock:
+        each: "$.product.variants[?@.sku != 'bad' && @.sku != 'a']"
+        attach: stock
+        service: inventory
+        get: "/stock/{@.sku}"
+      first: { each: "$.product.variants[:1]", attach: first, service: inventory, get: "/stock/{@.sku}" }
+      last: { each: "$.product.variants[-1:]", attach: last, service: inventory, get: "/stock/x{@.sku}" }
+    response:
+      selected:
+        each: "$.product.variants[?@.sku != 'bad' && @.sku != 'a']"
+        fields: { sku: "@.sku", available: "@.stock.available" }
+      all:
+        each: "$.product.variants[*]"
+        fields: { sku: "@.sku", stock: "@.stock", first: "@.first.sku", last: "@.last.sku" }
+"#;
+    let gw = gateway(
+        &[("products", products.url(), ""), ("inventory", inventory.url(), "")],
+        comp,
+    )
+    .await;
+    let (status, _, body) = get(&gw.url("/web/products/p1"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["selected"],
+        json!([{"sku": "b", "available": 10}, {"sku": "c", "available": 10}]),
+        "{body}"
+    );
+    // Only the selected items take the answers; `a` keeps its own `stock`.
+    assert_eq!(
+        body["all"],
+        json!([
+            {"sku": "a", "stock": "own field, replaced", "first": "a", "last": null},
+            {"sku": "b", "stock": {"available": 10, "sku": "b"}, "first": null, "last": null},
+            {"sku": "c", "stock": {"available": 10, "sku": "c"}, "first": null, "last": null},
+            {"sku": "bad", "stock": null, "first": null, "last": "xbad"}
+        ]),
+        "{body}"
+    );
+    // GraphQL makes an attach call only for a field that reads what it attached.
+    let before = inventory.count();
+    let token = common::token("u1", json!({}));
+    let graphql = |query: &'static str| {
+        let url = gw.url("/graphql");
+        let token = token.clone();
+        async move {
+            let resp = common::client()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap();
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let body = graphql(r#"{ web { product(id: "p1") { selected { sku } } } }"#).await;
+    assert_eq!(
+        body["data"]["web"]["product"]["selected"],
+        json!([{"sku": "b"}, {"sku": "c"}]),
+        "{body}"
+    );
+    assert_eq!(
+        inventory.count(),
+        before,
+        "no attach call for fields that read no attached answer"
+    );
+    let body = graphql(r#"{ web { product(id: "p1") { selected { available } } } }"#).await;
+    assert_eq!(
+        body["data"]["web"]["product"]["selected"],
+        json!([{"available": 10}, {"available": 10}]),
+        "{body}"
+    );
+    assert_eq!(inventory.count(), before + 2, "the two stock calls, nothing else");
+}
+
+#[tokio::test]
 async fn a_required_each_call_fails_when_one_item_fails() {
     let products = Backend::start(variants_backend()).await;
     let inventory = Backend::start(inventory_backend()).await;

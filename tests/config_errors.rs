@@ -1202,3 +1202,27 @@ fn a_get_call_whose_answer_nothing_reads_is_warned_of() {
         "{out}"
     );
 }
+
+#[test]
+fn attach_over_a_filter_is_typed_like_attach_over_every_item() {
+    let c = users_endpoint(
+        "      more: { service: users, each: \"$.u.friends[?@.id != 'x']\", attach: full, get: \"/users/{@.id}\" }\n",
+        concat!(
+            "      ok: { each: \"$.u.friends[?@.id != 'x']\", fields: { name: \"@.full.firstName\" } }\n",
+            "      typo: { each: \"$.u.friends[*]\", fields: { name: \"@.full.fristName\" } }\n",
+            "      deep: { each: \"$..friends[*]\", fields: { name: \"@.id\" } }\n",
+        ),
+    );
+    assert_errors(
+        &diagnostics(USERS_ONLY, &[("app.yaml", &c)], &[]),
+        &["app.yaml:12:55: @.full.fristName: the current item has no property \"fristName\"; did you mean \"firstName\"?"],
+    );
+    let c = users_endpoint(
+        "      more: { service: users, each: \"$.u['friends','enemies'][*]\", attach: full, get: \"/users/{@.id}\" }\n",
+        "      x: \"$.more[*].id\"\n",
+    );
+    assert_errors(
+        &diagnostics(USERS_ONLY, &[("app.yaml", &c)], &[]),
+        &["app.yaml:9:76: `attach` needs `each` to name where its items are: names, indexes, `[*]`, slices and filters, not `..` or several names in one segment"],
+    );
+}

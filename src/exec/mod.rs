@@ -9,7 +9,7 @@ pub mod jsonpath;
 pub mod request;
 pub mod write;
 
-use crate::plan::expr::Expr;
+use crate::plan::expr::{Expr, PathExpr, Step};
 use crate::plan::{Call, Endpoint, Plan};
 use crate::upstream::{CallError, CallResponse, Upstream};
 use cache::ResponseCache;
@@ -222,8 +222,9 @@ struct Finished {
     result: Result<Value, CallError>,
     /// Item failures of an optional call (or the whole call's failure).
     failures: Vec<CallError>,
-    /// Where each item of an `each` call's source array is, for `attach`.
-    attach: Option<Vec<Vec<Slot>>>,
+    /// Where each item of an `each` call's source array is, for `attach` (in item order; `None`
+    /// for an item whose place is not known, which gets nothing attached).
+    attach: Option<Vec<Option<Vec<Slot>>>>,
 }
 
 impl Finished {
@@ -316,7 +317,7 @@ impl Exec {
             {
                 if let Value::Array(items) = &value {
                     for (slot, item) in slots.iter().zip(items) {
-                        if let Some(Value::Object(target)) = slot_mut(&mut doc, slot) {
+                        if let Some(Value::Object(target)) = slot.as_deref().and_then(|s| slot_mut(&mut doc, s)) {
                             target.insert(field.clone(), item.clone());
                         }
                     }
@@ -392,7 +393,11 @@ impl Exec {
             }
             return Ok(ready(Err(CallError::NotMade(message))));
         }
-        let attach = each.attach.as_ref().map(|(_, steps)| locate(steps, doc));
+        let attach = each.attach.as_ref().map(|(_, steps)| match &each.over {
+            // A filter or a slice: of the candidates its steps locate, the ones it selected.
+            Expr::Path(p) if p.steps.is_none() => selected_slots(p, steps, doc),
+            _ => locate(steps, doc).into_iter().map(Some).collect(),
+        });
         let mut requests = Vec::with_capacity(items.len());
         for item in &items {
             let item_scope = Scope { doc, item: Some(item) };
@@ -488,4 +493,21 @@ pub fn new_exec(plan: &Plan, clock: Arc<dyn cache::Clock>) -> Result<Exec, Strin
         cache: ResponseCache::new(64 << 20, clock.clone()),
         clock,
     })
+}
+
+/// Where the items an `each` path with filters or slices selects are, in its order (the order of
+/// its answers): the places `steps` (the path with every filter and slice as `[*]`) locate,
+/// matched to the selected nodes by identity.
+fn selected_slots(p: &PathExpr, steps: &[Step], doc: &Value) -> Vec<Option<Vec<Slot>>> {
+    let at: std::collections::HashMap<*const Value, Vec<Slot>> = locate(steps, doc)
+        .into_iter()
+        .filter_map(|slots| {
+            let node = eval::node_at(doc, &slots)?;
+            Some((node as *const Value, slots))
+        })
+        .collect();
+    crate::exec::jsonpath::select(&p.query, doc)
+        .into_iter()
+        .map(|node| at.get(&(node as *const Value)).cloned())
+        .collect()
 }

@@ -351,16 +351,27 @@ fn compile_path(
 
 /// Pass: `each` with its concurrency and `attach`, which needs a simple path to put answers back.
 fn compile_each(cx: &EndpointCx<'_>, c: &CallConfig, over: Expr, diags: &mut Diagnostics) -> EachCall {
+    // The answers go back onto the items the path selects: its steps with filters and slices as
+    // `[*]` say where the candidates are (`exec` keeps the ones selected).
     let attach = match &c.attach {
         Some(a) => match &over {
-            Expr::Path(p) if !p.relative && p.steps.is_some() => {
-                Some((a.value.clone(), p.steps.clone().unwrap_or_default()))
-            }
+            Expr::Path(p) if !p.relative => match p.steps.clone().or_else(|| expr::typing_steps(&p.query.segments)) {
+                Some(steps) => Some((a.value.clone(), steps)),
+                None => {
+                    diags.error(
+                        cx.file,
+                        a.loc,
+                        "`attach` needs `each` to name where its items are: names, indexes, `[*]`, slices and filters, not `..` or several names in one segment",
+                        Some("such as `$.product.variants[*]` or `$.product.variants[?@.active]`".into()),
+                    );
+                    None
+                }
+            },
             _ => {
                 diags.error(
                     cx.file,
                     a.loc,
-                    "`attach` needs `each` to be a simple path (names, indexes and `[*]`), such as `$.product.variants[*]`",
+                    "`attach` needs `each` to be a `$` path to the items, such as `$.product.variants[*]`",
                     None,
                 );
                 None

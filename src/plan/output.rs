@@ -218,13 +218,17 @@ fn contains_item(e: &Expr) -> bool {
 /// The absolute simple steps `@` stands for inside an `each` over `over`, when they are known.
 pub fn item_steps(over: &Expr, item: Option<&[Step]>) -> Option<Vec<Step>> {
     let Expr::Path(p) = over else { return None };
-    let steps = p.steps.as_ref()?;
+    // A filter or a slice walks some of the items `[*]` walks: the same steps say where they are.
+    let steps = p
+        .steps
+        .clone()
+        .or_else(|| super::expr::typing_steps(&p.query.segments))?;
     if p.relative {
         let mut base = item?.to_vec();
-        base.extend(steps.iter().cloned());
+        base.extend(steps);
         Some(base)
     } else {
-        Some(steps.clone())
+        Some(steps)
     }
 }
 

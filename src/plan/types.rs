@@ -362,7 +362,16 @@ impl<'a> Checker<'_, 'a> {
     /// `attach` adds a field to the items of the array it walked.
     fn with_attached(&self, over: &Expr, elem: Ty<'a>) -> Ty<'a> {
         let Expr::Path(p) = over else { return elem };
-        let Some(steps) = &p.steps else { return elem };
+        // A filter or a slice walks the same items as `[*]` (the ones it leaves out have no
+        // answer attached, and `@` fields are nullable).
+        let Some(steps) = p
+            .steps
+            .clone()
+            .or_else(|| crate::plan::expr::typing_steps(&p.query.segments))
+        else {
+            return elem;
+        };
+        let steps = &steps;
         let mut ty = elem;
         for (i, call) in self.calls.iter().enumerate() {
             if let Some((field, source)) = call.each.as_ref().and_then(|e| e.attach.as_ref()) {
