@@ -1006,6 +1006,7 @@ fn attach_on_items_that_are_not_objects_is_a_load_error() {
         "  e:\n    get: /e\n    auth: none\n    query: { ids: \"[ID!]!\" }\n    calls:\n",
         "      u: { service: users, get: /users/1 }\n",
         "      byId: { service: users, each: \"$.args.ids[*]\", attach: user, get: \"/users/{@}\" }\n",
+        "      some: { service: users, each: \"$.args.ids[?@ != 'x']\", attach: user, get: \"/users/{@}\" }\n",
         "      byName: { service: users, each: \"$.u.friends[*].id\", attach: user, get: \"/users/{@}\" }\n",
         "      friends: { service: users, each: \"$.u.friends[*]\", attach: full, get: \"/users/{@.id}\" }\n",
         "    response:\n      names: \"$.byId[*].firstName\"\n      more: \"$.byName[*].firstName\"\n",
@@ -1022,8 +1023,12 @@ fn attach_on_items_that_are_not_objects_is_a_load_error() {
         ),
         "{out}"
     );
+    assert!(
+        out.contains("`attach: user` sets a field on each item of `$.args.ids[?@ != 'x']`, but its items are String, not objects"),
+        "{out}"
+    );
     // Objects take the field: no error for `friends`.
-    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
 }
 
 /// An endpoint `e` (no auth) whose call `u` reads a user, with `calls` and `response` lines below.

@@ -269,7 +269,11 @@ impl<'a> Checker<'_, 'a> {
         file: &std::sync::Arc<str>,
     ) {
         let Expr::Path(p) = over else { return };
-        let items = match p.steps.as_deref() {
+        let steps = p
+            .steps
+            .clone()
+            .or_else(|| crate::plan::expr::typing_steps(&p.query.segments));
+        let items = match steps.as_deref() {
             Some([Step::Name(root), Step::Name(name), Step::Wildcard]) if !p.relative && root == "args" => {
                 match self.params.iter().find(|q| q.name.value == *name).map(|q| &q.ty.base) {
                     Some(BaseType::List(inner)) => param_out(inner).kind,
