@@ -254,7 +254,6 @@ fn locate_into(steps: &[Step], v: &Value, at: &mut Vec<Slot>, out: &mut Vec<Vec<
     }
 }
 
-/// The node at a concrete location, for writing.
 /// The node at `slots`, to read.
 pub fn node_at<'a>(mut v: &'a Value, slots: &[Slot]) -> Option<&'a Value> {
     for s in slots {
@@ -267,6 +266,7 @@ pub fn node_at<'a>(mut v: &'a Value, slots: &[Slot]) -> Option<&'a Value> {
     Some(v)
 }
 
+/// The node at a concrete location, for writing.
 pub fn slot_mut<'a>(mut v: &'a mut Value, slots: &[Slot]) -> Option<&'a mut Value> {
     for s in slots {
         v = match (s, v) {
