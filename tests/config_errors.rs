@@ -1231,3 +1231,13 @@ fn attach_over_a_filter_is_typed_like_attach_over_every_item() {
         &["app.yaml:9:76: `attach` needs `each` to name where its items are: names, indexes, `[*]`, slices and filters, not `..` or several names in one segment"],
     );
 }
+
+#[test]
+fn an_empty_value_where_a_mapping_belongs_is_named_as_empty() {
+    let c =
+        "client: app\nbase_path: /app\nendpoints:\n  a:\n  b:\n    get: /b\n    auth: none\n    response: { x: 1 }\n";
+    assert_errors(
+        &diagnostics(SERVICES, &[("app.yaml", c)], &[]),
+        &["compositions/app.yaml:4:4: endpoint `a` must be a mapping, found nothing (an empty value)"],
+    );
+}

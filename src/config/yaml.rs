@@ -280,6 +280,10 @@ impl Node {
     /// A short name for the node's kind, for messages.
     pub fn kind_name(&self) -> &'static str {
         match &self.kind {
+            // An empty value (`a:` with nothing after it): what a lost indentation leaves.
+            NodeKind::Scalar { text, plain: true, .. } if matches!(resolve_plain(text), CoreScalar::Null) => {
+                "nothing (an empty value)"
+            }
             NodeKind::Scalar { .. } => "a scalar",
             NodeKind::Seq(_) => "a list",
             NodeKind::Map(_) => "a mapping",
