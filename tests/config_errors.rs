@@ -1240,4 +1240,19 @@ fn an_empty_value_where_a_mapping_belongs_is_named_as_empty() {
         &diagnostics(SERVICES, &[("app.yaml", c)], &[]),
         &["compositions/app.yaml:4:4: endpoint `a` must be a mapping, found nothing (an empty value)"],
     );
+    // No endpoint at all loads, with a warning.
+    let out = diagnostics(
+        SERVICES,
+        &[(
+            "app.yaml",
+            "client: app
+endpoints: {}
+",
+        )],
+        &[],
+    );
+    assert!(
+        out.contains("compositions/app.yaml:2:12: warning: `endpoints` is empty: this client serves nothing"),
+        "{out}"
+    );
 }

@@ -101,7 +101,11 @@ pub fn read_composition(r: &mut Reader<'_>, root: &Node) -> Option<CompositionCo
     let mut endpoints = Vec::new();
     match f.get("endpoints") {
         Some(n) => {
-            for (name, loc, body) in r.named(n, "endpoints").unwrap_or_default() {
+            let named = r.named(n, "endpoints");
+            if named.as_ref().is_some_and(Vec::is_empty) {
+                r.warning(n.loc, "`endpoints` is empty: this client serves nothing");
+            }
+            for (name, loc, body) in named.unwrap_or_default() {
                 if let Some(e) = read_endpoint(r, Spanned { value: name, loc }, body) {
                     endpoints.push(e);
                 }
