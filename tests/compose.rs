@@ -1331,7 +1331,7 @@ endpoints:
     auth: none
     calls:
       p: { service: plain, get: /p }
-      q: { service: plain, get: /q, headers: { accept-encoding: br } }
+      q: { service: plain, get: /q, headers: { accept-encoding: br, accept: "application/hal+json" } }
     response: { a: "$.p.a" }
   z:
     get: /z
@@ -1350,6 +1350,10 @@ endpoints:
         Some("br"),
         "the call's own header wins"
     );
+    // And they ask for JSON, which is how the answer is read (a backend that negotiates answers
+    // in its first format when `Accept` says nothing), unless the call says otherwise.
+    assert_eq!(seen[0].header("accept"), Some("application/json"));
+    assert_eq!(seen[1].header("accept"), Some("application/hal+json"));
     let (status, _, body) = get(&gw.url("/c/z"), None).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(

@@ -119,6 +119,11 @@ pub fn build(call: &Call, service: &Service, scope: Scope<'_>, ctx: &RequestCtx)
     if !headers.contains_key(http::header::ACCEPT_ENCODING) {
         headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
+    // The answer is read as JSON: a backend that negotiates (Spring with an XML converter, Rails'
+    // `respond_to`) answers in its first format when `Accept` says nothing.
+    if !headers.contains_key(http::header::ACCEPT) {
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+    }
     headers.insert(crate::upstream::X_REQUEST_ID, ctx.request_id.clone());
     if let Some(tp) = &ctx.traceparent {
         headers.insert(HeaderName::from_static("traceparent"), tp.clone());
