@@ -308,9 +308,7 @@ fn read_params(r: &mut Reader<'_>, node: &Node, section: &str, source: &ParamSou
                     Some(t) => t,
                     None => {
                         let base = text.trim_matches(|c: char| matches!(c, '[' | ']' | '!') || c.is_whitespace());
-                        let near =
-                            crate::config::diag::closest(base, ["ID", "String", "Int", "Float", "Boolean", "JSON"])
-                                .filter(|near| *near != base);
+                        let near = crate::config::diag::closest(base, ScalarType::NAMES).filter(|near| *near != base);
                         let hint = match near {
                             Some(near) => format!("did you mean `{}`?", text.replacen(base, near, 1)),
                             None => "types are ID, String, Int, Float, Boolean, JSON, [T], with ! for required".into(),

@@ -365,6 +365,9 @@ pub enum ScalarType {
 }
 
 impl ScalarType {
+    /// The type names as written, in `from_name`'s order.
+    pub const NAMES: [&'static str; 6] = ["ID", "String", "Int", "Float", "Boolean", "JSON"];
+
     /// The scalar of a GraphQL type name (`ID`, `String`, `Int`, `Float`, `Boolean`, `JSON`).
     pub fn from_name(name: &str) -> Option<ScalarType> {
         Some(match name {

@@ -207,19 +207,19 @@ pub enum Slot {
     Idx(usize),
 }
 
-/// The concrete locations a simple path selects, in result order.
-pub fn locate(steps: &[Step], v: &Value) -> Vec<Vec<Slot>> {
+/// The concrete locations a simple path selects, each with its node, in result order.
+pub fn locate<'v>(steps: &[Step], v: &'v Value) -> Vec<(Vec<Slot>, &'v Value)> {
     let mut out = Vec::new();
     locate_into(steps, v, &mut Vec::new(), &mut out);
     out
 }
 
-fn locate_into(steps: &[Step], v: &Value, at: &mut Vec<Slot>, out: &mut Vec<Vec<Slot>>) {
+fn locate_into<'v>(steps: &[Step], v: &'v Value, at: &mut Vec<Slot>, out: &mut Vec<(Vec<Slot>, &'v Value)>) {
     let Some((first, rest)) = steps.split_first() else {
-        out.push(at.clone());
+        out.push((at.clone(), v));
         return;
     };
-    let mut go = |slot: Slot, child: &Value, at: &mut Vec<Slot>| {
+    let mut go = |slot: Slot, child: &'v Value, at: &mut Vec<Slot>| {
         at.push(slot);
         locate_into(rest, child, at, out);
         at.pop();
@@ -252,18 +252,6 @@ fn locate_into(steps: &[Step], v: &Value, at: &mut Vec<Slot>, out: &mut Vec<Vec<
         }
         _ => {}
     }
-}
-
-/// The node at `slots`, to read.
-pub fn node_at<'a>(mut v: &'a Value, slots: &[Slot]) -> Option<&'a Value> {
-    for s in slots {
-        v = match (s, v) {
-            (Slot::Key(k), Value::Object(m)) => m.get(k)?,
-            (Slot::Idx(i), Value::Array(a)) => a.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
 }
 
 /// The node at a concrete location, for writing.

@@ -396,7 +396,7 @@ impl Exec {
         let attach = each.attach.as_ref().map(|(_, steps)| match &each.over {
             // A filter or a slice: of the candidates its steps locate, the ones it selected.
             Expr::Path(p) if p.steps.is_none() => selected_slots(p, steps, doc),
-            _ => locate(steps, doc).into_iter().map(Some).collect(),
+            _ => locate(steps, doc).into_iter().map(|(slots, _)| Some(slots)).collect(),
         });
         let mut requests = Vec::with_capacity(items.len());
         for item in &items {
@@ -501,10 +501,7 @@ pub fn new_exec(plan: &Plan, clock: Arc<dyn cache::Clock>) -> Result<Exec, Strin
 fn selected_slots(p: &PathExpr, steps: &[Step], doc: &Value) -> Vec<Option<Vec<Slot>>> {
     let at: std::collections::HashMap<*const Value, Vec<Slot>> = locate(steps, doc)
         .into_iter()
-        .filter_map(|slots| {
-            let node = eval::node_at(doc, &slots)?;
-            Some((node as *const Value, slots))
-        })
+        .map(|(slots, node)| (node as *const Value, slots))
         .collect();
     crate::exec::jsonpath::select(&p.query, doc)
         .into_iter()

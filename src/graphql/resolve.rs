@@ -8,7 +8,7 @@
 
 use crate::config::args::{convert, convert_text};
 use crate::config::model::{BaseType, ParamSource, ParamType};
-use crate::exec::eval::{eval, Scope};
+use crate::exec::eval::{eval, slot_mut, Scope, Slot};
 use crate::exec::{Dedup, Exec, ExecError, PartialFailure, RequestCtx, Sharing};
 use crate::http::rest::{header_param, with_default};
 use crate::plan::output::{close_over_deps, Kind, OutType};
@@ -472,7 +472,7 @@ pub fn endpoint<'a>(ctx: ResolverContext<'a>, name: &str, output: &OutType) -> F
     // Some nullable fields could not hold their values: a copy with those set to null.
     let mut owned = v.value.clone();
     for path in &check.nulls {
-        if let Some(slot) = pointer_mut(&mut owned, path) {
+        if let Some(slot) = slot_mut(&mut owned, path) {
             *slot = Value::Null;
         }
     }
@@ -517,34 +517,16 @@ fn with_key<'d>(
     })
 }
 
-/// A step into a JSON value.
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-fn pointer_mut<'v>(mut v: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
-    for step in path {
-        v = match (step, v) {
-            (Step::Key(k), Value::Object(m)) => m.get_mut(k)?,
-            (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
 /// GraphQL's value completion for one endpoint field's selection: what does not fit its type is
 /// an error at its path, and the nearest nullable field above it becomes null.
 #[derive(Default)]
 struct Check {
     /// Response path below the endpoint field (aliases as written), and the JSON path beside it.
     path: Vec<PathSegment>,
-    json: Vec<Step>,
+    json: Vec<Slot>,
     problems: Vec<(Vec<PathSegment>, String)>,
     /// JSON paths of nullable fields to set to null.
-    nulls: Vec<Vec<Step>>,
+    nulls: Vec<Vec<Slot>>,
 }
 
 impl Check {
@@ -569,7 +551,7 @@ impl Check {
                     };
                     self.path
                         .push(PathSegment::Field(s.alias().unwrap_or(s.name()).to_string()));
-                    self.json.push(Step::Key(f.name.clone()));
+                    self.json.push(Slot::Key(f.name.clone()));
                     let fits = self.value(m.get(&f.name).unwrap_or(&Value::Null), &f.ty, Some(s));
                     if !fits && f.ty.nullable {
                         self.nulls.push(self.json.clone());
@@ -588,7 +570,7 @@ impl Check {
                 };
                 for (i, item) in items.iter().enumerate() {
                     self.path.push(PathSegment::Index(i));
-                    self.json.push(Step::Index(i));
+                    self.json.push(Slot::Idx(i));
                     let object = matches!(inner.kind, Kind::Object(_));
                     // async-graphql's dynamic schema cannot give a null object inside a list.
                     // A leaf item may become null; anything else fails the list.

@@ -389,7 +389,7 @@ fn compile_compositions(
             let endpoint = compile_endpoint(comp, ep, auth_mode, services, &types, rules.default_policy, diags);
             // An endpoint that did not compile still claims its route, so a second endpoint on
             // the same route is reported in the same run (no plan is made either way).
-            let path = format!("{}{}", comp.base_path.value, ep.path.value);
+            let path = super::endpoint::route_path(comp, ep);
             if routes::ops_route(&path, loaded.gateway.openapi).is_some() {
                 diags.error(
                     cfile,

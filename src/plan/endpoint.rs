@@ -48,7 +48,7 @@ pub(super) fn compile_endpoint(
         client: comp.client.value.clone(),
         name: ep.name.value.clone(),
         method: ep.method,
-        path: format!("{}{}", comp.base_path.value, ep.path.value),
+        path: route_path(comp, ep),
         access: Access::new(auth, &ep.access, default_policy),
         params: compile_params(ep),
         root_needs: super::output::own_needs(&response, None, &calls),
@@ -56,6 +56,11 @@ pub(super) fn compile_endpoint(
         response,
         output,
     })
+}
+
+/// The route an endpoint answers on: its composition's `base_path`, then its own path.
+pub fn route_path(comp: &CompositionConfig, ep: &EndpointConfig) -> String {
+    format!("{}{}", comp.base_path.value, ep.path.value)
 }
 
 /// What every pass of one endpoint reads.
@@ -355,7 +360,7 @@ fn compile_each(cx: &EndpointCx<'_>, c: &CallConfig, over: Expr, diags: &mut Dia
     // `[*]` say where the candidates are (`exec` keeps the ones selected).
     let attach = match &c.attach {
         Some(a) => match &over {
-            Expr::Path(p) if !p.relative => match p.steps.clone().or_else(|| expr::typing_steps(&p.query.segments)) {
+            Expr::Path(p) if !p.relative => match p.walk_steps() {
                 Some(steps) => Some((a.value.clone(), steps)),
                 None => {
                     diags.error(

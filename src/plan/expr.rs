@@ -60,21 +60,21 @@ pub enum Func {
 }
 
 impl Func {
-    const NAMES: [&'static str; 5] = ["length", "first", "coalesce", "join", "sum"];
+    const ALL: [Func; 5] = [Func::Length, Func::First, Func::Coalesce, Func::Join, Func::Sum];
+    const NAMES: [&'static str; 5] = [
+        Func::Length.name(),
+        Func::First.name(),
+        Func::Coalesce.name(),
+        Func::Join.name(),
+        Func::Sum.name(),
+    ];
 
     fn from_name(name: &str) -> Option<Func> {
-        Some(match name {
-            "length" => Func::Length,
-            "first" => Func::First,
-            "coalesce" => Func::Coalesce,
-            "join" => Func::Join,
-            "sum" => Func::Sum,
-            _ => return None,
-        })
+        Func::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// The name as written in compositions.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Func::Length => "length",
             Func::First => "first",
@@ -1090,6 +1090,13 @@ impl Expr {
 }
 
 impl PathExpr {
+    /// The steps to the nodes it selects, filters and slices read as `[*]` (they select some of
+    /// those nodes): where `attach` puts answers and what `@` stands for. `None` for `..` and
+    /// several names in one segment.
+    pub fn walk_steps(&self) -> Option<Vec<Step>> {
+        self.steps.clone().or_else(|| typing_steps(&self.query.segments))
+    }
+
     /// The root names the path reads: its first step for a `$` path, and any `$` paths inside filters.
     pub fn roots(&self) -> Vec<RootRef> {
         let mut out = Vec::new();

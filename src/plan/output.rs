@@ -218,11 +218,7 @@ fn contains_item(e: &Expr) -> bool {
 /// The absolute simple steps `@` stands for inside an `each` over `over`, when they are known.
 pub fn item_steps(over: &Expr, item: Option<&[Step]>) -> Option<Vec<Step>> {
     let Expr::Path(p) = over else { return None };
-    // A filter or a slice walks some of the items `[*]` walks: the same steps say where they are.
-    let steps = p
-        .steps
-        .clone()
-        .or_else(|| super::expr::typing_steps(&p.query.segments))?;
+    let steps = p.walk_steps()?;
     if p.relative {
         let mut base = item?.to_vec();
         base.extend(steps);

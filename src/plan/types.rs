@@ -133,14 +133,9 @@ impl<'a> TypeEnv<'a> {
             labels: &labels,
             params: &ep.params,
         };
-        for call in calls {
-            if let (Some(each), Some(at)) = (
-                &call.each,
-                ep.calls
-                    .iter()
-                    .find(|c| c.name.value == call.name)
-                    .and_then(|c| c.attach.as_ref()),
-            ) {
+        // `calls` are compiled one for one from `ep.calls`, in order.
+        for (call, cfg) in calls.iter().zip(&ep.calls) {
+            if let (Some(each), Some(at)) = (&call.each, &cfg.attach) {
                 checker.check_attach_items(&each.over, at, &call.name, diags, file);
             }
             let item = match &call.each {
@@ -154,10 +149,7 @@ impl<'a> TypeEnv<'a> {
             for part in &call.path {
                 if let PathPart::Value { expr, .. } = part {
                     checker.walk(expr, &item, diags, file);
-                    let at = ep.calls.iter().find(|c| c.name.value == call.name).map(|c| c.path.loc);
-                    if let Some(at) = at {
-                        checker.check_path_value(part, &call.name, &item, at, diags, file);
-                    }
+                    checker.check_path_value(part, &call.name, &item, cfg.path.loc, diags, file);
                 }
             }
             for (_, e) in &call.query {
@@ -269,11 +261,7 @@ impl<'a> Checker<'_, 'a> {
         file: &std::sync::Arc<str>,
     ) {
         let Expr::Path(p) = over else { return };
-        let steps = p
-            .steps
-            .clone()
-            .or_else(|| crate::plan::expr::typing_steps(&p.query.segments));
-        let items = match steps.as_deref() {
+        let items = match p.walk_steps().as_deref() {
             Some([Step::Name(root), Step::Name(name), Step::Wildcard]) if !p.relative && root == "args" => {
                 match self.params.iter().find(|q| q.name.value == *name).map(|q| &q.ty.base) {
                     Some(BaseType::List(inner)) => param_out(inner).kind,
@@ -368,11 +356,7 @@ impl<'a> Checker<'_, 'a> {
         let Expr::Path(p) = over else { return elem };
         // A filter or a slice walks the same items as `[*]` (the ones it leaves out have no
         // answer attached, and `@` fields are nullable).
-        let Some(steps) = p
-            .steps
-            .clone()
-            .or_else(|| crate::plan::expr::typing_steps(&p.query.segments))
-        else {
+        let Some(steps) = p.walk_steps() else {
             return elem;
         };
         let steps = &steps;
@@ -708,11 +692,7 @@ fn reads_item(e: &Expr) -> bool {
 /// An output type in words, for messages: `String`, `an object` (`objects` for items).
 fn kind_words(k: &Kind, plural: bool) -> &'static str {
     match (k, plural) {
-        (Kind::Leaf(Leaf::Int), _) => "Int",
-        (Kind::Leaf(Leaf::Float), _) => "Float",
-        (Kind::Leaf(Leaf::String), _) => "String",
-        (Kind::Leaf(Leaf::Boolean), _) => "Boolean",
-        (Kind::Leaf(Leaf::Json), _) => "JSON",
+        (Kind::Leaf(leaf), _) => leaf.graphql_name(),
         (Kind::List(_), false) => "a list",
         (Kind::List(_), true) => "lists",
         (Kind::Object(_), false) => "an object",
